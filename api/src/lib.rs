@@ -1,0 +1,14 @@
+//! The shared vocabulary of the NAS search system.
+//!
+//! * [`crd`]: the `NASSearch` custom resource (spec, status, CEL rules) users `kubectl apply`.
+//! * [`contract`]: what the operator hands the runner (the resolved spec, stages, exit codes) and
+//!   the termination summary the runner hands back.
+//! * [`layout`]: the artifact key layout under one search's prefix.
+//! * [`records`]: result records (score lines, rankings, training metrics, summary).
+//!
+//! No libtorch, no Kubernetes client runtime and no AWS SDK here: both binaries depend on it.
+
+pub mod contract;
+pub mod crd;
+pub mod layout;
+pub mod records;

@@ -1,0 +1,19 @@
+//! `nas-runner` as a library: everything the stage commands are made of.
+//!
+//! * [`space`]: search spaces (NAS-Bench-201, DARTS): encodings, sampling, mutation.
+//! * [`nn`]: network builders in tch, exact parameter and FLOP counts, weight init.
+//! * [`metrics`]: one module per architecture metric behind one registry, plus rank utilities.
+//! * [`data`]: data-set readers, staging into packed shards, the streaming loader.
+//! * [`train`]: the trainer, recipes, checkpoints.
+//! * [`store`]: the object store (S3 and local folder).
+//! * [`stages`]: the stage commands the operator schedules, and `local`.
+//! * [`device`]: picking CPU or CUDA.
+
+pub mod data;
+pub mod device;
+pub mod metrics;
+pub mod nn;
+pub mod space;
+pub mod stages;
+pub mod store;
+pub mod train;

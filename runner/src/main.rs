@@ -1,0 +1,39 @@
+//! `nas-runner`: the one binary every Kubernetes Job of a search runs, and the local pipeline.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Runs the stages of a neural architecture search: stage a data set into packed shards, score
+/// candidate architectures with training-free and light-weight training-based metrics, select the
+/// best, train and evaluate them. Each stage reads and writes artifacts in object storage (S3) or
+/// a local folder; `local` runs the whole pipeline in one process.
+///
+/// Exit codes: 0 done, 2 invalid configuration, 3 this shard or candidate cannot be done, anything
+/// else a transient failure worth a retry.
+#[derive(Parser)]
+#[command(name = "nas-runner", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Smoke-check libtorch: build a small conv net, train a few steps, print the losses.
+    SelfTest,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::SelfTest => match nas_runner::train::smoke::run(30) {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("self-test failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

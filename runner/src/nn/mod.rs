@@ -1,0 +1,69 @@
+//! Network builders and the interface every metric and the trainer use.
+//!
+//! A search space's architecture becomes a [`NetBuilder`]; `build` creates the parameters under a
+//! `VarStore` path and returns a [`Net`]. One forward pass takes a [`Forward`] context that says
+//! how to run (train or eval BN, BN removed, drop-path) and what to record on the way (ReLU
+//! inputs, conv/linear outputs, BN batch variances, the last feature map, auxiliary logits):
+//! the metrics read those instead of hooking modules as the PyTorch reference code does.
+
+pub mod init;
+
+use tch::{nn, Tensor};
+
+/// How to run one forward pass and what to record. `Default` is eval mode, nothing recorded.
+#[derive(Default)]
+pub struct Forward {
+    /// BatchNorm uses batch statistics (and updates running ones) when true.
+    pub train: bool,
+    /// Skip every BatchNorm (synflow runs the network without BN).
+    pub no_bn: bool,
+    /// DARTS drop-path probability (0 = off); used only when `train` is true.
+    pub drop_path_prob: f64,
+    /// When `Some`, every ReLU pushes its input here, in execution order (NASWOT, linear regions).
+    pub relu_inputs: Option<Vec<Tensor>>,
+    /// When `Some`, every conv and linear layer pushes its output here (fisher).
+    pub layer_outputs: Option<Vec<Tensor>>,
+    /// When `Some`, every BatchNorm in train mode pushes its per-channel batch variance (Zen-NAS).
+    pub bn_batch_vars: Option<Vec<Tensor>>,
+    /// Set by the network: the feature map right before global pooling (Zen-NAS).
+    pub features: Option<Tensor>,
+    /// Set by networks with an auxiliary head, when `train` is true.
+    pub aux_logits: Option<Tensor>,
+}
+
+impl Forward {
+    pub fn train() -> Self {
+        Forward { train: true, ..Default::default() }
+    }
+    pub fn eval() -> Self {
+        Forward::default()
+    }
+}
+
+/// A built network. Parameters live in the `VarStore` it was built under.
+pub trait Net: Send {
+    /// Logits `[batch, classes]`.
+    fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor;
+    /// The final classifier's weight `[classes, features]` (bias excluded), sharing storage.
+    fn classifier_weight(&self) -> Tensor;
+}
+
+/// Everything that can be said about an architecture without building it, and how to build it.
+pub trait NetBuilder: Send + Sync {
+    /// The architecture in its space's textual form.
+    fn arch(&self) -> String;
+    /// Creates the parameters under `vs` and returns the network.
+    fn build(&self, vs: &nn::Path) -> Box<dyn Net>;
+    /// Parameter count in the space's published convention (NB201 counts every op, even those
+    /// execution skips; DARTS excludes the auxiliary head).
+    fn param_count(&self) -> i64;
+    /// Multiply-adds of conv and linear layers for one image (bias adds where a bias exists).
+    fn flops(&self) -> i64;
+    /// False when the cell has no parametric or pooling op at all (NB201: every edge `none` or
+    /// `skip_connect`): such networks cannot learn features and the paper's metric skips them.
+    fn has_learnable_ops(&self) -> bool;
+    /// Number of classes of the classifier.
+    fn num_classes(&self) -> i64;
+    /// Input `(channels, height, width)`.
+    fn input_shape(&self) -> (i64, i64, i64);
+}

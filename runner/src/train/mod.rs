@@ -1,0 +1,3 @@
+//! Training: the trainer, recipes and checkpoints.
+
+pub mod smoke;
