@@ -9,7 +9,9 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
         "cuda" => Ok(Device::Cuda(0)),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) => Ok(Device::Cuda(i)),
-            _ => Err(format!("unknown device '{other}': expected auto, cpu, cuda or cuda:N")),
+            _ => Err(format!(
+                "unknown device '{other}': expected auto, cpu, cuda or cuda:N"
+            )),
         },
     }
 }

@@ -16,4 +16,5 @@ pub mod nn;
 pub mod space;
 pub mod stages;
 pub mod store;
+pub mod telemetry;
 pub mod train;

@@ -19,7 +19,11 @@ fn binary_runs_without_library_path() {
         .env_remove("LD_LIBRARY_PATH")
         .output()
         .expect("binary starts");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert!(report["last_loss"].as_f64().unwrap() < report["first_loss"].as_f64().unwrap());
 }

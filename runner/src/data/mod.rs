@@ -8,7 +8,10 @@ pub enum DataError {
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Per-channel normalisation of a data set, applied to images scaled to [0, 1].
@@ -47,5 +50,7 @@ pub fn load_balanced_sample(
     seed: u64,
 ) -> Result<ImageBatch, DataError> {
     let _ = (split, per_class, seed);
-    Err(DataError::Invalid(format!("no reader for '{location}' yet")))
+    Err(DataError::Invalid(format!(
+        "no reader for '{location}' yet"
+    )))
 }

@@ -33,7 +33,10 @@ pub struct Forward {
 
 impl Forward {
     pub fn train() -> Self {
-        Forward { train: true, ..Default::default() }
+        Forward {
+            train: true,
+            ..Default::default()
+        }
     }
     pub fn eval() -> Self {
         Forward::default()

@@ -24,7 +24,10 @@ impl LocalStore {
     }
 
     fn temp_beside(path: &Path) -> PathBuf {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
     }
 }
@@ -37,7 +40,8 @@ impl ObjectStore for LocalStore {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(Self::io(format!("creating {}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(Self::io(format!("creating {}", dir.display())))?;
         }
         let tmp = Self::temp_beside(&path);
         std::fs::write(&tmp, bytes).map_err(Self::io(format!("writing {}", tmp.display())))?;
@@ -47,15 +51,22 @@ impl ObjectStore for LocalStore {
     fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(key)?;
         std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound { location: self.describe(), key: key.into() },
-            _ => StoreError::Io { context: format!("reading {}", path.display()), source: e },
+            std::io::ErrorKind::NotFound => StoreError::NotFound {
+                location: self.describe(),
+                key: key.into(),
+            },
+            _ => StoreError::Io {
+                context: format!("reading {}", path.display()),
+                source: e,
+            },
         })
     }
 
     fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(Self::io(format!("creating {}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(Self::io(format!("creating {}", dir.display())))?;
         }
         let tmp = Self::temp_beside(&path);
         std::fs::copy(src, &tmp).map_err(Self::io(format!("copying {}", src.display())))?;
@@ -65,7 +76,10 @@ impl ObjectStore for LocalStore {
     fn get_to_file(&self, key: &str, dest: &Path) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if !path.exists() {
-            return Err(StoreError::NotFound { location: self.describe(), key: key.into() });
+            return Err(StoreError::NotFound {
+                location: self.describe(),
+                key: key.into(),
+            });
         }
         let tmp = Self::temp_beside(dest);
         std::fs::copy(&path, &tmp).map_err(Self::io(format!("copying {}", path.display())))?;
@@ -83,7 +97,12 @@ impl ObjectStore for LocalStore {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::Io { context: format!("listing {}", dir.display()), source: e }),
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        context: format!("listing {}", dir.display()),
+                        source: e,
+                    })
+                }
             };
             for entry in entries {
                 let entry = entry.map_err(Self::io(format!("listing {}", dir.display())))?;
@@ -107,7 +126,10 @@ impl ObjectStore for LocalStore {
         match std::fs::remove_file(self.path(key)?) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io { context: format!("deleting {key}"), source: e }),
+            Err(e) => Err(StoreError::Io {
+                context: format!("deleting {key}"),
+                source: e,
+            }),
         }
     }
 }

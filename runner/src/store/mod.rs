@@ -20,7 +20,10 @@ pub enum StoreError {
     #[error("{0}")]
     Transient(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 /// Keys are `/`-separated and relative to the store's root (bucket + prefix, or folder).

@@ -19,14 +19,37 @@ pub fn run(steps: usize) -> Result<SmokeReport, tch::TchError> {
     let vs = nn::VarStore::new(device);
     let root = vs.root();
     let net = nn::seq()
-        .add(nn::conv2d(&root / "c1", 3, 8, 3, nn::ConvConfig { padding: 1, ..Default::default() }))
+        .add(nn::conv2d(
+            &root / "c1",
+            3,
+            8,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                ..Default::default()
+            },
+        ))
         .add_fn(|x| x.relu())
-        .add(nn::conv2d(&root / "c2", 8, 8, 3, nn::ConvConfig { padding: 1, stride: 2, ..Default::default() }))
+        .add(nn::conv2d(
+            &root / "c2",
+            8,
+            8,
+            3,
+            nn::ConvConfig {
+                padding: 1,
+                stride: 2,
+                ..Default::default()
+            },
+        ))
         .add_fn(|x| x.relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1))
         .add(nn::linear(&root / "fc", 8, 4, Default::default()));
     let x = Tensor::randn([16, 3, 8, 8], (Kind::Float, device));
     let y = Tensor::randint(4, [16], (Kind::Int64, device));
-    let mut opt = nn::Sgd { momentum: 0.9, ..Default::default() }.build(&vs, 0.1)?;
+    let mut opt = nn::Sgd {
+        momentum: 0.9,
+        ..Default::default()
+    }
+    .build(&vs, 0.1)?;
     let mut losses = Vec::with_capacity(steps);
     for _ in 0..steps {
         let loss = net.forward(&x).cross_entropy_for_logits(&y);
