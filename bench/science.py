@@ -1,6 +1,6 @@
 """The paper's NB201 CIFAR-10 protocol, judged over many draws (issue 10, "Science").
 
-    python bench/science.py --scores POOL.jsonl [--data ../shared/data/nb201] [--draws 1000]
+    python bench/science.py [--scores POOL.jsonl] [--data ../shared/data/nb201] [--draws 1000]
                             [--draw-size 100] [--seed 0] [--json OUT.json] [--md OUT.md]
 
 `--scores` is `nas-runner score` output (or bench/reference/score.py's) over a pool of NB201
@@ -89,16 +89,20 @@ def select(cands: List[dict]) -> int:
     return int(np.argmax(search))
 
 
-def draw_stats(pool: List[dict], acc: Dict[int, float], draws: int, size: int, seed: int):
+def draw_stats(pool: List[dict], acc: Dict[int, float], draws: int, size: int, seed: int,
+               scored: bool = True):
     rng = np.random.default_rng(seed)
     picks, param_picks, bests = [], [], []
     for _ in range(draws):
         cands = [pool[i] for i in rng.choice(len(pool), size=size, replace=False)]
-        picks.append(acc[cands[select(cands)]["idx"]])
+        if scored:
+            picks.append(acc[cands[select(cands)]["idx"]])
         param_picks.append(acc[cands[int(np.argmax([c["params"] for c in cands]))]["idx"]])
         bests.append(max(acc[c["idx"]] for c in cands))
 
     def ms(v):
+        if not v:
+            return {"mean": None, "std": None, "n": 0}
         return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
 
     return {"angle_loss+params": ms(picks), "params": ms(param_picks), "best": ms(bests)}
@@ -157,12 +161,21 @@ def authors_draw(pool: List[dict], acc: Dict[int, float]) -> dict:
 
 def markdown(res: dict) -> str:
     d = res["draws"]
+    n = max(v["n"] for v in d.values())
+    if "authors_draw" not in res:
+        return "\n".join([
+            f"Without scores: the whole space ({res['pool_size']} architectures), {n} draws of "
+            f"{res['draw_size']}, #Param from the NB201 formula.", "",
+            "| selection | CIFAR-10 test accuracy, mean ± std over draws |", "|---|---|",
+            f"| #Param only | {d['params']['mean']:.2f} ± {d['params']['std']:.2f} |",
+            f"| best of the draw | {d['best']['mean']:.2f} ± {d['best']['std']:.2f} |"]) + "\n"
     lines = [f"Pool: {res['pool_size']} NB201 architectures ({res['degenerate']} degenerate); "
-             f"{d['angle_loss+params']['n']} draws of {res['draw_size']}.", "",
+             f"{n} draws of {res['draw_size']}.", "",
              "| selection | CIFAR-10 test accuracy, mean ± std over draws |", "|---|---|"]
     for k, label in (("angle_loss+params", "angle_loss + #Param (paper)"),
                      ("params", "#Param only"), ("best", "best of the draw")):
-        lines.append(f"| {label} | {d[k]['mean']:.2f} ± {d[k]['std']:.2f} |")
+        if d[k]["n"]:
+            lines.append(f"| {label} | {d[k]['mean']:.2f} ± {d[k]['std']:.2f} |")
     a = res["authors_draw"]
     lines += ["", "Authors' draw (random.seed(1); random.sample(range(15625), 100)): " + (
         f"pick index {a['pick_index']} at {a['pick_accuracy']:.3f}%, best of the draw "
@@ -180,6 +193,15 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def baselines(data_dir: str, draws: int, size: int, seed: int) -> dict:
+    """No scores: the #Param pick and the best of each draw over the whole space."""
+    acc, index, _ = load_benchmark(data_dir)
+    pool = [{"idx": i, "params": float(param_count_formula(parse_arch(a)))}
+            for a, i in index.items()]
+    return {"pool_size": len(pool), "draw_size": size,
+            "draws": draw_stats(pool, acc, draws, size, seed, scored=False)}
+
+
 def run(scores: str, data_dir: str, draws: int, size: int, seed: int) -> dict:
     acc, index, groups = load_benchmark(data_dir)
     pool = load_pool(scores, index)
@@ -194,7 +216,7 @@ def run(scores: str, data_dir: str, draws: int, size: int, seed: int) -> dict:
 def main(argv=None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--scores", required=True)
+    p.add_argument("--scores", help="omit for the score-free baselines over the whole space")
     p.add_argument("--data", default=os.path.join(here, "../../shared/data/nb201"))
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--draw-size", type=int, default=100)
@@ -203,7 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("--md")
     a = p.parse_args(argv)
     try:
-        res = run(a.scores, a.data, a.draws, a.draw_size, a.seed)
+        res = (run(a.scores, a.data, a.draws, a.draw_size, a.seed) if a.scores
+               else baselines(a.data, a.draws, a.draw_size, a.seed))
     except (OSError, ValueError) as e:
         print(f"science: {e}", file=sys.stderr)
         return 2

@@ -91,6 +91,13 @@ def main():
         md = science.markdown(res)
         check("markdown table", "| #Param only |" in md and "| cos |" in md)
 
+    base = science.baselines(a.data, 300, 100, 0)
+    d = base["draws"]
+    check("baselines: no angle pick, #Param and best near the public 93.22 / 93.85",
+          d["angle_loss+params"]["n"] == 0 and abs(d["params"]["mean"] - 93.22) < 0.15
+          and abs(d["best"]["mean"] - 93.85) < 0.1, {k: v["mean"] for k, v in d.items()})
+    check("baselines markdown", "| #Param only |" in science.markdown(base))
+
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if passed == len(results) else 1
