@@ -41,6 +41,11 @@ def per_arch_seconds(res, kind, side):
     return out
 
 
+def cell(s):
+    """Text for a Markdown table cell: NB201 strings hold pipes."""
+    return str(s).replace("|", "\\|")
+
+
 def med(v):
     return statistics.median(v) if v else None
 
@@ -64,7 +69,7 @@ def angle_table(res):
         r = med(ref.get("angle_loss", {}).get(arch, []))
         tot_o.append(o)
         tot_r.append(r)
-        lines.append(f"| {i + 1} | `{arch}` | {fmt(o)} | {fmt(r)} | {ratio(o, r)} |")
+        lines.append(f"| {i + 1} | `{cell(arch)}` | {fmt(o)} | {fmt(r)} | {ratio(o, r)} |")
     so = sum(tot_o) if tot_o and None not in tot_o else None
     sr = sum(tot_r) if tot_r and None not in tot_r else None
     n = len(archs) or 1
@@ -107,7 +112,7 @@ def throughput_table(rows_by_side, key, label):
     for n in names:
         v = {s: next((r["images_per_s"] for r in rows if r[key] == n), None)
              for s, rows in rows_by_side.items()}
-        lines.append(f"| `{n}` | {fmt(v.get('ours'), 1)} | {fmt(v.get('ref'), 1)} | "
+        lines.append(f"| `{cell(n)}` | {fmt(v.get('ours'), 1)} | {fmt(v.get('ref'), 1)} | "
                      f"{ratio(v.get('ours'), v.get('ref'))} |")
     return "\n".join(lines)
 
@@ -169,7 +174,9 @@ def main():
         f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}; runner: "
         f"{meta.get('runner', 'not available')}.",
         f"- Machine: {machine(meta)}.",
-        f"- Date: {meta.get('date', '?')}.", "",
+        f"- Date: {meta.get('date', '?')}.",
+        "- The CPU is shared with other work (see the load average): absolute seconds are "
+        "inflated by it; the ratios of interleaved A/B runs are the numbers to compare.", "",
         "## 1. angle_loss, seconds per architecture (CPU)", "",
         angle_table(res), "",
         "Score parity (same initial weights and batch through the exchange files, "
@@ -194,8 +201,8 @@ def main():
                 "```", open(os.path.join(gpu, "machine.txt")).read().strip(), "```", "",
                 gpu_table(gpu), ""]
     else:
-        out += ["## GPU", "", "No GPU machine was lent to the session that wrote this file; "
-                "`bench/gpu.sh` is the prepared run for one.", ""]
+        out += ["## GPU", "", "No GPU results (bench/out/gpu) were at hand when this file was "
+                "written; `bench/gpu.sh` is the prepared run for a lent GPU machine.", ""]
     no_pool = ("No pool of scored NB201 architectures yet (bench/out/pool.jsonl: `nas-runner "
                "score` over bench/out/pool_archs.txt; see bench/README.md), so the angle_loss "
                "rows and the Kendall taus are still to come.")

@@ -46,14 +46,16 @@ mkdir -p "$RES"
 CMDS="$RES/commands.txt"
 # Runs a command, logging it (with paths relative to the repository) for BENCHMARKS.md.
 run() {
-    echo "$*" | sed "s#$ROOT/##g" >> "$CMDS"
+    printf '%q ' "$@" | sed "s#$ROOT/##g; s/ $//" >> "$CMDS"
+    echo >> "$CMDS"
     "$@"
 }
 # Like run, under /usr/bin/time -v into $RES/mem_$1.txt.
 run_mem() {
     local name="$1"
     shift
-    echo "/usr/bin/time -v $*" | sed "s#$ROOT/##g" >> "$CMDS"
+    printf '%q ' /usr/bin/time -v "$@" | sed "s#$ROOT/##g; s/ $//" >> "$CMDS"
+    echo >> "$CMDS"
     /usr/bin/time -v -o "$RES/mem_$name.txt" "$@"
 }
 
@@ -86,7 +88,8 @@ echo "runner: $([ $HAVE_SCORE = 1 ] && echo "$RUNNER" || echo "none with 'score'
 ours_score() {  # $1 metrics, $2 archs file, $3 out file
     [ $HAVE_SCORE = 1 ] || return 0
     run_mem "score_$(basename "$3" .jsonl)" "$RUNNER" score --space nb201 --archs "$2" \
-        --metrics "$1" --data "$CIFAR" --seed 0 --out "$3"
+        --metrics "$1" --data "$CIFAR" --seed 0 --out "$3" \
+        || echo "runner score failed: $1 on $2 (see $RES/mem_score_$(basename "$3" .jsonl).txt)" >&2
 }
 ours_train_speed() {  # HOOK: training images/s, batch 96 -> $RES/train_ours.jsonl
     # Lines like the reference's: {"net": "nb201:ARCH"|"darts_v2", "images_per_s": x, ...}.
@@ -94,7 +97,7 @@ ours_train_speed() {  # HOOK: training images/s, batch 96 -> $RES/train_ours.jso
     #   nas-runner train-bench --nets "$1" --batch 96 --steps N --threads $THREADS
     if [ -x "$RUNNER" ] && "$RUNNER" train-bench --help >/dev/null 2>&1; then
         run_mem train_ours "$RUNNER" train-bench --nets "$1" --batch 96 \
-            --steps "$TRAIN_STEPS" > "$RES/train_ours.jsonl"
+            --steps "$TRAIN_STEPS" > "$RES/train_ours.jsonl" || echo "runner train-bench failed" >&2
     fi
 }
 ours_decode_speed() {  # HOOK: stage-data decode + resize images/s -> $RES/decode_ours.jsonl
@@ -105,7 +108,7 @@ ours_decode_speed() {  # HOOK: stage-data decode + resize images/s -> $RES/decod
             local t0 t1
             t0=$(date +%s.%N)
             run "$RUNNER" stage-data --data "$CIFAR/test.tar.gz" --size "$size" \
-                --out "$OUTD/staged-$size" >&2
+                --out "$OUTD/staged-$size" >&2 || { echo "runner stage-data failed" >&2; return 0; }
             t1=$(date +%s.%N)
             $PY -c "import json,sys; dt=float(sys.argv[2])-float(sys.argv[1]); \
 print(json.dumps({'size': int(sys.argv[3]), 'images': 10000, 'seconds': round(dt, 3), \
@@ -116,7 +119,8 @@ print(json.dumps({'size': int(sys.argv[3]), 'images': 10000, 'seconds': round(dt
 ours_parity() {  # HOOK: the runner dumps its initial weights + batch (bench/README.md format)
     if [ $HAVE_SCORE = 1 ] && "$RUNNER" score --help 2>&1 | grep -q -- "--dump-dir"; then
         run "$RUNNER" score --space nb201 --archs "$ARCHS" --metrics "angle_loss,$ALL_FREE" \
-            --data "$CIFAR" --seed 0 --dump-dir "$OUTD/dumps" --out "$RES/parity_ours.jsonl"
+            --data "$CIFAR" --seed 0 --dump-dir "$OUTD/dumps" --out "$RES/parity_ours.jsonl" \
+            || echo "runner score --dump-dir failed" >&2
         run $PY $REF/check.py --dumps "$OUTD/dumps" --metrics "angle_loss,$ALL_FREE" \
             --compare "$RES/parity_ours.jsonl" --threads "$THREADS" --out "$RES/parity_ref.jsonl" \
             2> "$RES/parity.txt" || true
@@ -158,8 +162,13 @@ run $PY $REF/decode_speed.py --tar "$CIFAR/test.tar.gz" --limit "$DECODE_LIMIT" 
 ours_decode_speed
 
 # Science, when a pool has been scored.
+# Science: over a scored pool when there is one, else the score-free baselines (#Param pick,
+# best of the draw) over the whole space.
 if [ -f "$POOL" ]; then
     run $PY bench/science.py --scores "$POOL" --data "$DATA/nb201" --json "$RES/science.json" \
+        --md "$RES/science.md" > /dev/null
+else
+    run $PY bench/science.py --data "$DATA/nb201" --json "$RES/science.json" \
         --md "$RES/science.md" > /dev/null
 fi
 

@@ -17,6 +17,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reference"))
 
+import check as C  # noqa: E402
 import exchange  # noqa: E402
 import metrics as M  # noqa: E402
 from nb201 import (NB201, kaiming_fan_in_, live_edges, param_count, param_count_formula,  # noqa
@@ -129,6 +130,17 @@ def main():
             check("mismatched arch rejected", False)
         except ValueError as e:
             check("mismatched arch rejected", "cells.0.edges.0.conv.weight" in str(e), str(e)[:80])
+
+    # check.py's comparison: relative tolerance per value, angle_loss parts and flag.
+    ours = {"metrics": {"angle_loss": {"cos": 0.5, "loss": 2.0, "degenerate": False},
+                        "synflow": 1e30}}
+    near = {"metrics": {"angle_loss": {"cos": 0.50004, "loss": 2.0001, "degenerate": False},
+                        "synflow": 1.00009e30}}
+    far = {"metrics": {"angle_loss": {"cos": 0.5001, "loss": 2.0, "degenerate": True},
+                       "synflow": 1.0002e30}}
+    check("compare: within 1e-4 agrees", C.compare(ours, near, 1e-4) == [])
+    check("compare: each difference named", len(C.compare(ours, far, 1e-4)) == 3,
+          C.compare(ours, far, 1e-4))
 
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
