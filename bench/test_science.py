@@ -79,8 +79,8 @@ def main():
         rng = np.random.default_rng(0)
         noise = os.path.join(d, "noise.jsonl")
         sub = set(rng.choice(15625, 400, replace=False).tolist())
-        write_scores(noise, acc, index, lambda x: float(rng.random()), lambda x: float(rng.random()),
-                     subset=sub)
+        write_scores(noise, acc, index, lambda x: float(rng.random()),
+                     lambda x: float(rng.random()), subset=sub)
         res = science.run(noise, a.data, 300, 100, 0)
         c = res["correlations"]
         check("random scores: |tau| small", abs(c["cos"]["tau_accuracy"]) < 0.1,

@@ -135,11 +135,11 @@ def grasp(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
     net.train()
     ws = net.conv_linear_weights()
     g = torch.autograd.grad(F.cross_entropy(net(x), y), ws, allow_unused=True)
-    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(ws, g)]
+    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(ws, g, strict=True)]
     gf = torch.autograd.grad(F.cross_entropy(net(x), y), ws, create_graph=True, allow_unused=True)
-    z = sum((gi * gfi).sum() for gi, gfi in zip(g, gf) if gfi is not None)
+    z = sum((gi * gfi).sum() for gi, gfi in zip(g, gf, strict=True) if gfi is not None)
     hg = torch.autograd.grad(z, ws, allow_unused=True)
-    return sum((-w.detach() * h).sum().item() for w, h in zip(ws, hg) if h is not None)
+    return sum((-w.detach() * h).sum().item() for w, h in zip(ws, hg, strict=True) if h is not None)
 
 
 def fisher(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -151,7 +151,7 @@ def fisher(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
     acts = rec.layer_outputs
     grads = torch.autograd.grad(loss, acts, allow_unused=True)
     total = 0.0
-    for a, g in zip(acts, grads):
+    for a, g in zip(acts, grads, strict=True):
         if g is None:
             continue
         prod = a.detach() * g
@@ -218,7 +218,7 @@ def ntk_cond(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
     for i in range(x.shape[0]):
         g = torch.autograd.grad(out[i].sum(), ws, retain_graph=True, allow_unused=True)
         rows.append(torch.cat([(torch.zeros_like(w) if gi is None else gi).reshape(-1)
-                               for w, gi in zip(ws, g)]))
+                               for w, gi in zip(ws, g, strict=True)]))
     gm = torch.stack(rows)
     ntk = gm @ gm.t()
     ev = torch.linalg.eigvalsh(ntk.double().cpu())
