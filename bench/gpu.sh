@@ -27,7 +27,7 @@ T0=$(date +%s)
     $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 } > "$O/machine.txt" 2>&1
 for pass in 1 2; do
-    $PY $R/score.py --archs bench/archs20.txt --metrics "$ALL" --data $DATA --device "$DEV" \
+    $PY $R/score.py --archs "${ARCHS20:-bench/archs20.txt}" --metrics "$ALL" --data $DATA --device "$DEV" \
         --iters "$ITERS" --out "$O/ref20_pass$pass.jsonl" 2>>"$O/log.txt"
 done
 echo "timing done at $(( $(date +%s) - T0 )) s" >> "$O/log.txt"
