@@ -1,0 +1,117 @@
+"""`check`: recompute metrics from exchange files and compare them with the runner's scores.
+
+    python check.py --dumps DIR_OR_FILES... --metrics angle_loss,synflow [--compare RUNNER.jsonl]
+                    [--rtol 1e-4] [--out FILE] [--device cpu] [--threads 1]
+
+Each exchange file (bench/README.md) gives one architecture's initial weights and inputs; every
+requested metric is computed on its whole `input.*` batch (angle_loss with its `aug.*` draws, zen
+with `zen.z1`/`zen.z2`). With `--compare`, each value is matched by arch with the runner's
+record and must agree within `rtol` relative (angle_loss: cos and loss each, degenerate equal);
+the exit status is 1 when any does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import exchange  # noqa: E402
+import metrics as M  # noqa: E402
+
+
+def compute(dump: exchange.Dump, names, device: str) -> dict:
+    rec = {"arch": dump.arch, "metrics": {}, "seconds": {}}
+    x = M.normalize(dump.images, dump.mean, dump.std).to(device)
+    y = dump.labels.to(device)
+    for name in names:
+        net = dump.build().to(device)
+        t0 = time.perf_counter()
+        if name == "angle_loss":
+            v = M.angle_loss(net, dump.images, dump.labels, dump.mean, dump.std, aug=dump.aug,
+                             iters=dump.aug[0].shape[0] if dump.aug is not None else 50)
+        elif name == "zen":
+            v = M.zen(net, x, y, noise=dump.zen_noise)
+        else:
+            v = M.TRAINING_FREE[name](net, x, y)
+        rec["metrics"][name] = v
+        rec["seconds"][name] = round(time.perf_counter() - t0, 6)
+    return rec
+
+
+def close(a: float, b: float, rtol: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def compare(ours: dict, theirs: dict, rtol: float) -> list:
+    """Mismatch messages for one architecture (empty when everything agrees)."""
+    bad = []
+    for name, v in ours["metrics"].items():
+        if name not in theirs.get("metrics", {}):
+            bad.append(f"{name}: missing in runner record")
+            continue
+        w = theirs["metrics"][name]
+        if isinstance(v, dict):
+            if bool(v["degenerate"]) != bool(w.get("degenerate")):
+                bad.append(f"{name}.degenerate: reference {v['degenerate']} runner "
+                           f"{w.get('degenerate')}")
+            for part in ("cos", "loss"):
+                if not close(float(v[part]), float(w.get(part, float("nan"))), rtol):
+                    bad.append(f"{name}.{part}: reference {v[part]!r} runner {w.get(part)!r}")
+        elif not close(float(v), float(w), rtol):
+            bad.append(f"{name}: reference {v!r} runner {w!r}")
+    return bad
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dumps", nargs="+", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--compare")
+    p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--out")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    names = [m.strip() for m in a.metrics.split(",") if m.strip()]
+    files = []
+    for d in a.dumps:
+        files.extend(sorted(glob.glob(os.path.join(d, "*.safetensors"))) if os.path.isdir(d)
+                     else [d])
+    theirs = {}
+    if a.compare:
+        with open(a.compare) as f:
+            for ln in f:
+                if ln.strip():
+                    r = json.loads(ln)
+                    theirs[r["arch"]] = r
+    out = open(a.out, "w") if a.out else sys.stdout
+    failures = 0
+    for path in files:
+        rec = compute(exchange.load(path), names, a.device)
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+        if a.compare:
+            other = theirs.get(rec["arch"])
+            bad = ["no runner record"] if other is None else compare(rec, other, a.rtol)
+            for msg in bad:
+                print(f"MISMATCH {os.path.basename(path)} {rec['arch']}: {msg}", file=sys.stderr)
+            failures += bool(bad)
+    if a.compare:
+        print(f"{len(files) - failures} agree, {failures} differ (rtol {a.rtol})", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Writes BENCHMARKS.md from the result files bench/run.sh leaves in bench/out/results.
+
+    python bench/report.py --results bench/out/results --out BENCHMARKS.md [--gpu bench/out/gpu]
+
+Files read (each optional; a missing one shows as "not run"):
+  angle_{ours,ref}_{run}.jsonl, metrics_{ours,ref}_{run}.jsonl   score records per A/B run
+  train_{ours,ref}.jsonl, decode_{pillow,ours}.jsonl                throughput lines
+  mem_{name}.txt                                                     /usr/bin/time -v output
+  parity.txt, science.md, commands.txt, meta.json                    as run.sh writes them
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import statistics
+from collections import defaultdict
+
+METRICS = ["params", "grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "naswot",
+           "ntk_cond", "zen"]
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(ln) for ln in f if ln.strip()]
+
+
+def per_arch_seconds(res, kind, side):
+    """{metric: {arch: [seconds per run]}} over every run file of one side."""
+    out = defaultdict(lambda: defaultdict(list))
+    for path in sorted(glob.glob(os.path.join(res, f"{kind}_{side}_*.jsonl"))):
+        for rec in read_jsonl(path):
+            for m, s in rec.get("seconds", {}).items():
+                out[m][rec["arch"]].append(float(s))
+    return out
+
+
+def cell(s):
+    """Text for a Markdown table cell: NB201 strings hold pipes."""
+    return str(s).replace("|", "\\|")
+
+
+def med(v):
+    return statistics.median(v) if v else None
+
+
+def fmt(v, nd=3):
+    return "not run" if v is None else f"{v:.{nd}f}"
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b in (None, 0) else f"{a / b:.2f}x"
+
+
+def angle_table(res):
+    ours, ref = per_arch_seconds(res, "angle", "ours"), per_arch_seconds(res, "angle", "ref")
+    archs = list(dict.fromkeys(list(ref.get("angle_loss", {})) + list(ours.get("angle_loss", {}))))
+    lines = ["| # | architecture | ours s (median) | reference s (median) | ours / reference |",
+             "|---|---|---|---|---|"]
+    tot_o, tot_r = [], []
+    for i, arch in enumerate(archs):
+        o = med(ours.get("angle_loss", {}).get(arch, []))
+        r = med(ref.get("angle_loss", {}).get(arch, []))
+        tot_o.append(o)
+        tot_r.append(r)
+        lines.append(f"| {i + 1} | `{cell(arch)}` | {fmt(o)} | {fmt(r)} | {ratio(o, r)} |")
+    so = sum(tot_o) if tot_o and None not in tot_o else None
+    sr = sum(tot_r) if tot_r and None not in tot_r else None
+    n = len(archs) or 1
+    lines.append(f"| | **mean per arch** | {fmt(so / n if so else None)} | "
+                 f"{fmt(sr / n if sr else None)} | {ratio(so, sr)} |")
+    return "\n".join(lines)
+
+
+def metrics_table(res, kind="metrics", sides=("ours", "ref")):
+    data = {s: per_arch_seconds(res, kind, s) for s in sides}
+    lines = ["| metric | ours s/arch (median over archs of per-arch medians) | reference s/arch |"
+             " ours / reference |", "|---|---|---|---|"]
+    for m in METRICS:
+        vals = {}
+        for s in sides:
+            per = [med(v) for v in data[s].get(m, {}).values()]
+            vals[s] = med(per)
+        lines.append(f"| {m} | {fmt(vals['ours'], 4)} | {fmt(vals['ref'], 4)} | "
+                     f"{ratio(vals['ours'], vals['ref'])} |")
+    return "\n".join(lines)
+
+
+def gpu_table(gpu):
+    """Reference seconds per arch on the GPU (second pass over the 20 fixed archs)."""
+    recs = read_jsonl(os.path.join(gpu, "ref20_pass2.jsonl"))
+    lines = ["| metric | reference s/arch (median over archs) |", "|---|---|"]
+    for m in ["angle_loss"] + METRICS:
+        v = [r["seconds"][m] for r in recs if m in r.get("seconds", {})]
+        lines.append(f"| {m} | {fmt(med(v), 4)} |")
+    train = read_jsonl(os.path.join(gpu, "train_ref.jsonl"))
+    if train:
+        lines += ["", throughput_table({"ref": train}, "net", "network (training, batch 96)")]
+    return "\n".join(lines)
+
+
+def throughput_table(rows_by_side, key, label):
+    names = list(dict.fromkeys(r[key] for rows in rows_by_side.values() for r in rows))
+    lines = [f"| {label} | ours images/s | reference images/s | ours / reference |",
+             "|---|---|---|---|"]
+    for n in names:
+        v = {s: next((r["images_per_s"] for r in rows if r[key] == n), None)
+             for s, rows in rows_by_side.items()}
+        lines.append(f"| `{cell(n)}` | {fmt(v.get('ours'), 1)} | {fmt(v.get('ref'), 1)} | "
+                     f"{ratio(v.get('ours'), v.get('ref'))} |")
+    return "\n".join(lines)
+
+
+def mem_table(res):
+    lines = ["| command | peak RSS (MiB) | wall clock |", "|---|---|---|"]
+    for path in sorted(glob.glob(os.path.join(res, "mem_*.txt"))):
+        text = open(path).read()
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
+        name = os.path.basename(path)[4:-4]
+        lines.append(f"| {name} | {int(rss.group(1)) / 1024:.0f} | "
+                     f"{wall.group(1) if wall else '?'} |" if rss else f"| {name} | failed | |")
+    return "\n".join(lines) if len(lines) > 2 else "not run"
+
+
+def machine(meta):
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                       cpu)
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem} memory, {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}, "
+            f"torch {meta.get('torch', '?')}; threads per process: {meta.get('threads', '?')}; "
+            f"load average at start: {meta.get('loadavg', '?')}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--gpu", default="")
+    a = p.parse_args()
+    res = a.results
+    meta = json.load(open(os.path.join(res, "meta.json"))) if os.path.exists(
+        os.path.join(res, "meta.json")) else {}
+
+    def section_file(name, default="not run"):
+        path = os.path.join(res, name)
+        return open(path).read().strip() if os.path.exists(path) else default
+
+    mode = "quick (`bench/run.sh --quick`)" if meta.get("quick") else "full (`bench/run.sh`)"
+    out = [
+        "# Benchmarks", "",
+        "Written by `bench/run.sh` (see bench/README.md); every number below comes from the "
+        "commands listed at the end. \"ours\" is the Rust runner (`nas-runner`), \"reference\" "
+        "the PyTorch eager implementation in `bench/reference/`. A and B runs are interleaved "
+        "(the order alternates every run); seconds are the per-metric seconds each side "
+        "records, medians over runs.", "",
+        f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}; runner: "
+        f"{meta.get('runner', 'not available')}.",
+        f"- Machine: {machine(meta)}.",
+        f"- Date: {meta.get('date', '?')}.",
+        "- The CPU is shared with other work (see the load average): absolute seconds are "
+        "inflated by it; the ratios of interleaved A/B runs are the numbers to compare.", "",
+        "## 1. angle_loss, seconds per architecture (CPU)", "",
+        angle_table(res), "",
+        "Score parity (same initial weights and batch through the exchange files, "
+        "`bench/reference/check.py`, tolerance 1e-4 relative):", "",
+        section_file("parity.txt"), "",
+        "## 2. Training-free metrics, seconds per architecture (CPU)", "",
+        metrics_table(res), "",
+        "## 3. Training throughput, batch 96 (CPU)", "",
+        throughput_table({"ours": read_jsonl(os.path.join(res, "train_ours.jsonl")),
+                          "ref": read_jsonl(os.path.join(res, "train_ref.jsonl"))},
+                         "net", "network"), "",
+        "## 4. JPEG decode + resize (CIFAR-10 test tar, one thread)", "",
+        throughput_table({"ours": read_jsonl(os.path.join(res, "decode_ours.jsonl")),
+                          "ref": read_jsonl(os.path.join(res, "decode_pillow.jsonl"))},
+                         "size", "output size (px); reference = Pillow"), "",
+        "## 5. Peak memory (/usr/bin/time -v)", "",
+        mem_table(res), "",
+    ]
+    gpu = a.gpu
+    if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):
+        out += ["## GPU (reference side, from bench/gpu.sh on a lent GPU machine)", "",
+                "```", open(os.path.join(gpu, "machine.txt")).read().strip(), "```", "",
+                gpu_table(gpu), ""]
+    else:
+        out += ["## GPU", "", "No GPU results (bench/out/gpu) were at hand when this file was "
+                "written; `bench/gpu.sh` is the prepared run for a lent GPU machine.", ""]
+    no_pool = ("No pool of scored NB201 architectures yet (bench/out/pool.jsonl: `nas-runner "
+               "score` over bench/out/pool_archs.txt; see bench/README.md), so the angle_loss "
+               "rows and the Kendall taus are still to come.")
+    sci = section_file("science.md", no_pool)
+    if sci.startswith("Without scores"):
+        sci = no_pool + " What needs no scores:\n\n" + sci
+    out += ["## Science: the paper's NB201 protocol over many draws", "", sci, "",
+            "Public numbers over 1,000 draws: #Param pick 93.22 ± 0.50, best of the draw "
+            "93.85 ± 0.23; the authors' logged pick on their draw: 94.045%.", "",
+            "## Commands", "", "```", section_file("commands.txt", ""), "```", ""]
+    with open(a.out, "w") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
