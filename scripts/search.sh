@@ -17,5 +17,5 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
 fi
 search=${1:-examples/quickstart.yaml}
 shift || true
-cargo build -q -p nas-runner --bin nas-runner
-exec target/debug/nas-runner local "$search" "$@"
+
+exec cargo run -q -p nas-runner --bin nas-runner -- local "$search" "$@"
