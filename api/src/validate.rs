@@ -48,6 +48,7 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         "spec.dataset.source",
         "dataset.source must start with s3://, file:// or /",
     );
+    check(d.source.len() <= 2048, "spec.dataset.source", "must be at most 2048 characters");
     check((8..=1024).contains(&d.resolution), "spec.dataset.resolution", "must be between 8 and 1024");
     check(!d.splits.train.is_empty(), "spec.dataset.splits.train", "must not be empty");
     check(!d.splits.test.is_empty(), "spec.dataset.splits.test", "must not be empty");
@@ -158,6 +159,7 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
             "spec.artifacts.endpoint",
             "artifacts.endpoint must start with http:// or https://",
         );
+        check(e.len() <= 2048, "spec.artifacts.endpoint", "must be at most 2048 characters");
     }
     let sources = usize::from(a.credentials.secret_ref.is_some())
         + usize::from(a.credentials.from_environment == Some(true));

@@ -15,6 +15,7 @@ pub struct ArtifactsSpec {
     pub prefix: String,
     /// Endpoint URL of an S3-compatible server (`http://` or `https://`); empty for AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("artifacts.endpoint must start with http:// or https://"))]
     pub endpoint: Option<String>,
     /// Region of the bucket.

@@ -58,6 +58,7 @@ pub enum DatasetFormat {
 pub struct DatasetSpec {
     /// Where the raw data set lives: `s3://bucket/key-prefix` (read with the artifact
     /// credentials) or `file:///path` / `/path` on a volume the runner image or node provides.
+    #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('s3://') || self.startsWith('file://') || self.startsWith('/')").message("dataset.source must start with s3://, file:// or /"))]
     pub source: String,
     /// Format of the raw files at `source`.
