@@ -21,14 +21,24 @@ pub struct Scope {
 }
 
 /// Runs until `shutdown` turns true; then finishes in-flight reconciles and returns.
-pub async fn run(ctx: Arc<Context>, scope: Scope, concurrency: u16, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    concurrency: u16,
+    shutdown: watch::Receiver<bool>,
+) {
     let apis: Vec<(Api<NASSearch>, Api<Job>)> = if scope.namespaces.is_empty() {
         vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))]
     } else {
         scope
             .namespaces
             .iter()
-            .map(|ns| (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)))
+            .map(|ns| {
+                (
+                    Api::namespaced(ctx.client.clone(), ns),
+                    Api::namespaced(ctx.client.clone(), ns),
+                )
+            })
             .collect()
     };
     let controllers = apis.into_iter().map(|(searches, jobs)| {
@@ -37,7 +47,10 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, concurrency: u16, shutdown: wa
             let _ = rx.wait_for(|stop| *stop).await;
         };
         Controller::new(searches, watcher::Config::default())
-            .owns(jobs, watcher::Config::default().labels("app.kubernetes.io/managed-by=nas-operator"))
+            .owns(
+                jobs,
+                watcher::Config::default().labels("app.kubernetes.io/managed-by=nas-operator"),
+            )
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(stop)
             .run(reconcile, error_policy, ctx.clone())

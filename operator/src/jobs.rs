@@ -80,7 +80,10 @@ impl JobKind {
         if s == CLEANUP {
             return Some(JobKind::Cleanup);
         }
-        Stage::ALL.into_iter().find(|st| st.as_str() == s).map(JobKind::Stage)
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .map(JobKind::Stage)
     }
 
     /// Indexed stages run one pod per index (score shard, trained candidate).
@@ -174,7 +177,9 @@ pub fn completions(resolved: &ResolvedSpec, kind: JobKind) -> i32 {
 /// Indexes of `kind` allowed to fail while the search goes on (0 for non-indexed stages).
 pub fn tolerated_failed_indexes(resolved: &ResolvedSpec, kind: JobKind) -> i32 {
     if kind.indexed() {
-        stage_resources(resolved, kind).max_failed_indexes.unwrap_or(0)
+        stage_resources(resolved, kind)
+            .max_failed_indexes
+            .unwrap_or(0)
     } else {
         0
     }
@@ -202,13 +207,20 @@ fn failure_policy(indexed: bool) -> PodFailurePolicy {
             },
             on_exit("FailJob", exit_code::INVALID_CONFIG),
             // FailIndex needs backoffLimitPerIndex, which only Indexed Jobs have.
-            on_exit(if indexed { "FailIndex" } else { "FailJob" }, exit_code::UNDOABLE),
+            on_exit(
+                if indexed { "FailIndex" } else { "FailJob" },
+                exit_code::UNDOABLE,
+            ),
         ],
     }
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 fn pod_env(resolved: &ResolvedSpec, kind: JobKind) -> Vec<EnvVar> {
@@ -288,21 +300,45 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
         name: RUNNER_CONTAINER.into(),
         image: Some(spec.runner.image.clone()),
         image_pull_policy: spec.runner.image_pull_policy.clone(),
-        command: Some(vec!["nas-runner".into(), kind.as_str().into(), "--spec".into(), spec_path]),
+        command: Some(vec![
+            "nas-runner".into(),
+            kind.as_str().into(),
+            "--spec".into(),
+            spec_path,
+        ]),
         env: Some(pod_env(resolved, kind)),
         resources: container_resources(&res),
         termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
             ..Default::default()
         }),
         volume_mounts: Some(vec![
-            VolumeMount { name: "spec".into(), mount_path: SPEC_MOUNT_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "scratch".into(), mount_path: "/tmp".into(), ..Default::default() },
-            VolumeMount { name: "dshm".into(), mount_path: "/dev/shm".into(), ..Default::default() },
+            VolumeMount {
+                name: "spec".into(),
+                mount_path: SPEC_MOUNT_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "scratch".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "dshm".into(),
+                mount_path: "/dev/shm".into(),
+                ..Default::default()
+            },
         ]),
         ..Default::default()
     };
@@ -315,10 +351,17 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
             }),
             ..Default::default()
         },
-        Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
         Volume {
             name: "dshm".into(),
-            empty_dir: Some(EmptyDirVolumeSource { medium: Some("Memory".into()), ..Default::default() }),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     ];
@@ -343,15 +386,23 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
             active_deadline_seconds: res.active_deadline_seconds,
             // Kueue owns `suspend` of the Jobs it manages: leave the field out entirely.
-            suspend: if spec.queue_name.is_some() { None } else { Some(spec.suspend) },
+            suspend: if spec.queue_name.is_some() {
+                None
+            } else {
+                Some(spec.suspend)
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(pod_labels), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     service_account_name: spec.runner.service_account_name.clone(),
                     containers: vec![container],
                     volumes: Some(volumes),
-                    node_selector: (!res.node_selector.is_empty()).then(|| res.node_selector.clone()),
+                    node_selector: (!res.node_selector.is_empty())
+                        .then(|| res.node_selector.clone()),
                     tolerations: (!res.tolerations.is_empty()).then(|| res.tolerations.clone()),
                     priority_class_name: res.priority_class_name.clone(),
                     ..Default::default()

@@ -41,13 +41,19 @@ pub enum Decision {
 
 /// Decides from the Lease's current spec (`None`: the Lease does not exist).
 pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decision {
-    let Some(spec) = spec else { return Decision::Create };
+    let Some(spec) = spec else {
+        return Decision::Create;
+    };
     match spec.holder_identity.as_deref() {
         Some(h) if h == identity => Decision::Renew,
         None | Some("") => Decision::TakeOver,
         Some(_) => {
             let secs = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-            let last = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
+            let last = spec
+                .renew_time
+                .as_ref()
+                .or(spec.acquire_time.as_ref())
+                .map(|t| t.0);
             match last {
                 Some(t) if t + SignedDuration::from_secs(secs) > now => Decision::Wait,
                 _ => Decision::TakeOver,
@@ -56,7 +62,12 @@ pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decis
     }
 }
 
-fn held_spec(cfg: &LeaseConfig, now: Timestamp, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
+fn held_spec(
+    cfg: &LeaseConfig,
+    now: Timestamp,
+    acquired: Option<MicroTime>,
+    transitions: i32,
+) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(cfg.identity.clone()),
         lease_duration_seconds: Some(i32::try_from(cfg.duration.as_secs()).unwrap_or(15)),
@@ -71,12 +82,19 @@ fn held_spec(cfg: &LeaseConfig, now: Timestamp, acquired: Option<MicroTime>, tra
 pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
     let current = api.get_opt(&cfg.name).await?;
-    let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), &cfg.identity, now);
+    let decision = decide(
+        current.as_ref().and_then(|l| l.spec.as_ref()),
+        &cfg.identity,
+        now,
+    );
     let result = match (decision, current) {
         (Decision::Wait, _) => return Ok(false),
         (Decision::Create, _) | (_, None) => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(held_spec(cfg, now, None, 0)),
             };
             api.create(&PostParams::default(), &lease).await.map(|_| ())
@@ -90,7 +108,9 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
                 held_spec(cfg, now, None, transitions + 1)
             });
             // `replace` sends the resourceVersion we read: a concurrent writer makes this 409.
-            api.replace(&cfg.name, &PostParams::default(), &lease).await.map(|_| ())
+            api.replace(&cfg.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| ())
         }
     };
     match result {
@@ -159,7 +179,10 @@ mod tests {
         assert_eq!(decide(None, "a", now), Decision::Create);
         assert_eq!(decide(Some(&spec("a", stale)), "a", now), Decision::Renew);
         assert_eq!(decide(Some(&spec("b", fresh)), "a", now), Decision::Wait);
-        assert_eq!(decide(Some(&spec("b", stale)), "a", now), Decision::TakeOver);
+        assert_eq!(
+            decide(Some(&spec("b", stale)), "a", now),
+            Decision::TakeOver
+        );
         assert_eq!(decide(Some(&spec("", fresh)), "a", now), Decision::TakeOver);
     }
 }

@@ -37,7 +37,11 @@ enum Command {
 #[derive(Args, Clone)]
 struct RunArgs {
     /// Namespace to watch; repeat or separate with commas. Default: all namespaces.
-    #[arg(long = "namespace", env = "NAS_WATCH_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        env = "NAS_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
     namespaces: Vec<String>,
     /// Searches reconciled at once.
     #[arg(long, env = "NAS_CONCURRENCY", default_value_t = 4)]
@@ -92,7 +96,9 @@ fn main() -> anyhow::Result<()> {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_json);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(serve(args))
 }
 
@@ -100,13 +106,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -119,14 +126,20 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let client = controller::client().await.context("no Kubernetes configuration found")?;
+    let client = controller::client()
+        .await
+        .context("no Kubernetes configuration found")?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone(), async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
+    let http = tokio::spawn(metrics::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
     let signal_tx = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -139,14 +152,26 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("nas-operator-{}", std::process::id()));
-    let reporter = Reporter { controller: "nas-operator".into(), instance: Some(identity.clone()) };
+    let reporter = Reporter {
+        controller: "nas-operator".into(),
+        instance: Some(identity.clone()),
+    };
     let backoff = Backoff {
         base: Duration::from_secs(args.backoff_base_seconds.max(1)),
         max: Duration::from_secs(args.backoff_max_seconds.max(1)),
     };
-    let ctx = Arc::new(Context::new(client.clone(), reporter, metrics.clone(), backoff));
-    let scope = Scope { namespaces: args.namespaces.clone() };
-    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        reporter,
+        metrics.clone(),
+        backoff,
+    ));
+    let scope = Scope {
+        namespaces: args.namespaces.clone(),
+    };
+    metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 
     if args.leader_elect {
         let cfg = LeaseConfig {

@@ -49,7 +49,11 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(10.0, 2.0, 16))
         });
         registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_failures", "Reconciles that failed, by error kind", failures.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by error kind",
+            failures.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of one reconcile",
@@ -88,7 +92,10 @@ impl Metrics {
 
     /// Labels of one search.
     pub fn search_labels(namespace: &str, name: &str) -> Labels {
-        vec![("namespace".into(), namespace.into()), ("name".into(), name.into())]
+        vec![
+            ("namespace".into(), namespace.into()),
+            ("name".into(), name.into()),
+        ]
     }
 
     /// Labels of one stage.
@@ -104,10 +111,20 @@ impl Metrics {
 
 fn respond(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
     let (code, body, ctype) = match path {
-        "/metrics" => (StatusCode::OK, metrics.render(), "text/plain; version=0.0.4; charset=utf-8"),
+        "/metrics" => (
+            StatusCode::OK,
+            metrics.render(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
         "/healthz" => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ok\n".into(), "text/plain"),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), "text/plain"),
+        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "ok\n".into(), "text/plain")
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting\n".into(),
+            "text/plain",
+        ),
         _ => (StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -138,7 +155,10 @@ pub async fn serve(
                 let resp = respond(&metrics, req.uri().path());
                 async move { Ok::<_, Infallible>(resp) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!(error = %e, "metrics connection ended");
             }
         });
@@ -153,18 +173,31 @@ mod tests {
     fn renders_registered_metrics() {
         let m = Metrics::default();
         m.reconciles.inc();
-        m.candidates_scored.get_or_create(&Metrics::search_labels("ns", "a")).set(42);
-        m.stage_duration.get_or_create(&Metrics::stage_labels("score")).observe(120.0);
+        m.candidates_scored
+            .get_or_create(&Metrics::search_labels("ns", "a"))
+            .set(42);
+        m.stage_duration
+            .get_or_create(&Metrics::stage_labels("score"))
+            .observe(120.0);
         let text = m.render();
         assert!(text.contains("nas_operator_reconciles_total 1"), "{text}");
-        assert!(text.contains("nas_operator_candidates_scored{namespace=\"ns\",name=\"a\"} 42"), "{text}");
-        assert!(text.contains("nas_operator_stage_duration_seconds_count{stage=\"score\"} 1"), "{text}");
+        assert!(
+            text.contains("nas_operator_candidates_scored{namespace=\"ns\",name=\"a\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nas_operator_stage_duration_seconds_count{stage=\"score\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]
     fn readiness_follows_the_flag() {
         let m = Metrics::default();
-        assert_eq!(respond(&m, "/readyz").status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            respond(&m, "/readyz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         m.ready.store(true, Ordering::Relaxed);
         assert_eq!(respond(&m, "/readyz").status(), StatusCode::OK);
         assert_eq!(respond(&m, "/healthz").status(), StatusCode::OK);

@@ -84,7 +84,10 @@ impl ObservedJob {
                 .cloned()
         };
         let (outcome, finished_at) = if let Some(c) = cond("Complete") {
-            (JobOutcome::Complete, status.completion_time.clone().or(c.last_transition_time))
+            (
+                JobOutcome::Complete,
+                status.completion_time.clone().or(c.last_transition_time),
+            )
         } else if let Some(c) = cond("Failed") {
             let outcome = JobOutcome::Failed {
                 reason: c.reason.clone().unwrap_or_default(),
@@ -108,11 +111,15 @@ impl ObservedJob {
         let mut failure_messages = Vec::new();
         for pod in pods {
             let pl = pod.metadata.labels.clone().unwrap_or_default();
-            let owner = pl.get("batch.kubernetes.io/job-name").or_else(|| pl.get("job-name"));
+            let owner = pl
+                .get("batch.kubernetes.io/job-name")
+                .or_else(|| pl.get("job-name"));
             if owner != Some(&name) {
                 continue;
             }
-            let Some(term) = runner_terminated(pod) else { continue };
+            let Some(term) = runner_terminated(pod) else {
+                continue;
+            };
             if term.exit_code != 0 {
                 if let Some(m) = term.message.as_deref().filter(|m| !m.trim().is_empty()) {
                     let text = match termination::parse(m) {

@@ -70,12 +70,21 @@ pub struct Plan {
 
 impl Plan {
     fn event(&mut self, warning: bool, reason: &str, note: impl Into<String>) {
-        self.actions.push(Action::Event(EventSpec { warning, reason: reason.into(), note: note.into() }));
+        self.actions.push(Action::Event(EventSpec {
+            warning,
+            reason: reason.into(),
+            note: note.into(),
+        }));
     }
 }
 
 fn has_finalizer(search: &NASSearch) -> bool {
-    search.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER)
+    search
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
 }
 
 /// Plans the next actions for `search` given its Jobs.
@@ -101,16 +110,34 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         Ok(r) => r,
         Err(e) => {
             let msg = match &e {
-                ResolveError::Invalid(errs) => {
-                    errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                }
+                ResolveError::Invalid(errs) => errs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 other => other.to_string(),
             };
             let already = old.condition(condition::ACCEPTED).is_some_and(|c| {
                 c.status == "False" && c.observed_generation == generation && c.message == msg
             });
-            set_condition(&mut st, condition::ACCEPTED, false, "InvalidSpec", &msg, generation, now);
-            set_condition(&mut st, condition::PROGRESSING, false, "InvalidSpec", "the spec is invalid", generation, now);
+            set_condition(
+                &mut st,
+                condition::ACCEPTED,
+                false,
+                "InvalidSpec",
+                &msg,
+                generation,
+                now,
+            );
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                false,
+                "InvalidSpec",
+                "the spec is invalid",
+                generation,
+                now,
+            );
             st.phase = Phase::Failed;
             if !already {
                 p.event(true, "InvalidSpec", msg);
@@ -123,12 +150,24 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         }
     };
     let hash = resolved.spec_hash.clone();
-    set_condition(&mut st, condition::ACCEPTED, true, "Valid", "the spec is valid", generation, now);
+    set_condition(
+        &mut st,
+        condition::ACCEPTED,
+        true,
+        "Valid",
+        "the spec is valid",
+        generation,
+        now,
+    );
     st.artifacts_uri = Some(resolved.artifacts_root.clone());
 
     if st.spec_hash.as_deref() != Some(hash.as_str()) {
         if st.spec_hash.is_some() {
-            p.event(false, "SpecChanged", format!("spec hash {hash}: restarting the pipeline"));
+            p.event(
+                false,
+                "SpecChanged",
+                format!("spec hash {hash}: restarting the pipeline"),
+            );
         }
         st = NASSearchStatus {
             observed_generation: generation,
@@ -142,18 +181,20 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
 
     // Jobs of another spec hash belong to an abandoned pipeline.
     for j in jobs {
-        if matches!(j.kind, Some(JobKind::Stage(_))) && j.spec_hash.as_deref() != Some(hash.as_str()) {
+        if matches!(j.kind, Some(JobKind::Stage(_)))
+            && j.spec_hash.as_deref() != Some(hash.as_str())
+        {
             p.actions.push(Action::DeleteJob(j.name.clone()));
         }
     }
     let current = |stage: Stage| {
-        jobs.iter()
-            .find(|j| j.kind == Some(JobKind::Stage(stage)) && j.spec_hash.as_deref() == Some(hash.as_str()))
+        jobs.iter().find(|j| {
+            j.kind == Some(JobKind::Stage(stage)) && j.spec_hash.as_deref() == Some(hash.as_str())
+        })
     };
 
     let kueue = search.spec.queue_name.is_some();
     let suspend = search.spec.suspend;
-    let mut all_done = true;
     let mut failed: Option<String> = None;
     let mut running: Option<String> = None;
     for stage in Stage::ALL {
@@ -161,7 +202,6 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         if recorded == StageState::Succeeded {
             continue;
         }
-        all_done = false;
         if recorded == StageState::Failed {
             failed = Some(failed_message(&st, stage));
             break;
@@ -178,9 +218,16 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             entry.state = StageState::Running;
             entry.job_name = job.metadata.name.clone();
             entry.total = jobs::completions(&resolved, kind);
-            p.actions.push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(search, &resolved))));
+            p.actions
+                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
+                    search, &resolved,
+                ))));
             p.actions.push(Action::ApplyJob(Box::new(job)));
-            p.event(false, "StageStarted", format!("stage {} started", stage.as_str()));
+            p.event(
+                false,
+                "StageStarted",
+                format!("stage {} started", stage.as_str()),
+            );
             running = Some(stage.as_str().into());
             break;
         };
@@ -202,8 +249,15 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                     );
                 }
                 if !kueue && job.suspended != suspend {
-                    p.actions.push(Action::SuspendJob { name: job.name.clone(), suspend });
-                    p.event(false, if suspend { "Suspended" } else { "Resumed" }, format!("Job {}", job.name));
+                    p.actions.push(Action::SuspendJob {
+                        name: job.name.clone(),
+                        suspend,
+                    });
+                    p.event(
+                        false,
+                        if suspend { "Suspended" } else { "Resumed" },
+                        format!("Job {}", job.name),
+                    );
                 }
                 running = Some(stage.as_str().into());
                 break;
@@ -236,11 +290,40 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
     }
 
     let g = generation;
+    // Checked after the walk: the last stage may have finished in this very pass.
+    let all_done = failed.is_none()
+        && Stage::ALL
+            .iter()
+            .all(|s| old_state(&st, *s) == StageState::Succeeded);
     if let Some(msg) = failed {
         st.phase = Phase::Failed;
-        set_condition(&mut st, condition::FAILED, true, "StageFailed", &msg, g, now);
-        set_condition(&mut st, condition::PROGRESSING, false, "StageFailed", "the search failed", g, now);
-        set_condition(&mut st, condition::SUCCEEDED, false, "StageFailed", "the search failed", g, now);
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            true,
+            "StageFailed",
+            &msg,
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::PROGRESSING,
+            false,
+            "StageFailed",
+            "the search failed",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            false,
+            "StageFailed",
+            "the search failed",
+            g,
+            now,
+        );
     } else if all_done {
         st.phase = Phase::Succeeded;
         st.stage = Some(Stage::Report);
@@ -248,31 +331,109 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             st.results_uri = Some(format!("{}summary.json", resolved.artifacts_root));
         }
         if !old.is_true(condition::SUCCEEDED) || old.spec_hash.as_deref() != Some(hash.as_str()) {
-            p.event(false, "Succeeded", format!("results at {}", st.results_uri.clone().unwrap_or_default()));
+            p.event(
+                false,
+                "Succeeded",
+                format!("results at {}", st.results_uri.clone().unwrap_or_default()),
+            );
         }
-        set_condition(&mut st, condition::SUCCEEDED, true, "AllStagesDone", "every stage succeeded", g, now);
-        set_condition(&mut st, condition::PROGRESSING, false, "AllStagesDone", "every stage succeeded", g, now);
-        set_condition(&mut st, condition::FAILED, false, "AllStagesDone", "every stage succeeded", g, now);
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            true,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::PROGRESSING,
+            false,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            false,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
     } else {
         let stage = st.stage.map_or("", |s| s.as_str());
         if suspend {
             st.phase = Phase::Suspended;
             let msg = match (&running, kueue) {
-                (Some(_), true) => format!("no new stage starts; the running stage {stage} is managed by Kueue"),
+                (Some(_), true) => {
+                    format!("no new stage starts; the running stage {stage} is managed by Kueue")
+                }
                 (Some(_), false) => format!("stage {stage} is suspended"),
                 (None, _) => format!("stage {stage} will start when resumed"),
             };
-            set_condition(&mut st, condition::SUSPENDED, true, "SuspendRequested", &msg, g, now);
-            set_condition(&mut st, condition::PROGRESSING, false, "Suspended", &msg, g, now);
+            set_condition(
+                &mut st,
+                condition::SUSPENDED,
+                true,
+                "SuspendRequested",
+                &msg,
+                g,
+                now,
+            );
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                false,
+                "Suspended",
+                &msg,
+                g,
+                now,
+            );
         } else {
             st.phase = Phase::Running;
             if st.condition(condition::SUSPENDED).is_some() {
-                set_condition(&mut st, condition::SUSPENDED, false, "Resumed", "the search runs", g, now);
+                set_condition(
+                    &mut st,
+                    condition::SUSPENDED,
+                    false,
+                    "Resumed",
+                    "the search runs",
+                    g,
+                    now,
+                );
             }
-            set_condition(&mut st, condition::PROGRESSING, true, "StageRunning", &format!("stage {stage} is running"), g, now);
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                true,
+                "StageRunning",
+                &format!("stage {stage} is running"),
+                g,
+                now,
+            );
         }
-        set_condition(&mut st, condition::SUCCEEDED, false, "InProgress", "the search has not finished", g, now);
-        set_condition(&mut st, condition::FAILED, false, "InProgress", "no stage failed", g, now);
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            false,
+            "InProgress",
+            "the search has not finished",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            false,
+            "InProgress",
+            "no stage failed",
+            g,
+            now,
+        );
         p.requeue = Some(RESYNC);
     }
     if st != old {
@@ -282,20 +443,33 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
 }
 
 fn old_state(st: &NASSearchStatus, stage: Stage) -> StageState {
-    st.stage_status(stage).map_or(StageState::Pending, |s| s.state)
+    st.stage_status(stage)
+        .map_or(StageState::Pending, |s| s.state)
 }
 
 fn failed_message(st: &NASSearchStatus, stage: Stage) -> String {
     st.condition(condition::FAILED)
         .filter(|c| c.status == "True")
-        .map_or_else(|| format!("stage {} failed", stage.as_str()), |c| c.message.clone())
+        .map_or_else(
+            || format!("stage {} failed", stage.as_str()),
+            |c| c.message.clone(),
+        )
 }
 
 fn first_message(job: &ObservedJob) -> String {
-    job.failure_messages.first().map(|m| format!("; runner: {m}")).unwrap_or_default()
+    job.failure_messages
+        .first()
+        .map(|m| format!("; runner: {m}"))
+        .unwrap_or_default()
 }
 
-fn finish_stage(st: &mut NASSearchStatus, p: &mut Plan, stage: Stage, job: &ObservedJob, partial: bool) {
+fn finish_stage(
+    st: &mut NASSearchStatus,
+    p: &mut Plan,
+    stage: Stage,
+    job: &ObservedJob,
+    partial: bool,
+) {
     record_progress(stage_entry(st, stage), job, StageState::Succeeded);
     absorb(st, stage, job);
     if let (Some(a), Some(b)) = (&job.start_time, &job.completion_time) {
@@ -314,7 +488,11 @@ fn finish_stage(st: &mut NASSearchStatus, p: &mut Plan, stage: Stage, job: &Obse
             ),
         );
     } else {
-        p.event(false, "StageSucceeded", format!("stage {} succeeded", stage.as_str()));
+        p.event(
+            false,
+            "StageSucceeded",
+            format!("stage {} succeeded", stage.as_str()),
+        );
     }
 }
 
@@ -329,16 +507,31 @@ fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Plan) {
     let resolved = match ResolvedSpec::from_search(search) {
         Ok(r) => r,
         Err(e) => {
-            p.event(true, "CleanupSkipped", format!("cannot delete artifacts: {e}"));
+            p.event(
+                true,
+                "CleanupSkipped",
+                format!("cannot delete artifacts: {e}"),
+            );
             p.actions.push(Action::RemoveFinalizer);
             return;
         }
     };
     match jobs.iter().find(|j| j.kind == Some(JobKind::Cleanup)) {
         None => {
-            p.actions.push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(search, &resolved))));
-            p.actions.push(Action::ApplyJob(Box::new(jobs::build_job(search, &resolved, JobKind::Cleanup))));
-            p.event(false, "CleanupStarted", format!("deleting artifacts under {}", resolved.artifacts_root));
+            p.actions
+                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
+                    search, &resolved,
+                ))));
+            p.actions.push(Action::ApplyJob(Box::new(jobs::build_job(
+                search,
+                &resolved,
+                JobKind::Cleanup,
+            ))));
+            p.event(
+                false,
+                "CleanupStarted",
+                format!("deleting artifacts under {}", resolved.artifacts_root),
+            );
         }
         Some(j) => match &j.outcome {
             JobOutcome::Running => p.requeue = Some(RESYNC),
@@ -348,7 +541,10 @@ fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Plan) {
                 p.event(
                     true,
                     "CleanupFailed",
-                    format!("artifacts under {} may remain: {reason}: {message}", resolved.artifacts_root),
+                    format!(
+                        "artifacts under {} may remain: {reason}: {message}",
+                        resolved.artifacts_root
+                    ),
                 );
                 p.actions.push(Action::RemoveFinalizer);
             }

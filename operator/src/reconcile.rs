@@ -54,7 +54,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Duration::from_secs(5), max: Duration::from_secs(300) }
+        Self {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(300),
+        }
     }
 }
 
@@ -81,22 +84,42 @@ pub struct Context {
 
 impl Context {
     /// A context with no failures recorded.
-    pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>, backoff: Backoff) -> Self {
-        Self { client, reporter, metrics, backoff, failures: Mutex::new(HashMap::new()) }
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+        backoff: Backoff,
+    ) -> Self {
+        Self {
+            client,
+            reporter,
+            metrics,
+            backoff,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 fn key(search: &NASSearch) -> String {
-    format!("{}/{}", search.namespace().unwrap_or_default(), search.name_any())
+    format!(
+        "{}/{}",
+        search.namespace().unwrap_or_default(),
+        search.name_any()
+    )
 }
 
 /// Reconciles one search.
 #[instrument(skip_all, fields(namespace = search.namespace().unwrap_or_default(), name = %search.name_any()))]
-pub async fn reconcile(search: Arc<NASSearch>, ctx: Arc<Context>) -> Result<ControllerAction, Error> {
+pub async fn reconcile(
+    search: Arc<NASSearch>,
+    ctx: Arc<Context>,
+) -> Result<ControllerAction, Error> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let name = search.name_any();
-    let ns = search.namespace().ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let ns = search
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let uid = search.uid();
 
     let selector = ListParams::default().labels(&format!("{LABEL_SEARCH}={name}"));
@@ -107,24 +130,40 @@ pub async fn reconcile(search: Arc<NASSearch>, ctx: Arc<Context>) -> Result<Cont
         .items
         .into_iter()
         // Only Jobs this search owns (a re-created search of the same name has another UID).
-        .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
         .collect();
     let pods: Vec<Pod> = if jobs.is_empty() {
         Vec::new()
     } else {
-        Api::<Pod>::namespaced(ctx.client.clone(), &ns).list(&selector).await?.items
+        Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+            .list(&selector)
+            .await?
+            .items
     };
-    let observed: Vec<ObservedJob> = jobs.iter().map(|j| ObservedJob::from_job(j, &pods)).collect();
+    let observed: Vec<ObservedJob> = jobs
+        .iter()
+        .map(|j| ObservedJob::from_job(j, &pods))
+        .collect();
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let plan = planner::plan(&search, &observed, &now);
     execute(&search, &ns, &plan.actions, &ctx).await?;
 
     for (stage, secs) in &plan.finished_stages {
-        ctx.metrics.stage_duration.get_or_create(&Metrics::stage_labels(stage.as_str())).observe(*secs);
+        ctx.metrics
+            .stage_duration
+            .get_or_create(&Metrics::stage_labels(stage.as_str()))
+            .observe(*secs);
     }
-    if let Some(Action::PatchStatus(st)) =
-        plan.actions.iter().rev().find(|a| matches!(a, Action::PatchStatus(_)))
+    if let Some(Action::PatchStatus(st)) = plan
+        .actions
+        .iter()
+        .rev()
+        .find(|a| matches!(a, Action::PatchStatus(_)))
     {
         if let Some(n) = st.candidates_scored {
             ctx.metrics
@@ -133,7 +172,9 @@ pub async fn reconcile(search: Arc<NASSearch>, ctx: Arc<Context>) -> Result<Cont
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
     if let Ok(mut f) = ctx.failures.lock() {
         f.remove(&key(&search));
     }
@@ -145,7 +186,10 @@ pub async fn reconcile(search: Arc<NASSearch>, ctx: Arc<Context>) -> Result<Cont
 
 /// On error: count it, and retry the object after an exponentially growing delay.
 pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
-    ctx.metrics.failures.get_or_create(&Metrics::error_labels(err.kind())).inc();
+    ctx.metrics
+        .failures
+        .get_or_create(&Metrics::error_labels(err.kind()))
+        .inc();
     let n = ctx
         .failures
         .lock()
@@ -160,7 +204,12 @@ pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> C
     ControllerAction::requeue(delay)
 }
 
-async fn execute(search: &NASSearch, ns: &str, actions: &[Action], ctx: &Context) -> Result<(), Error> {
+async fn execute(
+    search: &NASSearch,
+    ns: &str,
+    actions: &[Action],
+    ctx: &Context,
+) -> Result<(), Error> {
     let name = search.name_any();
     let searches: Api<NASSearch> = Api::namespaced(ctx.client.clone(), ns);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
@@ -180,15 +229,19 @@ async fn execute(search: &NASSearch, ns: &str, actions: &[Action], ctx: &Context
                     "finalizers": finalizers,
                     "resourceVersion": search.resource_version(),
                 }});
-                searches.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                searches
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
             }
             Action::ApplyConfigMap(cm) => {
                 let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-                api.patch(&cm.name_any(), &apply, &Patch::Apply(cm.as_ref())).await?;
+                api.patch(&cm.name_any(), &apply, &Patch::Apply(cm.as_ref()))
+                    .await?;
             }
             Action::ApplyJob(job) => {
                 info!(job = %job.name_any(), "creating Job");
-                jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref())).await?;
+                jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref()))
+                    .await?;
             }
             Action::DeleteJob(job) => {
                 info!(%job, "deleting Job of an old spec");
@@ -200,11 +253,16 @@ async fn execute(search: &NASSearch, ns: &str, actions: &[Action], ctx: &Context
             }
             Action::SuspendJob { name: job, suspend } => {
                 let patch = json!({"spec": {"suspend": suspend}});
-                jobs.patch(job, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                jobs.patch(job, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
             }
             Action::Event(ev) => {
                 let event = Event {
-                    type_: if ev.warning { EventType::Warning } else { EventType::Normal },
+                    type_: if ev.warning {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
                     reason: ev.reason.clone(),
                     note: Some(ev.note.clone()),
                     action: "Reconcile".into(),
@@ -221,7 +279,9 @@ async fn execute(search: &NASSearch, ns: &str, actions: &[Action], ctx: &Context
                     "kind": NASSearch::kind(&()),
                     "status": st,
                 });
-                searches.patch_status(&name, &apply, &Patch::Apply(&body)).await?;
+                searches
+                    .patch_status(&name, &apply, &Patch::Apply(&body))
+                    .await?;
             }
         }
     }
@@ -234,7 +294,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let b = Backoff { base: Duration::from_secs(5), max: Duration::from_secs(60) };
+        let b = Backoff {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        };
         assert_eq!(b.delay(1), Duration::from_secs(5));
         assert_eq!(b.delay(2), Duration::from_secs(10));
         assert_eq!(b.delay(4), Duration::from_secs(40));

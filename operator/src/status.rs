@@ -52,7 +52,11 @@ pub fn stage_entry(status: &mut NASSearchStatus, stage: Stage) -> &mut StageStat
     }
     status.stages.push(StageStatus::new(stage));
     status.stages.sort_by_key(|s| s.stage);
-    let i = status.stages.iter().position(|s| s.stage == stage).unwrap_or(0);
+    let i = status
+        .stages
+        .iter()
+        .position(|s| s.stage == stage)
+        .unwrap_or(0);
     &mut status.stages[i]
 }
 
@@ -87,8 +91,13 @@ pub fn absorb(status: &mut NASSearchStatus, stage: Stage, job: &ObservedJob) {
         }
         Stage::Select => {
             if let Some(s) = job.summaries.iter().find(|s| !s.top_k.is_empty()) {
-                status.top_k =
-                    s.top_k.iter().take(STATUS_TOP_K_MAX).cloned().map(bounded).collect();
+                status.top_k = s
+                    .top_k
+                    .iter()
+                    .take(STATUS_TOP_K_MAX)
+                    .cloned()
+                    .map(bounded)
+                    .collect();
                 status.best = status.top_k.first().cloned();
             }
         }
@@ -96,11 +105,14 @@ pub fn absorb(status: &mut NASSearchStatus, stage: Stage, job: &ObservedJob) {
             // Each index reports its trained candidate; fill in the top-K entries.
             for c in job.summaries.iter().filter_map(|s| s.best.as_ref()) {
                 let slot = status.top_k.iter().position(|t| {
-                    (c.index.is_some() && t.index == c.index) || (!c.arch.is_empty() && t.arch == c.arch)
+                    (c.index.is_some() && t.index == c.index)
+                        || (!c.arch.is_empty() && t.arch == c.arch)
                 });
                 match slot {
                     Some(i) => status.top_k[i].val_accuracy = c.val_accuracy,
-                    None if status.top_k.len() < STATUS_TOP_K_MAX => status.top_k.push(bounded(c.clone())),
+                    None if status.top_k.len() < STATUS_TOP_K_MAX => {
+                        status.top_k.push(bounded(c.clone()))
+                    }
                     None => {}
                 }
             }
@@ -108,7 +120,11 @@ pub fn absorb(status: &mut NASSearchStatus, stage: Stage, job: &ObservedJob) {
                 .top_k
                 .iter()
                 .filter(|t| t.val_accuracy.is_some())
-                .max_by(|a, b| a.val_accuracy.partial_cmp(&b.val_accuracy).unwrap_or(std::cmp::Ordering::Equal));
+                .max_by(|a, b| {
+                    a.val_accuracy
+                        .partial_cmp(&b.val_accuracy)
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
             if let Some(b) = best {
                 status.best = Some(b.clone());
             }
@@ -117,7 +133,10 @@ pub fn absorb(status: &mut NASSearchStatus, stage: Stage, job: &ObservedJob) {
             if let Some(c) = job.summaries.iter().find_map(|s| s.best.clone()) {
                 let mut best = status.best.take().unwrap_or_default();
                 if best.arch.is_empty() || best.arch == c.arch {
-                    best = CandidateSummary { val_accuracy: best.val_accuracy.or(c.val_accuracy), ..bounded(c) };
+                    best = CandidateSummary {
+                        val_accuracy: best.val_accuracy.or(c.val_accuracy),
+                        ..bounded(c)
+                    };
                 } else {
                     best.top1_error = c.top1_error;
                     best.top5_error = c.top5_error;

@@ -76,7 +76,9 @@ mod tests {
     #[test]
     fn parses_a_score_summary() {
         let m = parse(r#"{"stage":"score","index":3,"scored":250,"failed":1,"extra":true}"#);
-        let TerminationMessage::Summary(s) = m else { panic!("not a summary: {m:?}") };
+        let TerminationMessage::Summary(s) = m else {
+            panic!("not a summary: {m:?}")
+        };
         assert_eq!(s.index, Some(3));
         assert_eq!(s.scored, Some(250));
         assert_eq!(s.failed, Some(1));
@@ -84,8 +86,12 @@ mod tests {
 
     #[test]
     fn parses_select_top_k() {
-        let m = parse(r#"{"stage":"select","topK":[{"arch":"a","rank":1,"params":10},{"arch":"b","rank":2}]}"#);
-        let TerminationMessage::Summary(s) = m else { panic!("not a summary") };
+        let m = parse(
+            r#"{"stage":"select","topK":[{"arch":"a","rank":1,"params":10},{"arch":"b","rank":2}]}"#,
+        );
+        let TerminationMessage::Summary(s) = m else {
+            panic!("not a summary")
+        };
         assert_eq!(s.top_k.len(), 2);
         assert_eq!(s.top_k[0].arch, "a");
         assert_eq!(s.top_k[0].params, Some(10));
@@ -98,7 +104,10 @@ mod tests {
             TerminationMessage::Text(t) => assert!(t.len() <= TEXT_MAX),
             other => panic!("expected text, got {other:?}"),
         }
-        assert_eq!(parse("Traceback: boom"), TerminationMessage::Text("Traceback: boom".into()));
+        assert_eq!(
+            parse("Traceback: boom"),
+            TerminationMessage::Text("Traceback: boom".into())
+        );
     }
 
     #[test]

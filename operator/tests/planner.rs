@@ -11,20 +11,41 @@ use nas_operator::observed::{JobOutcome, ObservedJob};
 use nas_operator::planner::{plan, Action, Plan, FINALIZER};
 
 fn jobs_applied(p: &Plan) -> Vec<&Job> {
-    p.actions.iter().filter_map(|a| if let Action::ApplyJob(j) = a { Some(j.as_ref()) } else { None }).collect()
+    p.actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::ApplyJob(j) = a {
+                Some(j.as_ref())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn events(p: &Plan) -> Vec<(bool, &str)> {
     p.actions
         .iter()
-        .filter_map(|a| if let Action::Event(e) = a { Some((e.warning, e.reason.as_str())) } else { None })
+        .filter_map(|a| {
+            if let Action::Event(e) = a {
+                Some((e.warning, e.reason.as_str()))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
 fn status(p: &Plan) -> &NASSearchStatus {
     p.actions
         .iter()
-        .find_map(|a| if let Action::PatchStatus(s) = a { Some(s.as_ref()) } else { None })
+        .find_map(|a| {
+            if let Action::PatchStatus(s) = a {
+                Some(s.as_ref())
+            } else {
+                None
+            }
+        })
         .expect("the plan patches the status")
 }
 
@@ -35,7 +56,11 @@ fn stage_label(j: &Job) -> &str {
 /// Plans, then feeds the new status back: what the next reconcile would see.
 fn step(search: &mut NASSearch, jobs: &[ObservedJob]) -> Plan {
     let p = plan(search, jobs, &now());
-    if let Some(Action::PatchStatus(s)) = p.actions.iter().find(|a| matches!(a, Action::PatchStatus(_))) {
+    if let Some(Action::PatchStatus(s)) = p
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::PatchStatus(_)))
+    {
         search.status = Some((**s).clone());
     }
     p
@@ -59,7 +84,10 @@ fn fresh_search_starts_stage_data() {
     assert!(!st.is_true(condition::SUCCEEDED));
     assert_eq!(st.observed_generation, Some(1));
     assert_eq!(st.spec_hash.as_deref(), Some(hash(&s).as_str()));
-    assert_eq!(st.artifacts_uri.as_deref(), Some("s3://b/nas/team/s1/uid-1/"));
+    assert_eq!(
+        st.artifacts_uri.as_deref(),
+        Some("s3://b/nas/team/s1/uid-1/")
+    );
     assert!(p.requeue.is_some());
 
     // The same world again: nothing new to do (no hot loop, no duplicate events).
@@ -81,10 +109,16 @@ fn stage_done_starts_the_next_stage() {
     let spec = applied[0].spec.as_ref().unwrap();
     assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
     assert_eq!(spec.completions, Some(4));
-    assert_eq!(events(&p), [(false, "StageSucceeded"), (false, "StageStarted")]);
+    assert_eq!(
+        events(&p),
+        [(false, "StageSucceeded"), (false, "StageStarted")]
+    );
     let st = status(&p);
     assert_eq!(st.stage, Some(Stage::Score));
-    assert_eq!(st.stage_status(Stage::StageData).unwrap().state, StageState::Succeeded);
+    assert_eq!(
+        st.stage_status(Stage::StageData).unwrap().state,
+        StageState::Succeeded
+    );
     assert_eq!(p.finished_stages, [(Stage::StageData, 300.0)]);
 }
 
@@ -108,11 +142,15 @@ fn score_summaries_are_summed_and_select_fills_top_k() {
     let d = job(&s, Stage::StageData, JobOutcome::Complete);
     step(&mut s, &[d]);
     let mut score = job(&s, Stage::Score, JobOutcome::Complete);
-    score.summaries = (0..4).map(|i| summary(&format!(r#"{{"index":{i},"scored":25}}"#))).collect();
+    score.summaries = (0..4)
+        .map(|i| summary(&format!(r#"{{"index":{i},"scored":25}}"#)))
+        .collect();
     let p = step(&mut s, &[score.clone()]);
     assert_eq!(status(&p).candidates_scored, Some(100));
     let mut select = job(&s, Stage::Select, JobOutcome::Complete);
-    let many: Vec<String> = (0..30).map(|i| format!(r#"{{"arch":"a{i}","rank":{}}}"#, i + 1)).collect();
+    let many: Vec<String> = (0..30)
+        .map(|i| format!(r#"{{"arch":"a{i}","rank":{}}}"#, i + 1))
+        .collect();
     select.summaries = vec![summary(&format!(r#"{{"topK":[{}]}}"#, many.join(",")))];
     let p = step(&mut s, &[score, select]);
     let st = status(&p);
@@ -149,10 +187,14 @@ fn too_many_failed_indexes_fail_the_search_once() {
     step(&mut s, &[]);
     let d = job(&s, Stage::StageData, JobOutcome::Complete);
     step(&mut s, &[d]);
-    let mut score = job(&s, Stage::Score, JobOutcome::Failed {
-        reason: "MaxFailedIndexesExceeded".into(),
-        message: "Job has exceeded the specified maximal number of failed indexes".into(),
-    });
+    let mut score = job(
+        &s,
+        Stage::Score,
+        JobOutcome::Failed {
+            reason: "MaxFailedIndexesExceeded".into(),
+            message: "Job has exceeded the specified maximal number of failed indexes".into(),
+        },
+    );
     score.failed = 2;
     score.succeeded = 2;
     score.failure_messages = vec!["shard 3: out of memory".into()];
@@ -163,8 +205,16 @@ fn too_many_failed_indexes_fail_the_search_once() {
     assert_eq!(st.phase, Phase::Failed);
     let failed = st.condition(condition::FAILED).unwrap();
     assert_eq!(failed.status, "True");
-    assert!(failed.message.contains("MaxFailedIndexesExceeded"), "{}", failed.message);
-    assert!(failed.message.contains("out of memory"), "{}", failed.message);
+    assert!(
+        failed.message.contains("MaxFailedIndexesExceeded"),
+        "{}",
+        failed.message
+    );
+    assert!(
+        failed.message.contains("out of memory"),
+        "{}",
+        failed.message
+    );
     assert!(!st.is_true(condition::PROGRESSING));
     assert!(p.requeue.is_none());
     let again = plan(&s, &[score], &now());
@@ -177,10 +227,14 @@ fn tolerated_failed_indexes_let_the_search_go_on() {
     step(&mut s, &[]);
     let d = job(&s, Stage::StageData, JobOutcome::Complete);
     step(&mut s, &[d]);
-    let mut score = job(&s, Stage::Score, JobOutcome::Failed {
-        reason: "FailedIndexes".into(),
-        message: "Job has failed indexes".into(),
-    });
+    let mut score = job(
+        &s,
+        Stage::Score,
+        JobOutcome::Failed {
+            reason: "FailedIndexes".into(),
+            message: "Job has failed indexes".into(),
+        },
+    );
     score.failed = 1;
     score.succeeded = 3;
     let p = step(&mut s, &[score]);
@@ -192,10 +246,14 @@ fn tolerated_failed_indexes_let_the_search_go_on() {
 fn exit_2_job_failure_fails_the_search() {
     let mut s = search();
     step(&mut s, &[]);
-    let failed = job(&s, Stage::StageData, JobOutcome::Failed {
-        reason: "PodFailurePolicy".into(),
-        message: "Container runner for pod x failed with exit code 2".into(),
-    });
+    let failed = job(
+        &s,
+        Stage::StageData,
+        JobOutcome::Failed {
+            reason: "PodFailurePolicy".into(),
+            message: "Container runner for pod x failed with exit code 2".into(),
+        },
+    );
     let p = step(&mut s, &[failed]);
     assert_eq!(status(&p).phase, Phase::Failed);
     assert!(jobs_applied(&p).is_empty());
@@ -214,17 +272,29 @@ fn spec_change_deletes_old_jobs_and_restarts() {
     let deleted: Vec<_> = p
         .actions
         .iter()
-        .filter_map(|a| if let Action::DeleteJob(n) = a { Some(n.as_str()) } else { None })
+        .filter_map(|a| {
+            if let Action::DeleteJob(n) = a {
+                Some(n.as_str())
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(deleted.len(), 2);
     assert!(deleted.contains(&old_score.name.as_str()));
     let applied = jobs_applied(&p);
     assert_eq!(stage_label(applied[0]), "stage-data");
-    assert_ne!(applied[0].metadata.name.as_deref(), Some(old_score.name.as_str()));
+    assert_ne!(
+        applied[0].metadata.name.as_deref(),
+        Some(old_score.name.as_str())
+    );
     assert!(events(&p).contains(&(false, "SpecChanged")));
     let st = status(&p);
     assert_eq!(st.observed_generation, Some(2));
-    assert_eq!(st.stage_status(Stage::StageData).unwrap().state, StageState::Running);
+    assert_eq!(
+        st.stage_status(Stage::StageData).unwrap().state,
+        StageState::Running
+    );
     assert!(st.stage_status(Stage::Score).is_none());
 }
 
@@ -235,7 +305,10 @@ fn suspend_and_resume_patch_the_running_job() {
     let mut running = job(&s, Stage::StageData, JobOutcome::Running);
     s.spec.suspend = true;
     let p = step(&mut s, std::slice::from_ref(&running));
-    assert!(p.actions.contains(&Action::SuspendJob { name: running.name.clone(), suspend: true }));
+    assert!(p.actions.contains(&Action::SuspendJob {
+        name: running.name.clone(),
+        suspend: true
+    }));
     let st = status(&p);
     assert_eq!(st.phase, Phase::Suspended);
     assert!(st.is_true(condition::SUSPENDED));
@@ -246,7 +319,10 @@ fn suspend_and_resume_patch_the_running_job() {
     running.suspended = true;
     s.spec.suspend = false;
     let p = step(&mut s, &[running.clone()]);
-    assert!(p.actions.contains(&Action::SuspendJob { name: running.name, suspend: false }));
+    assert!(p.actions.contains(&Action::SuspendJob {
+        name: running.name,
+        suspend: false
+    }));
     let st = status(&p);
     assert_eq!(st.phase, Phase::Running);
     assert_eq!(st.condition(condition::SUSPENDED).unwrap().status, "False");
@@ -267,15 +343,25 @@ fn kueue_managed_jobs_are_never_suspended_by_the_operator() {
     s.spec.queue_name = Some("gpu".into());
     let p = step(&mut s, &[]);
     let j = jobs_applied(&p)[0];
-    assert_eq!(j.metadata.labels.as_ref().unwrap()[LABEL_KUEUE_QUEUE], "gpu");
+    assert_eq!(
+        j.metadata.labels.as_ref().unwrap()[LABEL_KUEUE_QUEUE],
+        "gpu"
+    );
     assert_eq!(j.spec.as_ref().unwrap().suspend, None);
     let running = job(&s, Stage::StageData, JobOutcome::Running);
     s.spec.suspend = true;
     let p = step(&mut s, &[running]);
-    assert!(!p.actions.iter().any(|a| matches!(a, Action::SuspendJob { .. })));
+    assert!(!p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SuspendJob { .. })));
     let st = status(&p);
     assert_eq!(st.phase, Phase::Suspended);
-    assert!(st.condition(condition::SUSPENDED).unwrap().message.contains("Kueue"));
+    assert!(st
+        .condition(condition::SUSPENDED)
+        .unwrap()
+        .message
+        .contains("Kueue"));
 }
 
 #[test]
@@ -286,7 +372,9 @@ fn all_stages_done_means_succeeded() {
     for stage in Stage::ALL {
         let mut j = job(&s, stage, JobOutcome::Complete);
         if stage == Stage::Report {
-            j.summaries = vec![summary(r#"{"resultsUri":"s3://b/nas/team/s1/uid-1/summary.json"}"#)];
+            j.summaries = vec![summary(
+                r#"{"resultsUri":"s3://b/nas/team/s1/uid-1/summary.json"}"#,
+            )];
         }
         all.push(j);
         step(&mut s, &all);
@@ -295,7 +383,10 @@ fn all_stages_done_means_succeeded() {
     assert_eq!(st.phase, Phase::Succeeded);
     assert!(st.is_true(condition::SUCCEEDED));
     assert!(!st.is_true(condition::PROGRESSING));
-    assert_eq!(st.results_uri.as_deref(), Some("s3://b/nas/team/s1/uid-1/summary.json"));
+    assert_eq!(
+        st.results_uri.as_deref(),
+        Some("s3://b/nas/team/s1/uid-1/summary.json")
+    );
     let again = plan(&s, &all, &now());
     assert!(again.actions.is_empty(), "{:?}", again.actions);
     assert!(again.requeue.is_none());
@@ -311,7 +402,11 @@ fn invalid_spec_is_not_accepted_and_not_retried() {
     let acc = st.condition(condition::ACCEPTED).unwrap();
     assert_eq!(acc.status, "False");
     assert_eq!(acc.reason, "InvalidSpec");
-    assert!(acc.message.contains("spec.selection.topK"), "{}", acc.message);
+    assert!(
+        acc.message.contains("spec.selection.topK"),
+        "{}",
+        acc.message
+    );
     assert!(p.requeue.is_none());
     assert_eq!(events(&p), [(true, "InvalidSpec")]);
     let again = plan(&s, &[], &now());
@@ -338,8 +433,21 @@ fn artifact_cleanup_runs_behind_the_finalizer() {
     let p = plan(&s, &[], &now());
     let applied = jobs_applied(&p);
     assert_eq!(stage_label(applied[0]), "cleanup");
-    let cmd = applied[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].command.clone();
-    assert_eq!(cmd.unwrap()[..2], ["nas-runner".to_string(), "cleanup".to_string()]);
+    let cmd = applied[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .command
+        .clone();
+    assert_eq!(
+        cmd.unwrap()[..2],
+        ["nas-runner".to_string(), "cleanup".to_string()]
+    );
     assert!(!p.actions.contains(&Action::RemoveFinalizer));
 
     let mut cleanup = job(&s, Stage::Report, JobOutcome::Complete);
