@@ -3,6 +3,10 @@
 //!
 //! The CRD YAML is generated from these types (`nas-operator crd`); the spec's parts live in
 //! [`crate::spec`].
+// Each `printcolumn(...)` in the kube attribute repeats keys such as `type_`, which clippy
+// mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -10,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::Stage;
 use crate::spec::{
-    ArtifactsSpec, ConstraintsSpec, DatasetSpec, MetricsSpec, RecipeSpec, RunnerSpec,
-    SamplingSpec, SelectionSpec, SpaceSpec, StagesResources,
+    ArtifactsSpec, ConstraintsSpec, DatasetSpec, MetricsSpec, RecipeSpec, RunnerSpec, SamplingSpec,
+    SelectionSpec, SpaceSpec, StagesResources,
 };
 
 /// API group of the resource.
@@ -36,12 +40,42 @@ pub const STATUS_TOP_K_MAX: usize = 20;
     status = "NASSearchStatus",
     derive = "PartialEq",
     doc = "A neural architecture search carried out by batch Jobs running nas-runner.",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Phase of the search"),
-    printcolumn(name = "Stage", type_ = "string", json_path = ".status.stage", description = "Current stage"),
-    printcolumn(name = "Scored", type_ = "integer", json_path = ".status.candidatesScored", description = "Candidates scored"),
-    printcolumn(name = "Best", type_ = "string", json_path = ".status.best.arch", description = "Best architecture so far"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Results", type_ = "string", json_path = ".status.resultsUri", description = "Where the results are", priority = 1)
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Phase of the search"
+    ),
+    printcolumn(
+        name = "Stage",
+        type_ = "string",
+        json_path = ".status.stage",
+        description = "Current stage"
+    ),
+    printcolumn(
+        name = "Scored",
+        type_ = "integer",
+        json_path = ".status.candidatesScored",
+        description = "Candidates scored"
+    ),
+    printcolumn(
+        name = "Best",
+        type_ = "string",
+        json_path = ".status.best.arch",
+        description = "Best architecture so far"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Results",
+        type_ = "string",
+        json_path = ".status.resultsUri",
+        description = "Where the results are",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.selection.topK <= self.sampling.candidates").message("selection.topK must be at most sampling.candidates"))]

@@ -74,11 +74,26 @@ impl ResolvedSpec {
     /// Resolves a search read from the API server (it has a namespace, name and UID).
     pub fn from_search(search: &NASSearch) -> Result<Self, ResolveError> {
         let meta = &search.metadata;
-        let namespace = meta.namespace.clone().ok_or(ResolveError::MissingMetadata("namespace"))?;
-        let name = meta.name.clone().ok_or(ResolveError::MissingMetadata("name"))?;
-        let uid = meta.uid.clone().ok_or(ResolveError::MissingMetadata("uid"))?;
+        let namespace = meta
+            .namespace
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("namespace"))?;
+        let name = meta
+            .name
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("name"))?;
+        let uid = meta
+            .uid
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("uid"))?;
         validate(&search.spec).map_err(ResolveError::Invalid)?;
-        Ok(Self::build(search.spec.clone(), namespace, name, uid, meta.generation.unwrap_or(0)))
+        Ok(Self::build(
+            search.spec.clone(),
+            namespace,
+            name,
+            uid,
+            meta.generation.unwrap_or(0),
+        ))
     }
 
     /// Resolves a search from a YAML (or JSON) document, as `nas-runner local` does. A missing
@@ -87,14 +102,29 @@ impl ResolvedSpec {
         let search: NASSearch =
             serde_yaml::from_str(text).map_err(|e| ResolveError::Parse(e.to_string()))?;
         let meta = &search.metadata;
-        let name = meta.name.clone().ok_or(ResolveError::MissingMetadata("name"))?;
+        let name = meta
+            .name
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("name"))?;
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let uid = meta.uid.clone().unwrap_or_else(|| "local".into());
         validate(&search.spec).map_err(ResolveError::Invalid)?;
-        Ok(Self::build(search.spec, namespace, name, uid, meta.generation.unwrap_or(0)))
+        Ok(Self::build(
+            search.spec,
+            namespace,
+            name,
+            uid,
+            meta.generation.unwrap_or(0),
+        ))
     }
 
-    fn build(spec: NASSearchSpec, namespace: String, name: String, uid: String, generation: i64) -> Self {
+    fn build(
+        spec: NASSearchSpec,
+        namespace: String,
+        name: String,
+        uid: String,
+        generation: i64,
+    ) -> Self {
         Self {
             schema_version: RESOLVED_SPEC_SCHEMA_VERSION,
             artifacts_root: artifacts_root(&spec, &namespace, &name, &uid),

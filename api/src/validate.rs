@@ -20,7 +20,10 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -33,7 +36,11 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         }
     };
 
-    check(!spec.runner.image.is_empty(), "spec.runner.image", "must not be empty");
+    check(
+        !spec.runner.image.is_empty(),
+        "spec.runner.image",
+        "must not be empty",
+    );
     if let Some(p) = &spec.runner.image_pull_policy {
         check(
             matches!(p.as_str(), "Always" | "IfNotPresent" | "Never"),
@@ -44,14 +51,32 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
 
     let d = &spec.dataset;
     check(
-        d.source.starts_with("s3://") || d.source.starts_with("file://") || d.source.starts_with('/'),
+        d.source.starts_with("s3://")
+            || d.source.starts_with("file://")
+            || d.source.starts_with('/'),
         "spec.dataset.source",
         "dataset.source must start with s3://, file:// or /",
     );
-    check(d.source.len() <= 2048, "spec.dataset.source", "must be at most 2048 characters");
-    check((8..=1024).contains(&d.resolution), "spec.dataset.resolution", "must be between 8 and 1024");
-    check(!d.splits.train.is_empty(), "spec.dataset.splits.train", "must not be empty");
-    check(!d.splits.test.is_empty(), "spec.dataset.splits.test", "must not be empty");
+    check(
+        d.source.len() <= 2048,
+        "spec.dataset.source",
+        "must be at most 2048 characters",
+    );
+    check(
+        (8..=1024).contains(&d.resolution),
+        "spec.dataset.resolution",
+        "must be between 8 and 1024",
+    );
+    check(
+        !d.splits.train.is_empty(),
+        "spec.dataset.splits.train",
+        "must not be empty",
+    );
+    check(
+        !d.splits.test.is_empty(),
+        "spec.dataset.splits.test",
+        "must not be empty",
+    );
     check(
         (1..=50).contains(&d.splits.validation_percent),
         "spec.dataset.splits.validationPercent",
@@ -59,15 +84,31 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
     );
 
     if let Some(c) = spec.space.channels {
-        check((1..=1024).contains(&c), "spec.space.channels", "must be between 1 and 1024");
+        check(
+            (1..=1024).contains(&c),
+            "spec.space.channels",
+            "must be between 1 and 1024",
+        );
     }
     if let Some(c) = spec.space.cells {
-        check((1..=64).contains(&c), "spec.space.cells", "must be between 1 and 64");
+        check(
+            (1..=64).contains(&c),
+            "spec.space.cells",
+            "must be between 1 and 64",
+        );
     }
 
     let s = &spec.sampling;
-    check(s.candidates > 0, "spec.sampling.candidates", "sampling.candidates must be positive");
-    check(s.shards > 0, "spec.sampling.shards", "sampling.shards must be positive");
+    check(
+        s.candidates > 0,
+        "spec.sampling.candidates",
+        "sampling.candidates must be positive",
+    );
+    check(
+        s.shards > 0,
+        "spec.sampling.shards",
+        "sampling.shards must be positive",
+    );
     check(
         s.shards <= s.candidates,
         "spec.sampling",
@@ -80,8 +121,16 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         "sampling.strategy exhaustive needs space.name nb201 and at most 15625 candidates",
     );
     if let Some(e) = &s.evolution {
-        check(e.population >= 2, "spec.sampling.evolution.population", "must be at least 2");
-        check(e.tournament >= 1, "spec.sampling.evolution.tournament", "must be at least 1");
+        check(
+            e.population >= 2,
+            "spec.sampling.evolution.population",
+            "must be at least 2",
+        );
+        check(
+            e.tournament >= 1,
+            "spec.sampling.evolution.tournament",
+            "must be at least 1",
+        );
         check(
             e.tournament <= e.population,
             "spec.sampling.evolution",
@@ -95,22 +144,46 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
     }
 
     let m = &spec.metrics;
-    check(!m.names.is_empty(), "spec.metrics.names", "must list at least one metric");
+    check(
+        !m.names.is_empty(),
+        "spec.metrics.names",
+        "must list at least one metric",
+    );
     let unique: BTreeSet<_> = m.names.iter().collect();
-    check(unique.len() == m.names.len(), "spec.metrics.names", "must not repeat a metric");
-    check((1..=4096).contains(&m.batch_size), "spec.metrics.batchSize", "must be between 1 and 4096");
+    check(
+        unique.len() == m.names.len(),
+        "spec.metrics.names",
+        "must not repeat a metric",
+    );
+    check(
+        (1..=4096).contains(&m.batch_size),
+        "spec.metrics.batchSize",
+        "must be between 1 and 4096",
+    );
     check(
         (1..=100_000).contains(&m.angle_loss_steps),
         "spec.metrics.angleLossSteps",
         "must be between 1 and 100000",
     );
-    check((1..=16).contains(&m.repeats), "spec.metrics.repeats", "must be between 1 and 16");
+    check(
+        (1..=16).contains(&m.repeats),
+        "spec.metrics.repeats",
+        "must be between 1 and 16",
+    );
 
     if let Some(v) = spec.constraints.max_params {
-        check(v > 0, "spec.constraints.maxParams", "constraints.maxParams must be positive");
+        check(
+            v > 0,
+            "spec.constraints.maxParams",
+            "constraints.maxParams must be positive",
+        );
     }
     if let Some(v) = spec.constraints.max_flops {
-        check(v > 0, "spec.constraints.maxFlops", "constraints.maxFlops must be positive");
+        check(
+            v > 0,
+            "spec.constraints.maxFlops",
+            "constraints.maxFlops must be positive",
+        );
     }
 
     let k = spec.selection.top_k;
@@ -159,7 +232,11 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
             "spec.artifacts.endpoint",
             "artifacts.endpoint must start with http:// or https://",
         );
-        check(e.len() <= 2048, "spec.artifacts.endpoint", "must be at most 2048 characters");
+        check(
+            e.len() <= 2048,
+            "spec.artifacts.endpoint",
+            "must be at most 2048 characters",
+        );
     }
     let sources = usize::from(a.credentials.secret_ref.is_some())
         + usize::from(a.credentials.from_environment == Some(true));
@@ -176,7 +253,11 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         );
     }
     if let Some(t) = spec.ttl_seconds_after_finished {
-        check(t >= 0, "spec.ttlSecondsAfterFinished", "must not be negative");
+        check(
+            t >= 0,
+            "spec.ttlSecondsAfterFinished",
+            "must not be negative",
+        );
     }
 
     if errs.is_empty() {
@@ -194,7 +275,10 @@ pub fn validate_update(old: &NASSearchSpec, new: &NASSearchSpec) -> Result<(), V
         errs.push(FieldError::new("spec.space", "space is immutable"));
     }
     if old.sampling.seed != new.sampling.seed {
-        errs.push(FieldError::new("spec.sampling.seed", "sampling.seed is immutable"));
+        errs.push(FieldError::new(
+            "spec.sampling.seed",
+            "sampling.seed is immutable",
+        ));
     }
     if errs.is_empty() {
         Ok(())
@@ -207,7 +291,10 @@ fn recipe(r: &RecipeSpec, path: &str, errs: &mut Vec<FieldError>) {
     let o = &r.overrides;
     let mut check = |ok: bool, field: &str, message: &str| {
         if !ok {
-            errs.push(FieldError::new(format!("{path}.overrides.{field}"), message));
+            errs.push(FieldError::new(
+                format!("{path}.overrides.{field}"),
+                message,
+            ));
         }
     };
     if let Some(v) = o.epochs {
@@ -223,19 +310,31 @@ fn recipe(r: &RecipeSpec, path: &str, errs: &mut Vec<FieldError>) {
         check(v >= 0.0, "weightDecay", "must not be negative");
     }
     if let Some(v) = o.label_smoothing {
-        check((0.0..=0.99).contains(&v), "labelSmoothing", "must be between 0 and 0.99");
+        check(
+            (0.0..=0.99).contains(&v),
+            "labelSmoothing",
+            "must be between 0 and 0.99",
+        );
     }
     if let Some(v) = o.auxiliary_weight {
         check(v >= 0.0, "auxiliaryWeight", "must not be negative");
     }
     if let Some(v) = o.drop_path {
-        check((0.0..=0.99).contains(&v), "dropPath", "must be between 0 and 0.99");
+        check(
+            (0.0..=0.99).contains(&v),
+            "dropPath",
+            "must be between 0 and 0.99",
+        );
     }
     if let Some(v) = o.grad_clip {
         check(v > 0.0, "gradClip", "gradClip must be positive");
     }
     if let Some(v) = o.channels {
-        check((1..=1024).contains(&v), "channels", "must be between 1 and 1024");
+        check(
+            (1..=1024).contains(&v),
+            "channels",
+            "must be between 1 and 1024",
+        );
     }
     if let Some(v) = o.cells {
         check((1..=64).contains(&v), "cells", "must be between 1 and 64");
@@ -255,12 +354,20 @@ fn resources(r: &StageResources, path: &str, errs: &mut Vec<FieldError>) {
         check(v > 0, "parallelism", "parallelism must be positive");
     }
     if let Some(v) = r.retries_per_index {
-        check((0..=20).contains(&v), "retriesPerIndex", "must be between 0 and 20");
+        check(
+            (0..=20).contains(&v),
+            "retriesPerIndex",
+            "must be between 0 and 20",
+        );
     }
     if let Some(v) = r.max_failed_indexes {
         check(v >= 0, "maxFailedIndexes", "must not be negative");
     }
     if let Some(v) = r.active_deadline_seconds {
-        check(v > 0, "activeDeadlineSeconds", "activeDeadlineSeconds must be positive");
+        check(
+            v > 0,
+            "activeDeadlineSeconds",
+            "activeDeadlineSeconds must be positive",
+        );
     }
 }

@@ -26,11 +26,17 @@ fn minimal() -> NASSearchSpec {
 }
 
 fn paths(r: Result<(), Vec<FieldError>>) -> Vec<String> {
-    r.err().unwrap_or_default().into_iter().map(|e| e.path).collect()
+    r.err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
 }
 
 fn example(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -54,7 +60,9 @@ fn examples_are_valid() {
     for name in ["nb201-cifar10.yaml", "darts-imagenet.yaml"] {
         let r = ResolvedSpec::from_yaml(&example(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.namespace, "default");
-        assert!(r.artifacts_root.starts_with("s3://nas-artifacts/searches/default/"));
+        assert!(r
+            .artifacts_root
+            .starts_with("s3://nas-artifacts/searches/default/"));
     }
 }
 
@@ -64,7 +72,9 @@ fn top_k_above_candidates_is_rejected() {
     s.sampling.candidates = 3;
     s.selection.top_k = 4;
     let errs = validate(&s).unwrap_err();
-    assert!(errs.iter().any(|e| e.message.contains("selection.topK must be at most sampling.candidates")));
+    assert!(errs.iter().any(|e| e
+        .message
+        .contains("selection.topK must be at most sampling.candidates")));
 }
 
 #[test]
@@ -180,7 +190,10 @@ fn resolved_spec_round_trips_and_roots_artifacts() {
     let back: ResolvedSpec = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(back, r);
     search.metadata.uid = None;
-    assert!(matches!(ResolvedSpec::from_search(&search), Err(ResolveError::MissingMetadata("uid"))));
+    assert!(matches!(
+        ResolvedSpec::from_search(&search),
+        Err(ResolveError::MissingMetadata("uid"))
+    ));
 }
 
 #[test]
@@ -188,12 +201,24 @@ fn crd_carries_names_rules_columns_and_status() {
     let crd = NASSearch::crd();
     assert_eq!(crd.spec.group, "nas.example.dev");
     assert_eq!(crd.spec.names.plural, "nassearches");
-    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["nas".to_string()][..]));
+    assert_eq!(
+        crd.spec.names.short_names.as_deref(),
+        Some(&["nas".to_string()][..])
+    );
     assert_eq!(crd.spec.scope, "Namespaced");
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
-    assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-    let cols: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+    assert!(v
+        .subresources
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .is_some());
+    let cols: Vec<_> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(cols, ["Phase", "Stage", "Scored", "Best", "Age", "Results"]);
     let json = serde_json::to_string(&crd).unwrap();
     for rule in [

@@ -5,8 +5,8 @@ use std::path::Path;
 #[test]
 fn crd_matches_the_committed_snapshot() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crd.yaml");
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
         nas_operator::crd_yaml() == committed,
         "manifests/crd.yaml is out of date: run scripts/check-packaging.sh --update"

@@ -212,7 +212,9 @@ fn default_tournament() -> u32 {
 }
 
 /// A metric the score stage computes for every candidate.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// The paper's light-weight training-based metric: angle of the classifier weights after a
@@ -358,6 +360,9 @@ fn default_top_k() -> u32 {
 
 impl Default for SelectionSpec {
     fn default() -> Self {
-        Self { top_k: default_top_k(), rank: RankRule::default() }
+        Self {
+            top_k: default_top_k(),
+            rank: RankRule::default(),
+        }
     }
 }

@@ -92,10 +92,16 @@ pub struct RecipeSpec {
 impl RecipeSpec {
     /// The short recipe the top-K candidates are compared with.
     pub fn default_train() -> Self {
-        Self { preset: RecipePreset::Short, overrides: RecipeOverrides::default() }
+        Self {
+            preset: RecipePreset::Short,
+            overrides: RecipeOverrides::default(),
+        }
     }
     /// The final recipe of the winner.
     pub fn default_evaluate() -> Self {
-        Self { preset: RecipePreset::DartsCifar, overrides: RecipeOverrides::default() }
+        Self {
+            preset: RecipePreset::DartsCifar,
+            overrides: RecipeOverrides::default(),
+        }
     }
 }
