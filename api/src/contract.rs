@@ -30,14 +30,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::StageData,
-        Stage::Score,
-        Stage::Select,
-        Stage::Train,
-        Stage::Evaluate,
-        Stage::Report,
-    ];
+    pub const ALL: [Stage; 6] =
+        [Stage::StageData, Stage::Score, Stage::Select, Stage::Train, Stage::Evaluate, Stage::Report];
 
     /// The runner subcommand and the Job name part.
     pub fn as_str(self) -> &'static str {
