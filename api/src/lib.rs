@@ -1,6 +1,8 @@
 //! The shared vocabulary of the NAS search system.
 //!
-//! * [`crd`]: the `NASSearch` custom resource (spec, status, CEL rules) users `kubectl apply`.
+//! * [`crd`]: the `NASSearch` custom resource (spec, status, CEL rules) users `kubectl apply`;
+//!   its parts in [`spec`], the client-side equivalent of its CEL rules in [`validate`].
+//! * [`resolved`]: the resolved spec (`spec.json`) the operator hands the runner.
 //! * [`contract`]: what the operator hands the runner (the resolved spec, stages, exit codes) and
 //!   the termination summary the runner hands back.
 //! * [`layout`]: the artifact key layout under one search's prefix.
@@ -12,3 +14,6 @@ pub mod contract;
 pub mod crd;
 pub mod layout;
 pub mod records;
+pub mod resolved;
+pub mod spec;
+pub mod validate;

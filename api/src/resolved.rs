@@ -1,0 +1,144 @@
+//! The resolved spec: what the operator hands every runner pod (as `spec.json`) and what the
+//! runner's `local` command builds from a YAML file. Defaults are applied (serde fills them when
+//! the spec is parsed), and the identity of the search fixes the artifact root.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::crd::{NASSearch, NASSearchSpec};
+use crate::validate::{validate, FieldError};
+
+/// Version of the [`ResolvedSpec`] layout; bumped on incompatible changes.
+pub const RESOLVED_SPEC_SCHEMA_VERSION: u32 = 1;
+
+/// A spec with defaults applied, bound to one search.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedSpec {
+    /// [`RESOLVED_SPEC_SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// Namespace of the search.
+    pub namespace: String,
+    /// Name of the search.
+    pub name: String,
+    /// UID of the search (part of the artifact root, so a re-created search never collides).
+    pub uid: String,
+    /// `metadata.generation` the spec was taken from.
+    pub generation: i64,
+    /// Hash of the spec ([`spec_hash`]); work done under another hash must not be reused.
+    pub spec_hash: String,
+    /// `s3://{bucket}/{prefix}/{namespace}/{name}/{uid}/`, always ending in `/`.
+    pub artifacts_root: String,
+    /// The spec, defaults applied.
+    pub spec: NASSearchSpec,
+}
+
+/// Why a search cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The YAML or JSON does not parse as a `NASSearch`.
+    #[error("not a NASSearch: {0}")]
+    Parse(String),
+    /// A required metadata field is missing.
+    #[error("metadata.{0} is required")]
+    MissingMetadata(&'static str),
+    /// The spec breaks a validation rule.
+    #[error("invalid spec: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+}
+
+/// Stable hash of what the stage Jobs depend on: the spec without `suspend` (pausing must not
+/// restart the pipeline) and without `ttlSecondsAfterFinished`. 16 hex digits.
+pub fn spec_hash(spec: &NASSearchSpec) -> String {
+    let mut s = spec.clone();
+    s.suspend = false;
+    s.ttl_seconds_after_finished = None;
+    s.delete_artifacts_on_deletion = false;
+    // serde_json writes struct fields in declaration order and maps sorted: stable bytes.
+    let bytes = serde_json::to_vec(&s).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// The artifact root of a search, ending in `/`.
+pub fn artifacts_root(spec: &NASSearchSpec, namespace: &str, name: &str, uid: &str) -> String {
+    let prefix = spec.artifacts.prefix.trim_matches('/');
+    let mut root = format!("s3://{}/", spec.artifacts.bucket);
+    if !prefix.is_empty() {
+        root.push_str(prefix);
+        root.push('/');
+    }
+    root.push_str(&format!("{namespace}/{name}/{uid}/"));
+    root
+}
+
+impl ResolvedSpec {
+    /// Resolves a search read from the API server (it has a namespace, name and UID).
+    pub fn from_search(search: &NASSearch) -> Result<Self, ResolveError> {
+        let meta = &search.metadata;
+        let namespace = meta
+            .namespace
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("namespace"))?;
+        let name = meta
+            .name
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("name"))?;
+        let uid = meta
+            .uid
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("uid"))?;
+        validate(&search.spec).map_err(ResolveError::Invalid)?;
+        Ok(Self::build(
+            search.spec.clone(),
+            namespace,
+            name,
+            uid,
+            meta.generation.unwrap_or(0),
+        ))
+    }
+
+    /// Resolves a search from a YAML (or JSON) document, as `nas-runner local` does. A missing
+    /// namespace becomes `default`; a missing UID becomes `local`.
+    pub fn from_yaml(text: &str) -> Result<Self, ResolveError> {
+        let search: NASSearch =
+            serde_yaml::from_str(text).map_err(|e| ResolveError::Parse(e.to_string()))?;
+        let meta = &search.metadata;
+        let name = meta
+            .name
+            .clone()
+            .ok_or(ResolveError::MissingMetadata("name"))?;
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let uid = meta.uid.clone().unwrap_or_else(|| "local".into());
+        validate(&search.spec).map_err(ResolveError::Invalid)?;
+        Ok(Self::build(
+            search.spec,
+            namespace,
+            name,
+            uid,
+            meta.generation.unwrap_or(0),
+        ))
+    }
+
+    fn build(
+        spec: NASSearchSpec,
+        namespace: String,
+        name: String,
+        uid: String,
+        generation: i64,
+    ) -> Self {
+        Self {
+            schema_version: RESOLVED_SPEC_SCHEMA_VERSION,
+            artifacts_root: artifacts_root(&spec, &namespace, &name, &uid),
+            spec_hash: spec_hash(&spec),
+            namespace,
+            name,
+            uid,
+            generation,
+            spec,
+        }
+    }
+
+    /// Pretty JSON, as written to `spec.json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,415 @@
+//! Building the Kubernetes objects of a search: one batch Job per stage (Indexed for score and
+//! train) and the ConfigMap holding the resolved spec.
+//!
+//! **Where the resolved spec goes.** The operator has no object-store credentials, so it cannot
+//! write `spec.json` to the store itself. It writes the resolved spec into a ConfigMap
+//! `{search}-spec-{hash}` (owned by the search, immutable, one per spec hash) that every runner
+//! pod mounts read-only at [`SPEC_MOUNT_DIR`]; each Job runs
+//! `nas-runner <stage> --spec /etc/nas/spec/spec.json`. The first stage (stage-data) copies it to
+//! `{artifacts root}/spec.json` in the store, where the layout says it lives.
+//!
+//! **Failure policy.** Runner exit codes map onto the Job's podFailurePolicy: a pod disruption
+//! is ignored (not counted against retries), exit 2 (invalid configuration) fails the Job, exit 3
+//! (this shard or candidate cannot be done) fails the index, anything else is retried up to
+//! `retriesPerIndex` times per index (`backoffLimitPerIndex`). Replacement pods start only once
+//! the old one has fully failed (`podReplacementPolicy: Failed`), so two pods never write the
+//! same shard at once.
+//!
+//! **Kueue.** With `queueName` set, Jobs carry the `kueue.x-k8s.io/queue-name` label and the
+//! operator never sets or patches their `suspend`: Kueue owns it.
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use nas_api::contract::{exit_code, Stage, TERMINATION_MESSAGE_PATH};
+use nas_api::crd::NASSearch;
+use nas_api::resolved::ResolvedSpec;
+use nas_api::spec::StageResources;
+
+/// Label holding the search's name on every object the operator creates.
+pub const LABEL_SEARCH: &str = "nas.example.dev/search";
+/// Label holding the stage (or `cleanup`) of a Job.
+pub const LABEL_STAGE: &str = "nas.example.dev/stage";
+/// Label holding the spec hash a Job was built from.
+pub const LABEL_SPEC_HASH: &str = "nas.example.dev/spec-hash";
+/// Kueue's queue label.
+pub const LABEL_KUEUE_QUEUE: &str = "kueue.x-k8s.io/queue-name";
+/// Name of the runner container.
+pub const RUNNER_CONTAINER: &str = "runner";
+/// Where the spec ConfigMap is mounted in runner pods.
+pub const SPEC_MOUNT_DIR: &str = "/etc/nas/spec";
+/// Key of the resolved spec in the ConfigMap.
+pub const SPEC_KEY: &str = "spec.json";
+/// Default retries of each index (or of the Job, for non-indexed stages).
+pub const DEFAULT_RETRIES: i32 = 2;
+/// The Job that deletes a search's artifacts when the search is deleted (finalizer).
+pub const CLEANUP: &str = "cleanup";
+/// Value of `app.kubernetes.io/managed-by`.
+pub const MANAGER: &str = "nas-operator";
+
+/// What a Job does: one stage of the pipeline, or the artifact cleanup on deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A pipeline stage.
+    Stage(Stage),
+    /// Deleting the artifacts (`nas-runner cleanup`).
+    Cleanup,
+}
+
+impl JobKind {
+    /// Runner subcommand and name part.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Stage(s) => s.as_str(),
+            JobKind::Cleanup => CLEANUP,
+        }
+    }
+
+    /// Parses a [`LABEL_STAGE`] value.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == CLEANUP {
+            return Some(JobKind::Cleanup);
+        }
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .map(JobKind::Stage)
+    }
+
+    /// Indexed stages run one pod per index (score shard, trained candidate).
+    pub fn indexed(self) -> bool {
+        matches!(self, JobKind::Stage(Stage::Score | Stage::Train))
+    }
+}
+
+/// Object names must be DNS labels (63 characters) and Indexed pods' hostnames add `-{index}`:
+/// the search's part is cut so the whole name stays within 52 characters.
+const NAME_MAX: usize = 52;
+
+fn name_with(search: &str, middle: &str, hash: &str) -> String {
+    let short = &hash[..hash.len().min(8)];
+    let room = NAME_MAX - middle.len() - short.len() - 2;
+    let mut base: String = search.chars().take(room).collect();
+    while base.ends_with('-') || base.ends_with('.') {
+        base.pop();
+    }
+    format!("{base}-{middle}-{short}")
+}
+
+/// Name of a search's Job for `kind` and spec hash `hash`.
+pub fn job_name(search: &str, kind: JobKind, hash: &str) -> String {
+    name_with(search, kind.as_str(), hash)
+}
+
+/// Name of the ConfigMap holding the resolved spec of hash `hash`.
+pub fn spec_configmap_name(search: &str, hash: &str) -> String {
+    name_with(search, "spec", hash)
+}
+
+/// Labels of every object made for `search`.
+pub fn common_labels(search: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "nas-runner".into()),
+        ("app.kubernetes.io/instance".into(), search.to_string()),
+        ("app.kubernetes.io/part-of".into(), "nas".into()),
+        ("app.kubernetes.io/managed-by".into(), MANAGER.into()),
+        (LABEL_SEARCH.into(), search.to_string()),
+    ])
+}
+
+fn owner_ref(search: &NASSearch) -> OwnerReference {
+    // A search read from the API server always has a name and UID; controller_owner_ref only
+    // returns None without them, and the planner has validated them by then.
+    search.controller_owner_ref(&()).unwrap_or_default()
+}
+
+/// The ConfigMap holding `resolved` as `spec.json`.
+pub fn spec_configmap(search: &NASSearch, resolved: &ResolvedSpec) -> ConfigMap {
+    let mut labels = common_labels(&resolved.name);
+    labels.insert(LABEL_SPEC_HASH.into(), resolved.spec_hash.clone());
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(spec_configmap_name(&resolved.name, &resolved.spec_hash)),
+            namespace: Some(resolved.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner_ref(search)]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(SPEC_KEY.to_string(), resolved.to_json())])),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}
+
+fn stage_resources(resolved: &ResolvedSpec, kind: JobKind) -> StageResources {
+    let r = &resolved.spec.resources;
+    let chosen = match kind {
+        JobKind::Stage(Stage::StageData) => &r.stage_data,
+        JobKind::Stage(Stage::Score) => &r.score,
+        JobKind::Stage(Stage::Select) => &r.select,
+        JobKind::Stage(Stage::Train) => &r.train,
+        JobKind::Stage(Stage::Evaluate) => &r.evaluate,
+        JobKind::Stage(Stage::Report) | JobKind::Cleanup => &r.report,
+    };
+    chosen.clone().unwrap_or_default()
+}
+
+/// Number of indexes (completions) of a stage's Job.
+pub fn completions(resolved: &ResolvedSpec, kind: JobKind) -> i32 {
+    let n = match kind {
+        JobKind::Stage(Stage::Score) => resolved.spec.sampling.shards,
+        JobKind::Stage(Stage::Train) => resolved.spec.selection.top_k,
+        _ => 1,
+    };
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Indexes of `kind` allowed to fail while the search goes on (0 for non-indexed stages).
+pub fn tolerated_failed_indexes(resolved: &ResolvedSpec, kind: JobKind) -> i32 {
+    if kind.indexed() {
+        stage_resources(resolved, kind)
+            .max_failed_indexes
+            .unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+fn failure_policy(indexed: bool) -> PodFailurePolicy {
+    let on_exit = |action: &str, code: i32| PodFailurePolicyRule {
+        action: action.into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some(RUNNER_CONTAINER.into()),
+            operator: "In".into(),
+            values: vec![code],
+        }),
+        on_pod_conditions: None,
+    };
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_exit_codes: None,
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    status: Some("True".into()),
+                }]),
+            },
+            on_exit("FailJob", exit_code::INVALID_CONFIG),
+            // FailIndex needs backoffLimitPerIndex, which only Indexed Jobs have.
+            on_exit(
+                if indexed { "FailIndex" } else { "FailJob" },
+                exit_code::UNDOABLE,
+            ),
+        ],
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn pod_env(resolved: &ResolvedSpec, kind: JobKind) -> Vec<EnvVar> {
+    let a = &resolved.spec.artifacts;
+    let mut out = vec![
+        env("NAS_STAGE", kind.as_str()),
+        env("NAS_SEARCH", resolved.name.clone()),
+        env("NAS_ARTIFACTS_ROOT", resolved.artifacts_root.clone()),
+    ];
+    if let Some(r) = &a.region {
+        out.push(env("AWS_REGION", r.clone()));
+    }
+    if let Some(e) = &a.endpoint {
+        out.push(env("AWS_ENDPOINT_URL", e.clone()));
+    }
+    if let Some(s) = &a.credentials.secret_ref {
+        // The operator only names the Secret; the kubelet resolves it for the pod.
+        let from = |key: &str| EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: s.name.clone(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        };
+        out.push(EnvVar {
+            name: "AWS_ACCESS_KEY_ID".into(),
+            value: None,
+            value_from: Some(from(&s.access_key_id_key)),
+        });
+        out.push(EnvVar {
+            name: "AWS_SECRET_ACCESS_KEY".into(),
+            value: None,
+            value_from: Some(from(&s.secret_access_key_key)),
+        });
+    }
+    out
+}
+
+fn container_resources(r: &StageResources) -> Option<ResourceRequirements> {
+    let mut map = BTreeMap::new();
+    if let Some(g) = r.gpus.filter(|g| *g > 0) {
+        map.insert("nvidia.com/gpu".to_string(), Quantity(g.to_string()));
+    }
+    if let Some(c) = &r.cpu {
+        map.insert("cpu".to_string(), c.clone());
+    }
+    if let Some(m) = &r.memory {
+        map.insert("memory".to_string(), m.clone());
+    }
+    (!map.is_empty()).then(|| ResourceRequirements {
+        requests: Some(map.clone()),
+        limits: Some(map),
+        ..Default::default()
+    })
+}
+
+/// The Job of `kind` for a search. `resolved` must come from `search`.
+pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> Job {
+    let spec = &resolved.spec;
+    let res = stage_resources(resolved, kind);
+    let name = job_name(&resolved.name, kind, &resolved.spec_hash);
+    let mut labels = common_labels(&resolved.name);
+    labels.insert("app.kubernetes.io/component".into(), kind.as_str().into());
+    labels.insert(LABEL_STAGE.into(), kind.as_str().into());
+    labels.insert(LABEL_SPEC_HASH.into(), resolved.spec_hash.clone());
+    let pod_labels = labels.clone();
+    if let Some(q) = &spec.queue_name {
+        labels.insert(LABEL_KUEUE_QUEUE.into(), q.clone());
+    }
+
+    let indexed = kind.indexed();
+    let n = completions(resolved, kind);
+    let retries = res.retries_per_index.unwrap_or(DEFAULT_RETRIES);
+    let spec_path = format!("{SPEC_MOUNT_DIR}/{SPEC_KEY}");
+    let container = Container {
+        name: RUNNER_CONTAINER.into(),
+        image: Some(spec.runner.image.clone()),
+        image_pull_policy: spec.runner.image_pull_policy.clone(),
+        command: Some(vec![
+            "nas-runner".into(),
+            kind.as_str().into(),
+            "--spec".into(),
+            spec_path,
+        ]),
+        env: Some(pod_env(resolved, kind)),
+        resources: container_resources(&res),
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "spec".into(),
+                mount_path: SPEC_MOUNT_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "scratch".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "dshm".into(),
+                mount_path: "/dev/shm".into(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    let volumes = vec![
+        Volume {
+            name: "spec".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: spec_configmap_name(&resolved.name, &resolved.spec_hash),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        Volume {
+            name: "dshm".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(resolved.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner_ref(search)]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            completions: Some(n),
+            parallelism: Some(res.parallelism.unwrap_or(n).min(n)),
+            completion_mode: Some(if indexed { "Indexed" } else { "NonIndexed" }.into()),
+            backoff_limit_per_index: indexed.then_some(retries),
+            max_failed_indexes: indexed.then(|| res.max_failed_indexes.unwrap_or(0).min(n)),
+            backoff_limit: if indexed { None } else { Some(retries) },
+            pod_failure_policy: Some(failure_policy(indexed)),
+            pod_replacement_policy: Some("Failed".into()),
+            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            active_deadline_seconds: res.active_deadline_seconds,
+            // Kueue owns `suspend` of the Jobs it manages: leave the field out entirely.
+            suspend: if spec.queue_name.is_some() {
+                None
+            } else {
+                Some(spec.suspend)
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: spec.runner.service_account_name.clone(),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    node_selector: (!res.node_selector.is_empty())
+                        .then(|| res.node_selector.clone()),
+                    tolerations: (!res.tolerations.is_empty()).then(|| res.tolerations.clone()),
+                    priority_class_name: res.priority_class_name.clone(),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,553 @@
+//! The pure planner: `(search, observed Jobs, now) -> actions`. No IO; the reconcile shell
+//! carries the actions out. Everything durable lives in the status (the Jobs may be deleted by
+//! their TTL), so a restarted operator plans from the status and whatever Jobs remain.
+//!
+//! Transitions: fresh (start stage-data), stage done (start the next), index failed (the Job
+//! retries it; an event), too many indexes failed or the Job failed (search Failed), spec
+//! changed (delete the old hash's Jobs, restart), suspended / resumed (patch the Job's
+//! `suspend` unless Kueue owns it), deleted (optional artifact cleanup behind a finalizer),
+//! invalid spec (Accepted=False naming the field, no requeue).
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use nas_api::contract::Stage;
+use nas_api::crd::{condition, NASSearch, NASSearchStatus, Phase, StageState};
+use nas_api::resolved::{ResolveError, ResolvedSpec};
+
+use crate::jobs::{self, JobKind};
+use crate::observed::{JobOutcome, ObservedJob};
+use crate::status::{absorb, record_progress, set_condition, stage_entry};
+
+/// Finalizer that holds a search until its artifacts are deleted.
+pub const FINALIZER: &str = "nas.example.dev/delete-artifacts";
+/// Periodic re-check of a running search (Job events normally trigger reconciles sooner).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// An event to publish on the search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// Human-readable note.
+    pub note: String,
+}
+
+/// One thing the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Add [`FINALIZER`] to the search.
+    AddFinalizer,
+    /// Remove [`FINALIZER`] from the search.
+    RemoveFinalizer,
+    /// Server-side apply the resolved-spec ConfigMap.
+    ApplyConfigMap(Box<ConfigMap>),
+    /// Server-side apply (create) a Job.
+    ApplyJob(Box<Job>),
+    /// Delete a Job and its pods.
+    DeleteJob(String),
+    /// Set `spec.suspend` of a Job the operator owns the suspension of.
+    SuspendJob { name: String, suspend: bool },
+    /// Publish an event.
+    Event(EventSpec),
+    /// Replace the status.
+    PatchStatus(Box<NASSearchStatus>),
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Actions, in order.
+    pub actions: Vec<Action>,
+    /// When to look again without an event (`None`: only on change).
+    pub requeue: Option<Duration>,
+    /// Stages that finished in this plan, with their duration in seconds (for metrics).
+    pub finished_stages: Vec<(Stage, f64)>,
+}
+
+impl Plan {
+    fn event(&mut self, warning: bool, reason: &str, note: impl Into<String>) {
+        self.actions.push(Action::Event(EventSpec {
+            warning,
+            reason: reason.into(),
+            note: note.into(),
+        }));
+    }
+}
+
+fn has_finalizer(search: &NASSearch) -> bool {
+    search
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+/// Plans the next actions for `search` given its Jobs.
+pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
+    let mut p = Plan::default();
+    if search.metadata.deletion_timestamp.is_some() {
+        plan_deletion(search, jobs, &mut p);
+        return p;
+    }
+    let wants_finalizer = search.spec.delete_artifacts_on_deletion;
+    match (wants_finalizer, has_finalizer(search)) {
+        (true, false) => p.actions.push(Action::AddFinalizer),
+        (false, true) => p.actions.push(Action::RemoveFinalizer),
+        _ => {}
+    }
+
+    let old = search.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    let generation = search.metadata.generation;
+    st.observed_generation = generation;
+
+    let resolved = match ResolvedSpec::from_search(search) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = match &e {
+                ResolveError::Invalid(errs) => errs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => other.to_string(),
+            };
+            let already = old.condition(condition::ACCEPTED).is_some_and(|c| {
+                c.status == "False" && c.observed_generation == generation && c.message == msg
+            });
+            set_condition(
+                &mut st,
+                condition::ACCEPTED,
+                false,
+                "InvalidSpec",
+                &msg,
+                generation,
+                now,
+            );
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                false,
+                "InvalidSpec",
+                "the spec is invalid",
+                generation,
+                now,
+            );
+            st.phase = Phase::Failed;
+            if !already {
+                p.event(true, "InvalidSpec", msg);
+            }
+            if st != old {
+                p.actions.push(Action::PatchStatus(Box::new(st)));
+            }
+            // No requeue: only a spec change can fix it.
+            return p;
+        }
+    };
+    let hash = resolved.spec_hash.clone();
+    set_condition(
+        &mut st,
+        condition::ACCEPTED,
+        true,
+        "Valid",
+        "the spec is valid",
+        generation,
+        now,
+    );
+    st.artifacts_uri = Some(resolved.artifacts_root.clone());
+
+    if st.spec_hash.as_deref() != Some(hash.as_str()) {
+        if st.spec_hash.is_some() {
+            p.event(
+                false,
+                "SpecChanged",
+                format!("spec hash {hash}: restarting the pipeline"),
+            );
+        }
+        st = NASSearchStatus {
+            observed_generation: generation,
+            conditions: std::mem::take(&mut st.conditions),
+            spec_hash: Some(hash.clone()),
+            artifacts_uri: st.artifacts_uri.take(),
+            ..Default::default()
+        };
+        st.conditions.retain(|c| c.type_ == condition::ACCEPTED);
+    }
+
+    // Jobs of another spec hash belong to an abandoned pipeline.
+    for j in jobs {
+        if matches!(j.kind, Some(JobKind::Stage(_)))
+            && j.spec_hash.as_deref() != Some(hash.as_str())
+        {
+            p.actions.push(Action::DeleteJob(j.name.clone()));
+        }
+    }
+    let current = |stage: Stage| {
+        jobs.iter().find(|j| {
+            j.kind == Some(JobKind::Stage(stage)) && j.spec_hash.as_deref() == Some(hash.as_str())
+        })
+    };
+
+    let kueue = search.spec.queue_name.is_some();
+    let suspend = search.spec.suspend;
+    let mut failed: Option<String> = None;
+    let mut running: Option<String> = None;
+    for stage in Stage::ALL {
+        let recorded = old_state(&st, stage);
+        if recorded == StageState::Succeeded {
+            continue;
+        }
+        if recorded == StageState::Failed {
+            failed = Some(failed_message(&st, stage));
+            break;
+        }
+        st.stage = Some(stage);
+        let kind = JobKind::Stage(stage);
+        let Some(job) = current(stage) else {
+            if suspend {
+                break;
+            }
+            // Start the stage (again, if its Job vanished before it was seen to finish).
+            let job = jobs::build_job(search, &resolved, kind);
+            let entry = stage_entry(&mut st, stage);
+            entry.state = StageState::Running;
+            entry.job_name = job.metadata.name.clone();
+            entry.total = jobs::completions(&resolved, kind);
+            p.actions
+                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
+                    search, &resolved,
+                ))));
+            p.actions.push(Action::ApplyJob(Box::new(job)));
+            p.event(
+                false,
+                "StageStarted",
+                format!("stage {} started", stage.as_str()),
+            );
+            running = Some(stage.as_str().into());
+            break;
+        };
+        match &job.outcome {
+            JobOutcome::Running => {
+                let prev_failed = st.stage_status(stage).map_or(0, |s| s.failed);
+                record_progress(stage_entry(&mut st, stage), job, StageState::Running);
+                absorb(&mut st, stage, job);
+                if job.failed > prev_failed {
+                    p.event(
+                        true,
+                        "IndexFailed",
+                        format!(
+                            "stage {}: {} index(es) failed so far{}",
+                            stage.as_str(),
+                            job.failed,
+                            first_message(job)
+                        ),
+                    );
+                }
+                if !kueue && job.suspended != suspend {
+                    p.actions.push(Action::SuspendJob {
+                        name: job.name.clone(),
+                        suspend,
+                    });
+                    p.event(
+                        false,
+                        if suspend { "Suspended" } else { "Resumed" },
+                        format!("Job {}", job.name),
+                    );
+                }
+                running = Some(stage.as_str().into());
+                break;
+            }
+            JobOutcome::Complete => {
+                finish_stage(&mut st, &mut p, stage, job, false);
+            }
+            JobOutcome::Failed { reason, message } => {
+                let tolerated = jobs::tolerated_failed_indexes(&resolved, kind);
+                let partial = kind.indexed()
+                    && reason == "FailedIndexes"
+                    && job.succeeded > 0
+                    && job.failed <= tolerated;
+                if partial {
+                    finish_stage(&mut st, &mut p, stage, job, true);
+                    continue;
+                }
+                record_progress(stage_entry(&mut st, stage), job, StageState::Failed);
+                let msg = format!(
+                    "stage {}: Job {} failed ({reason}): {message}{}",
+                    stage.as_str(),
+                    job.name,
+                    first_message(job)
+                );
+                p.event(true, "StageFailed", msg.clone());
+                failed = Some(msg);
+                break;
+            }
+        }
+    }
+
+    let g = generation;
+    // Checked after the walk: the last stage may have finished in this very pass.
+    let all_done = failed.is_none()
+        && Stage::ALL
+            .iter()
+            .all(|s| old_state(&st, *s) == StageState::Succeeded);
+    if let Some(msg) = failed {
+        st.phase = Phase::Failed;
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            true,
+            "StageFailed",
+            &msg,
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::PROGRESSING,
+            false,
+            "StageFailed",
+            "the search failed",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            false,
+            "StageFailed",
+            "the search failed",
+            g,
+            now,
+        );
+    } else if all_done {
+        st.phase = Phase::Succeeded;
+        st.stage = Some(Stage::Report);
+        if st.results_uri.is_none() {
+            st.results_uri = Some(format!("{}summary.json", resolved.artifacts_root));
+        }
+        if !old.is_true(condition::SUCCEEDED) || old.spec_hash.as_deref() != Some(hash.as_str()) {
+            p.event(
+                false,
+                "Succeeded",
+                format!("results at {}", st.results_uri.clone().unwrap_or_default()),
+            );
+        }
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            true,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::PROGRESSING,
+            false,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            false,
+            "AllStagesDone",
+            "every stage succeeded",
+            g,
+            now,
+        );
+    } else {
+        let stage = st.stage.map_or("", |s| s.as_str());
+        if suspend {
+            st.phase = Phase::Suspended;
+            let msg = match (&running, kueue) {
+                (Some(_), true) => {
+                    format!("no new stage starts; the running stage {stage} is managed by Kueue")
+                }
+                (Some(_), false) => format!("stage {stage} is suspended"),
+                (None, _) => format!("stage {stage} will start when resumed"),
+            };
+            set_condition(
+                &mut st,
+                condition::SUSPENDED,
+                true,
+                "SuspendRequested",
+                &msg,
+                g,
+                now,
+            );
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                false,
+                "Suspended",
+                &msg,
+                g,
+                now,
+            );
+        } else {
+            st.phase = Phase::Running;
+            if st.condition(condition::SUSPENDED).is_some() {
+                set_condition(
+                    &mut st,
+                    condition::SUSPENDED,
+                    false,
+                    "Resumed",
+                    "the search runs",
+                    g,
+                    now,
+                );
+            }
+            set_condition(
+                &mut st,
+                condition::PROGRESSING,
+                true,
+                "StageRunning",
+                &format!("stage {stage} is running"),
+                g,
+                now,
+            );
+        }
+        set_condition(
+            &mut st,
+            condition::SUCCEEDED,
+            false,
+            "InProgress",
+            "the search has not finished",
+            g,
+            now,
+        );
+        set_condition(
+            &mut st,
+            condition::FAILED,
+            false,
+            "InProgress",
+            "no stage failed",
+            g,
+            now,
+        );
+        p.requeue = Some(RESYNC);
+    }
+    if st != old {
+        p.actions.push(Action::PatchStatus(Box::new(st)));
+    }
+    p
+}
+
+fn old_state(st: &NASSearchStatus, stage: Stage) -> StageState {
+    st.stage_status(stage)
+        .map_or(StageState::Pending, |s| s.state)
+}
+
+fn failed_message(st: &NASSearchStatus, stage: Stage) -> String {
+    st.condition(condition::FAILED)
+        .filter(|c| c.status == "True")
+        .map_or_else(
+            || format!("stage {} failed", stage.as_str()),
+            |c| c.message.clone(),
+        )
+}
+
+fn first_message(job: &ObservedJob) -> String {
+    job.failure_messages
+        .first()
+        .map(|m| format!("; runner: {m}"))
+        .unwrap_or_default()
+}
+
+fn finish_stage(
+    st: &mut NASSearchStatus,
+    p: &mut Plan,
+    stage: Stage,
+    job: &ObservedJob,
+    partial: bool,
+) {
+    record_progress(stage_entry(st, stage), job, StageState::Succeeded);
+    absorb(st, stage, job);
+    if let (Some(a), Some(b)) = (&job.start_time, &job.completion_time) {
+        let secs = b.0.duration_since(a.0).as_secs_f64();
+        p.finished_stages.push((stage, secs.max(0.0)));
+    }
+    if partial {
+        p.event(
+            true,
+            "StagePartiallySucceeded",
+            format!(
+                "stage {}: {} of {} indexes failed (tolerated); going on with the rest",
+                stage.as_str(),
+                job.failed,
+                job.total
+            ),
+        );
+    } else {
+        p.event(
+            false,
+            "StageSucceeded",
+            format!("stage {} succeeded", stage.as_str()),
+        );
+    }
+}
+
+fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Plan) {
+    if !has_finalizer(search) {
+        return; // Owner references let the garbage collector delete the Jobs.
+    }
+    if !search.spec.delete_artifacts_on_deletion {
+        p.actions.push(Action::RemoveFinalizer);
+        return;
+    }
+    let resolved = match ResolvedSpec::from_search(search) {
+        Ok(r) => r,
+        Err(e) => {
+            p.event(
+                true,
+                "CleanupSkipped",
+                format!("cannot delete artifacts: {e}"),
+            );
+            p.actions.push(Action::RemoveFinalizer);
+            return;
+        }
+    };
+    match jobs.iter().find(|j| j.kind == Some(JobKind::Cleanup)) {
+        None => {
+            p.actions
+                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
+                    search, &resolved,
+                ))));
+            p.actions.push(Action::ApplyJob(Box::new(jobs::build_job(
+                search,
+                &resolved,
+                JobKind::Cleanup,
+            ))));
+            p.event(
+                false,
+                "CleanupStarted",
+                format!("deleting artifacts under {}", resolved.artifacts_root),
+            );
+        }
+        Some(j) => match &j.outcome {
+            JobOutcome::Running => p.requeue = Some(RESYNC),
+            JobOutcome::Complete => p.actions.push(Action::RemoveFinalizer),
+            JobOutcome::Failed { reason, message } => {
+                // Never hold the resource forever: report and let go.
+                p.event(
+                    true,
+                    "CleanupFailed",
+                    format!(
+                        "artifacts under {} may remain: {reason}: {message}",
+                        resolved.artifacts_root
+                    ),
+                );
+                p.actions.push(Action::RemoveFinalizer);
+            }
+        },
+    }
+}

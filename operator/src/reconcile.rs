@@ -1,0 +1,307 @@
+//! The IO shell around the planner: read the search's Jobs and pods, plan, carry the actions out
+//! (server-side apply, deletes, patches, events), and back off per object on errors.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action as ControllerAction;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use nas_api::crd::NASSearch;
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use crate::jobs::{LABEL_SEARCH, MANAGER};
+use crate::metrics::Metrics;
+use crate::observed::ObservedJob;
+use crate::planner::{self, Action, FINALIZER};
+
+/// Why a reconcile failed (all transient: the object is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the API server failed.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// The search has no namespace (it is a namespaced resource; this cannot come from a real
+    /// API server).
+    #[error("NASSearch {0} has no namespace")]
+    NoNamespace(String),
+}
+
+impl Error {
+    /// Short label for the failures metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(_)) => "api",
+            Error::Kube(_) => "client",
+            Error::NoNamespace(_) => "no_namespace",
+        }
+    }
+}
+
+/// Per-object exponential backoff on errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub base: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay after the `failures`-th consecutive failure (1-based).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Who publishes events.
+    pub reporter: Reporter,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Backoff policy.
+    pub backoff: Backoff,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context with no failures recorded.
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+        backoff: Backoff,
+    ) -> Self {
+        Self {
+            client,
+            reporter,
+            metrics,
+            backoff,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn key(search: &NASSearch) -> String {
+    format!(
+        "{}/{}",
+        search.namespace().unwrap_or_default(),
+        search.name_any()
+    )
+}
+
+/// Reconciles one search.
+#[instrument(skip_all, fields(namespace = search.namespace().unwrap_or_default(), name = %search.name_any()))]
+pub async fn reconcile(
+    search: Arc<NASSearch>,
+    ctx: Arc<Context>,
+) -> Result<ControllerAction, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let name = search.name_any();
+    let ns = search
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let uid = search.uid();
+
+    let selector = ListParams::default().labels(&format!("{LABEL_SEARCH}={name}"));
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobs: Vec<Job> = jobs_api
+        .list(&selector)
+        .await?
+        .items
+        .into_iter()
+        // Only Jobs this search owns (a re-created search of the same name has another UID).
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .collect();
+    let pods: Vec<Pod> = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+            .list(&selector)
+            .await?
+            .items
+    };
+    let observed: Vec<ObservedJob> = jobs
+        .iter()
+        .map(|j| ObservedJob::from_job(j, &pods))
+        .collect();
+
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let plan = planner::plan(&search, &observed, &now);
+    execute(&search, &ns, &plan.actions, &ctx).await?;
+
+    for (stage, secs) in &plan.finished_stages {
+        ctx.metrics
+            .stage_duration
+            .get_or_create(&Metrics::stage_labels(stage.as_str()))
+            .observe(*secs);
+    }
+    if let Some(Action::PatchStatus(st)) = plan
+        .actions
+        .iter()
+        .rev()
+        .find(|a| matches!(a, Action::PatchStatus(_)))
+    {
+        if let Some(n) = st.candidates_scored {
+            ctx.metrics
+                .candidates_scored
+                .get_or_create(&Metrics::search_labels(&ns, &name))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    if let Ok(mut f) = ctx.failures.lock() {
+        f.remove(&key(&search));
+    }
+    Ok(match plan.requeue {
+        Some(d) => ControllerAction::requeue(d),
+        None => ControllerAction::await_change(),
+    })
+}
+
+/// On error: count it, and retry the object after an exponentially growing delay.
+pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
+    ctx.metrics
+        .failures
+        .get_or_create(&Metrics::error_labels(err.kind()))
+        .inc();
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key(&search)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay = ctx.backoff.delay(n);
+    warn!(search = %key(&search), error = %err, attempt = n, ?delay, "reconcile failed; retrying");
+    ControllerAction::requeue(delay)
+}
+
+async fn execute(
+    search: &NASSearch,
+    ns: &str,
+    actions: &[Action],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let name = search.name_any();
+    let searches: Api<NASSearch> = Api::namespaced(ctx.client.clone(), ns);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let apply = PatchParams::apply(MANAGER).force();
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let reference = search.object_ref(&());
+    for action in actions {
+        match action {
+            Action::AddFinalizer | Action::RemoveFinalizer => {
+                let mut finalizers = search.finalizers().to_vec();
+                finalizers.retain(|f| f != FINALIZER);
+                if matches!(action, Action::AddFinalizer) {
+                    finalizers.push(FINALIZER.into());
+                }
+                // The resourceVersion makes this fail (and retry) if someone changed the list.
+                let patch = json!({"metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": search.resource_version(),
+                }});
+                searches
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Action::ApplyConfigMap(cm) => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+                api.patch(&cm.name_any(), &apply, &Patch::Apply(cm.as_ref()))
+                    .await?;
+            }
+            Action::ApplyJob(job) => {
+                info!(job = %job.name_any(), "creating Job");
+                jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref()))
+                    .await?;
+            }
+            Action::DeleteJob(job) => {
+                info!(%job, "deleting Job of an old spec");
+                match jobs.delete(job, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Action::SuspendJob { name: job, suspend } => {
+                let patch = json!({"spec": {"suspend": suspend}});
+                jobs.patch(job, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Action::Event(ev) => {
+                let event = Event {
+                    type_: if ev.warning {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: ev.reason.clone(),
+                    note: Some(ev.note.clone()),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                // An event that cannot be published must not stop the reconcile.
+                if let Err(e) = recorder.publish(&event, &reference).await {
+                    warn!(error = %e, reason = %ev.reason, "could not publish event");
+                }
+            }
+            Action::PatchStatus(st) => {
+                let body = json!({
+                    "apiVersion": NASSearch::api_version(&()),
+                    "kind": NASSearch::kind(&()),
+                    "status": st,
+                });
+                searches
+                    .patch_status(&name, &apply, &Patch::Apply(&body))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(b.delay(1), Duration::from_secs(5));
+        assert_eq!(b.delay(2), Duration::from_secs(10));
+        assert_eq!(b.delay(4), Duration::from_secs(40));
+        assert_eq!(b.delay(5), Duration::from_secs(60));
+        assert_eq!(b.delay(1000), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,120 @@
+//! Parsing the runner's termination message: the JSON summary (at most 4 KiB) a runner pod
+//! writes to its termination-message path on exit, which the operator reads from the Pod status
+//! instead of the object store (it has no store credentials).
+//!
+//! The runner's side of this contract is `nas_api::contract`; the fields read here are all
+//! optional so that a runner that reports less (or more) still parses.
+use nas_api::contract::TERMINATION_MESSAGE_MAX_BYTES;
+use nas_api::crd::CandidateSummary;
+use serde::{Deserialize, Serialize};
+
+/// What one runner pod reports on exit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StageSummary {
+    /// The stage the pod ran (`score`, `train`, ...).
+    pub stage: Option<String>,
+    /// `JOB_COMPLETION_INDEX` of an Indexed stage.
+    pub index: Option<u32>,
+    /// Candidates this pod scored (score stage).
+    pub scored: Option<u64>,
+    /// Candidates this pod could not score.
+    pub failed: Option<u64>,
+    /// The best candidate this pod knows of: its trained candidate (train), the winner
+    /// with its test errors (evaluate).
+    pub best: Option<CandidateSummary>,
+    /// The selected candidates, best first (select).
+    #[serde(rename = "topK")]
+    pub top_k: Vec<CandidateSummary>,
+    /// Where the results are (report).
+    pub results_uri: Option<String>,
+    /// Why the pod failed, if it did.
+    pub error: Option<String>,
+}
+
+/// A termination message as read from a Pod.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TerminationMessage {
+    /// A runner summary.
+    Summary(Box<StageSummary>),
+    /// Anything else (e.g. the tail of the log Kubernetes falls back to on error), cut to 512
+    /// bytes.
+    Text(String),
+}
+
+/// Longest free text kept from a message that is not a summary.
+const TEXT_MAX: usize = 512;
+
+/// Parses a termination message. Never fails: a message that is not a summary (too large, not
+/// JSON) is kept as bounded text so that failure reasons still reach the status.
+pub fn parse(message: &str) -> TerminationMessage {
+    let trimmed = message.trim();
+    if trimmed.len() <= TERMINATION_MESSAGE_MAX_BYTES && trimmed.starts_with('{') {
+        if let Ok(s) = serde_json::from_str::<StageSummary>(trimmed) {
+            return TerminationMessage::Summary(Box::new(s));
+        }
+    }
+    TerminationMessage::Text(truncate(trimmed, TEXT_MAX))
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_score_summary() {
+        let m = parse(r#"{"stage":"score","index":3,"scored":250,"failed":1,"extra":true}"#);
+        let TerminationMessage::Summary(s) = m else {
+            panic!("not a summary: {m:?}")
+        };
+        assert_eq!(s.index, Some(3));
+        assert_eq!(s.scored, Some(250));
+        assert_eq!(s.failed, Some(1));
+    }
+
+    #[test]
+    fn parses_select_top_k() {
+        let m = parse(
+            r#"{"stage":"select","topK":[{"arch":"a","rank":1,"params":10},{"arch":"b","rank":2}]}"#,
+        );
+        let TerminationMessage::Summary(s) = m else {
+            panic!("not a summary")
+        };
+        assert_eq!(s.top_k.len(), 2);
+        assert_eq!(s.top_k[0].arch, "a");
+        assert_eq!(s.top_k[0].params, Some(10));
+    }
+
+    #[test]
+    fn oversized_or_non_json_messages_become_bounded_text() {
+        let big = format!("{{\"stage\":\"score\",\"error\":\"{}\"}}", "x".repeat(5000));
+        match parse(&big) {
+            TerminationMessage::Text(t) => assert!(t.len() <= TEXT_MAX),
+            other => panic!("expected text, got {other:?}"),
+        }
+        assert_eq!(
+            parse("Traceback: boom"),
+            TerminationMessage::Text("Traceback: boom".into())
+        );
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        let s = "é".repeat(400);
+        let t = truncate(&s, 101);
+        assert!(t.len() <= 101);
+        assert!(t.ends_with('…'));
+    }
+}

@@ -1,0 +1,136 @@
+//! The Job builder: names, owner references, labels, failure policy, credentials by reference.
+mod common;
+
+use common::*;
+use nas_api::contract::Stage;
+use nas_api::resolved::ResolvedSpec;
+use nas_operator::jobs::{build_job, job_name, spec_configmap, JobKind, SPEC_KEY};
+
+#[test]
+fn score_job_is_indexed_with_the_failure_policy() {
+    let s = search();
+    let r = ResolvedSpec::from_search(&s).unwrap();
+    let job = build_job(&s, &r, JobKind::Stage(Stage::Score));
+    let meta = &job.metadata;
+    assert_eq!(
+        meta.name.as_deref(),
+        Some(job_name("s1", JobKind::Stage(Stage::Score), &r.spec_hash).as_str())
+    );
+    let owner = &meta.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("NASSearch", "s1", "uid-1")
+    );
+    assert_eq!(owner.controller, Some(true));
+    let labels = meta.labels.as_ref().unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "nas-operator");
+    assert_eq!(labels["app.kubernetes.io/instance"], "s1");
+    assert_eq!(labels["nas.example.dev/spec-hash"], r.spec_hash);
+
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!(spec.completions, Some(4));
+    assert_eq!(spec.backoff_limit_per_index, Some(3));
+    assert_eq!(spec.max_failed_indexes, Some(1));
+    assert_eq!(spec.backoff_limit, None);
+    assert_eq!(spec.pod_replacement_policy.as_deref(), Some("Failed"));
+    assert_eq!(spec.suspend, Some(false));
+    let rules = &spec.pod_failure_policy.as_ref().unwrap().rules;
+    let summary: Vec<(String, Option<i32>)> = rules
+        .iter()
+        .map(|r| {
+            (
+                r.action.clone(),
+                r.on_exit_codes.as_ref().map(|e| e.values[0]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Ignore".into(), None),
+            ("FailJob".into(), Some(2)),
+            ("FailIndex".into(), Some(3))
+        ]
+    );
+    assert_eq!(
+        rules[0].on_pod_conditions.as_ref().unwrap()[0].type_,
+        "DisruptionTarget"
+    );
+
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.command.as_deref().unwrap(),
+        ["nas-runner", "score", "--spec", "/etc/nas/spec/spec.json"]
+    );
+    assert_eq!(
+        c.termination_message_path.as_deref(),
+        Some("/dev/termination-log")
+    );
+    let gpus = &c.resources.as_ref().unwrap().limits.as_ref().unwrap()["nvidia.com/gpu"];
+    assert_eq!(gpus.0, "1");
+    // Credentials by reference only: the operator never reads the Secret.
+    let env = c.env.as_ref().unwrap();
+    let key = env
+        .iter()
+        .find(|e| e.name == "AWS_SECRET_ACCESS_KEY")
+        .unwrap();
+    assert!(key.value.is_none());
+    let sel = key
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (sel.name.as_str(), sel.key.as_str()),
+        ("s3-creds", "AWS_SECRET_ACCESS_KEY")
+    );
+}
+
+#[test]
+fn non_indexed_stage_fails_the_job_on_exit_3() {
+    let s = search();
+    let r = ResolvedSpec::from_search(&s).unwrap();
+    let job = build_job(&s, &r, JobKind::Stage(Stage::Select));
+    let spec = job.spec.unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("NonIndexed"));
+    assert_eq!(spec.backoff_limit, Some(2));
+    assert_eq!(spec.backoff_limit_per_index, None);
+    let actions: Vec<_> = spec
+        .pod_failure_policy
+        .unwrap()
+        .rules
+        .iter()
+        .map(|r| r.action.clone())
+        .collect();
+    assert_eq!(actions, ["Ignore", "FailJob", "FailJob"]);
+}
+
+#[test]
+fn names_fit_dns_labels_and_stay_distinct() {
+    let long = "a".repeat(80);
+    for stage in Stage::ALL {
+        let n = job_name(&long, JobKind::Stage(stage), "0123456789abcdef");
+        assert!(n.len() <= 52, "{n}");
+        assert!(n.ends_with(&format!("-{}-01234567", stage.as_str())), "{n}");
+    }
+    assert_ne!(
+        job_name("x", JobKind::Stage(Stage::Score), "aaaaaaaa"),
+        job_name("x", JobKind::Stage(Stage::Score), "bbbbbbbb")
+    );
+}
+
+#[test]
+fn spec_configmap_holds_the_resolved_spec() {
+    let s = search();
+    let r = ResolvedSpec::from_search(&s).unwrap();
+    let cm = spec_configmap(&s, &r);
+    let json = &cm.data.as_ref().unwrap()[SPEC_KEY];
+    let back: ResolvedSpec = serde_json::from_str(json).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(cm.immutable, Some(true));
+}

@@ -1,0 +1,189 @@
+//! The reconcile shell against kube's mocked-service pattern (tower-test): the requests a
+//! reconcile makes, in order, and per-object backoff on API errors.
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::{Method, Request, Response};
+use kube::client::Body;
+use kube::runtime::events::Reporter;
+use kube::Client;
+use nas_api::crd::NASSearch;
+use nas_operator::metrics::Metrics;
+use nas_operator::reconcile::{error_policy, reconcile, Backoff, Context};
+use serde_json::{json, Value};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+#[derive(Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+/// Answers `n` requests: lists are empty, `status` writes return the search, other writes echo
+/// their body; `fail_first` answers the first request with a 500 instead.
+async fn serve(mut handle: Handle, n: usize, search: NASSearch, fail_first: bool) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for i in 0..n {
+        let Some((req, send)) = handle.next_request().await else {
+            break;
+        };
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let (code, reply) = if fail_first && i == 0 {
+            (
+                500,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "boom", "reason": "InternalError", "code": 500}),
+            )
+        } else if method == Method::GET {
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}),
+            )
+        } else if path.ends_with("/status") {
+            (200, serde_json::to_value(&search).unwrap())
+        } else {
+            (200, body.clone())
+        };
+        seen.push(Seen {
+            method,
+            path,
+            query,
+            body,
+        });
+        let resp = Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap();
+        send.send_response(resp);
+    }
+    seen
+}
+
+fn context(client: Client) -> Arc<Context> {
+    let reporter = Reporter {
+        controller: "nas-operator".into(),
+        instance: Some("test".into()),
+    };
+    let backoff = Backoff {
+        base: Duration::from_secs(5),
+        max: Duration::from_secs(60),
+    };
+    Arc::new(Context::new(
+        client,
+        reporter,
+        Arc::new(Metrics::default()),
+        backoff,
+    ))
+}
+
+#[tokio::test]
+async fn fresh_search_lists_applies_publishes_and_patches_status() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "team");
+    let s = search();
+    let server = tokio::spawn(serve(handle, 5, s.clone(), false));
+    let ctx = context(client);
+    let action = reconcile(Arc::new(s), ctx.clone())
+        .await
+        .expect("reconcile succeeds");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(300))
+    );
+    let seen = server.await.unwrap();
+    let calls: Vec<(String, String)> = seen
+        .iter()
+        .map(|s| (s.method.to_string(), s.path.clone()))
+        .collect();
+    let h = hash(&search());
+    let h8 = &h[..8];
+    assert_eq!(
+        calls,
+        [
+            ("GET".into(), "/apis/batch/v1/namespaces/team/jobs".into()),
+            (
+                "PATCH".into(),
+                format!("/api/v1/namespaces/team/configmaps/s1-spec-{h8}")
+            ),
+            (
+                "PATCH".into(),
+                format!("/apis/batch/v1/namespaces/team/jobs/s1-stage-data-{h8}")
+            ),
+            (
+                "POST".into(),
+                "/apis/events.k8s.io/v1/namespaces/team/events".into()
+            ),
+            (
+                "PATCH".into(),
+                "/apis/nas.example.dev/v1alpha1/namespaces/team/nassearches/s1/status".into()
+            ),
+        ]
+    );
+    assert!(
+        seen[0]
+            .query
+            .contains("labelSelector=nas.example.dev%2Fsearch%3Ds1"),
+        "{}",
+        seen[0].query
+    );
+    // Server-side apply with our field manager.
+    for s in &seen[1..3] {
+        assert!(
+            s.query.contains("fieldManager=nas-operator") && s.query.contains("force=true"),
+            "{}",
+            s.query
+        );
+    }
+    assert_eq!(seen[2].body["kind"], "Job");
+    assert_eq!(
+        seen[2].body["spec"]["template"]["spec"]["containers"][0]["command"][1],
+        "stage-data"
+    );
+    assert_eq!(seen[3].body["reason"], "StageStarted");
+    let status = &seen[4].body["status"];
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["stage"], "stage-data");
+    let accepted = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Accepted")
+        .unwrap();
+    assert_eq!(accepted["status"], "True");
+    assert_eq!(ctx.metrics.reconciles.get(), 1);
+}
+
+#[tokio::test]
+async fn api_errors_back_off_exponentially_per_object() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "team");
+    let s = Arc::new(search());
+    let server = tokio::spawn(serve(handle, 1, (*s).clone(), true));
+    let ctx = context(client);
+    let err = reconcile(s.clone(), ctx.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("boom"), "{err}");
+    server.await.unwrap();
+    let a1 = error_policy(s.clone(), &err, ctx.clone());
+    let a2 = error_policy(s.clone(), &err, ctx.clone());
+    assert_eq!(
+        a1,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        a2,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(10))
+    );
+    assert!(ctx
+        .metrics
+        .render()
+        .contains("nas_operator_reconcile_failures_total{error=\"api\"} 2"));
+}
