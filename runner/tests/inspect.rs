@@ -11,7 +11,11 @@ fn inspect(args: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
@@ -20,7 +24,14 @@ const ARCH: &str =
 
 #[test]
 fn nb201_reports_params_flops_and_breakdown() {
-    let v = json(&inspect(&["--space", "nb201", "--arch", ARCH, "--classes", "100"]));
+    let v = json(&inspect(&[
+        "--space",
+        "nb201",
+        "--arch",
+        ARCH,
+        "--classes",
+        "100",
+    ]));
     let params = 72_656 + 65 * 100 + 243_040 * 3 + 28_000;
     assert_eq!(v["params"], params);
     assert_eq!(v["flops"], 7_782_400 + 6_500 + 3 * 35_389_440 + 3_932_160);
@@ -31,19 +42,45 @@ fn nb201_reports_params_flops_and_breakdown() {
     let sum: i64 = parts.iter().map(|p| p["params"].as_i64().unwrap()).sum();
     assert_eq!(sum, params);
     // Fashion-MNIST-sized input: one channel, 28x28.
-    let v = json(&inspect(&["--space", "nb201", "--arch", ARCH, "--input", "28", "--channels", "1"]));
+    let v = json(&inspect(&[
+        "--space",
+        "nb201",
+        "--arch",
+        ARCH,
+        "--input",
+        "28",
+        "--channels",
+        "1",
+    ]));
     assert_eq!(v["input"], serde_json::json!([1, 28, 28]));
-    assert_eq!(v["params"], 72_656 - 9 * 16 * 2 + 650 + 243_040 * 3 + 28_000);
+    assert_eq!(
+        v["params"],
+        72_656 - 9 * 16 * 2 + 650 + 243_040 * 3 + 28_000
+    );
 }
 
 #[test]
 fn darts_reports_published_sizes() {
-    let v = json(&inspect(&["--space", "darts", "--genotype", "DARTS_V2", "--dataset", "imagenet"]));
+    let v = json(&inspect(&[
+        "--space",
+        "darts",
+        "--genotype",
+        "DARTS_V2",
+        "--dataset",
+        "imagenet",
+    ]));
     let p = v["params"].as_f64().unwrap();
     assert!((p - 4.7e6).abs() <= 0.02 * 4.7e6, "{p}");
     assert!(v["aux_params"].as_i64().unwrap() > 0);
     assert_eq!(v["network"], "imagenet");
-    let v = json(&inspect(&["--space", "darts", "--genotype", "PC_DARTS", "--dataset", "cifar10"]));
+    let v = json(&inspect(&[
+        "--space",
+        "darts",
+        "--genotype",
+        "PC_DARTS",
+        "--dataset",
+        "cifar10",
+    ]));
     assert_eq!(v["network"], "cifar");
     assert_eq!(v["breakdown"].as_array().unwrap().len(), 1 + 20 + 1);
 }
@@ -51,12 +88,34 @@ fn darts_reports_published_sizes() {
 #[test]
 fn bad_input_exits_2_with_a_clear_message() {
     let cases: [(&[&str], &str); 6] = [
-        (&["--space", "nb201", "--arch", "|nor_conv_3x3~0|+|bogus~0|"], "position 18"),
+        (
+            &["--space", "nb201", "--arch", "|nor_conv_3x3~0|+|bogus~0|"],
+            "position 18",
+        ),
         (&["--space", "nb201"], "--arch"),
-        (&["--space", "nb202", "--arch", ARCH], "unknown search space"),
-        (&["--space", "nb201", "--arch", ARCH, "--input", "30"], "multiple of 4"),
-        (&["--space", "darts", "--genotype", "Genotype(normal=["], "position"),
-        (&["--space", "darts", "--genotype", "DARTS_V2", "--dataset", "mnist9"], "unknown data set"),
+        (
+            &["--space", "nb202", "--arch", ARCH],
+            "unknown search space",
+        ),
+        (
+            &["--space", "nb201", "--arch", ARCH, "--input", "30"],
+            "multiple of 4",
+        ),
+        (
+            &["--space", "darts", "--genotype", "Genotype(normal=["],
+            "position",
+        ),
+        (
+            &[
+                "--space",
+                "darts",
+                "--genotype",
+                "DARTS_V2",
+                "--dataset",
+                "mnist9",
+            ],
+            "unknown data set",
+        ),
     ];
     for (args, needle) in cases {
         let out = inspect(args);

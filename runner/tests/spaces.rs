@@ -66,7 +66,11 @@ proptest! {
 #[test]
 fn parse_errors_name_position_and_expectation() {
     let cases = [
-        ("|nor_conv_3x3~0|+|conv~0|nor_conv_3x3~1|+|a~0|b~1|c~2|", 18, "an op"),
+        (
+            "|nor_conv_3x3~0|+|conv~0|nor_conv_3x3~1|+|a~0|b~1|c~2|",
+            18,
+            "an op",
+        ),
         ("|nor_conv_3x3~1|+", 14, "input node 0 of node 1"),
         ("|nor_conv_3x3~0|", 16, "'+' before the edges into node 2"),
         ("nor_conv_3x3~0|", 0, "'|' opening the edges into node 1"),
@@ -75,7 +79,11 @@ fn parse_errors_name_position_and_expectation() {
     ];
     for (s, pos, expected) in cases {
         match s.parse::<Nb201Arch>() {
-            Err(SpaceError::Parse { pos: p, expected: e, .. }) => {
+            Err(SpaceError::Parse {
+                pos: p,
+                expected: e,
+                ..
+            }) => {
                 assert_eq!(p, pos, "{s}");
                 assert!(e.contains(expected), "{s}: expected {expected:?} in {e:?}");
             }
@@ -83,7 +91,10 @@ fn parse_errors_name_position_and_expectation() {
         }
     }
     let msg = "|skip~0|".parse::<Nb201Arch>().unwrap_err().to_string();
-    assert!(msg.contains("position 1") && msg.contains("'skip'"), "{msg}");
+    assert!(
+        msg.contains("position 1") && msg.contains("'skip'"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -101,17 +112,23 @@ fn isomorphism_classes_number_6466() {
     let keys: HashSet<String> = Nb201Arch::all().map(|a| a.canonical_key()).collect();
     assert_eq!(keys.len(), 6466);
     // conv(x) + conv(x) reached through node 1 and node 2, or through node 1 and directly.
-    let a: Nb201Arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|"
-        .parse()
-        .unwrap();
-    let b: Nb201Arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|none~1|skip_connect~2|"
-        .parse()
-        .unwrap();
+    let a: Nb201Arch =
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|skip_connect~2|"
+            .parse()
+            .unwrap();
+    let b: Nb201Arch =
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|none~1|skip_connect~2|"
+            .parse()
+            .unwrap();
     assert_ne!(a, b);
     assert_eq!(a.canonical_key(), b.canonical_key());
     // A `none` into a lone node zeroes whatever op follows.
-    let z1: Nb201Arch = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|".parse().unwrap();
-    let z2: Nb201Arch = "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|".parse().unwrap();
+    let z1: Nb201Arch = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"
+        .parse()
+        .unwrap();
+    let z2: Nb201Arch = "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|"
+        .parse()
+        .unwrap();
     assert_eq!(z1.canonical_key(), z2.canonical_key());
     let c: Nb201Arch = BEST.parse().unwrap();
     assert_ne!(c.canonical_key(), a.canonical_key());
@@ -149,7 +166,11 @@ fn mutation_changes_exactly_one_edge() {
 #[test]
 fn benchmark_table_maps_index_and_arch() {
     let path = shared_data().join("nb201/accuracy.csv");
-    assert!(path.exists(), "missing {}: CI provides ../shared/data", path.display());
+    assert!(
+        path.exists(),
+        "missing {}: CI provides ../shared/data",
+        path.display()
+    );
     let t = Nb201Table::from_csv(&path).unwrap();
     assert_eq!(t.len(), SIZE);
     assert_eq!(
@@ -179,7 +200,14 @@ fn table_errors_name_the_line() {
 }
 
 fn builder(a: Nb201Arch, classes: i64) -> Nb201Builder {
-    Nb201Builder::new(a, &NetOptions { classes, ..NetOptions::default() }).unwrap()
+    Nb201Builder::new(
+        a,
+        &NetOptions {
+            classes,
+            ..NetOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -194,14 +222,21 @@ fn param_count_matches_the_benchmark_formula_for_every_arch() {
 }
 
 fn varstore_params(vs: &VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 #[test]
 fn built_network_has_the_analytic_parameter_count() {
     let mut archs = Nb201Arch::sample_n(6, 11);
-    archs.push(Nb201Arch { ops: [Nb201Op::None; EDGES] });
-    archs.push(Nb201Arch { ops: [Nb201Op::NorConv3x3; EDGES] });
+    archs.push(Nb201Arch {
+        ops: [Nb201Op::None; EDGES],
+    });
+    archs.push(Nb201Arch {
+        ops: [Nb201Op::NorConv3x3; EDGES],
+    });
     for (i, a) in archs.into_iter().enumerate() {
         let k = [10, 100, 120][i % 3];
         let b = builder(a, k);
@@ -217,9 +252,10 @@ fn flops_match_a_hand_computed_small_net() {
     // stem 16*2*1*9 = 288; each cell 16*2*2*9 + 16*2*2 = 640 (4x4, 2 ch), 4*4*4*9 + 4*4*4 = 640
     // (2x2, 4 ch), 1*8*8*9 + 1*8*8 = 640 (1x1, 8 ch); reductions 4*4*2*9 + 4*4*4*9 + 4*4*2 =
     // 896 and 1*8*4*9 + 1*8*8*9 + 1*8*4 = 896; linear 8*3 + 3 = 27.
-    let a: Nb201Arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|"
-        .parse()
-        .unwrap();
+    let a: Nb201Arch =
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|"
+            .parse()
+            .unwrap();
     let opts = NetOptions {
         classes: 3,
         input_channels: 1,
@@ -232,35 +268,75 @@ fn flops_match_a_hand_computed_small_net() {
     assert_eq!(b.flops(), 288 + 3 * 640 + 2 * 896 + 27);
     let parts = b.breakdown();
     let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["stem", "cell0", "reduction1", "cell1", "reduction2", "cell2", "head"]);
+    assert_eq!(
+        names,
+        [
+            "stem",
+            "cell0",
+            "reduction1",
+            "cell1",
+            "reduction2",
+            "cell2",
+            "head"
+        ]
+    );
     assert_eq!(parts[3].flops, 640);
     // The benchmark's CIFAR-10 network: 7,782,400 + 65*K fixed, 35,389,440 per 3x3 edge and
     // 3,932,160 per 1x1 edge (all cells of all stages).
     let c = builder(BEST.parse().unwrap(), 10);
     assert_eq!(c.flops(), 7_782_400 + 650 + 5 * 35_389_440);
     // Counting does not depend on pruning.
-    let unpruned = Nb201Builder::new(a, &NetOptions { prune: false, ..opts }).unwrap();
+    let unpruned = Nb201Builder::new(
+        a,
+        &NetOptions {
+            prune: false,
+            ..opts
+        },
+    )
+    .unwrap();
     assert_eq!(unpruned.flops(), b.flops());
 }
 
 #[test]
 fn options_are_validated() {
     let a: Nb201Arch = BEST.parse().unwrap();
-    let e = Nb201Builder::new(a, &NetOptions { input_size: 30, ..NetOptions::default() }).unwrap_err();
+    let e = Nb201Builder::new(
+        a,
+        &NetOptions {
+            input_size: 30,
+            ..NetOptions::default()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("multiple of 4"), "{e}");
-    assert!(Nb201Builder::new(a, &NetOptions { classes: 0, ..NetOptions::default() }).is_err());
+    assert!(Nb201Builder::new(
+        a,
+        &NetOptions {
+            classes: 0,
+            ..NetOptions::default()
+        }
+    )
+    .is_err());
     let fm = NetOptions::for_dataset("fashion-mnist").unwrap();
     let b = Nb201Builder::new(a, &fm).unwrap();
     assert_eq!(b.input_shape(), (1, 28, 28));
     let vs = VarStore::new(Device::Cpu);
     let net = b.build(&vs.root());
-    let y = net.forward(&Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu)), &mut Forward::eval());
+    let y = net.forward(
+        &Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu)),
+        &mut Forward::eval(),
+    );
     assert_eq!(y.size(), [2, 10]);
 }
 
 fn small(a: Nb201Arch, prune: bool) -> Nb201Builder {
-    let opts =
-        NetOptions { width: Some(4), cells: Some(1), input_size: 8, prune, ..NetOptions::default() };
+    let opts = NetOptions {
+        width: Some(4),
+        cells: Some(1),
+        input_size: 8,
+        prune,
+        ..NetOptions::default()
+    };
     Nb201Builder::new(a, &opts).unwrap()
 }
 
@@ -294,10 +370,18 @@ fn forward_honours_every_field() {
     // The classifier weight shares storage with the network.
     assert_eq!(net.classifier_weight().size(), [10, 16]);
     // Eval mode records no batch variances; no_bn skips every BN and changes the result.
-    let mut e = Forward { bn_batch_vars: Some(Vec::new()), ..Forward::eval() };
+    let mut e = Forward {
+        bn_batch_vars: Some(Vec::new()),
+        ..Forward::eval()
+    };
     let ye = net.forward(&x, &mut e);
     assert!(e.bn_batch_vars.unwrap().is_empty());
-    let mut nb = Forward { no_bn: true, train: true, bn_batch_vars: Some(Vec::new()), ..Forward::default() };
+    let mut nb = Forward {
+        no_bn: true,
+        train: true,
+        bn_batch_vars: Some(Vec::new()),
+        ..Forward::default()
+    };
     let yn = net.forward(&x, &mut nb);
     assert!(nb.bn_batch_vars.unwrap().is_empty());
     assert!(f64::try_from((&yn - &ye).abs().max()).unwrap() > 1e-4);
@@ -314,13 +398,27 @@ fn compare_pruned(a: Nb201Arch, train: bool) {
     vs_u.copy(&vs_p).unwrap();
     let x = Tensor::randn([3, 3, 8, 8], (Kind::Float, Device::Cpu));
     let run = |net: &dyn nas_runner::nn::Net| {
-        let mut f = if train { Forward::train() } else { Forward::eval() };
+        let mut f = if train {
+            Forward::train()
+        } else {
+            Forward::eval()
+        };
         let y = net.forward(&x, &mut f);
-        (y * Tensor::arange(10, (Kind::Float, Device::Cpu))).sum(Kind::Float).backward();
+        (y * Tensor::arange(10, (Kind::Float, Device::Cpu)))
+            .sum(Kind::Float)
+            .backward();
     };
-    let mut f = if train { Forward::train() } else { Forward::eval() };
+    let mut f = if train {
+        Forward::train()
+    } else {
+        Forward::eval()
+    };
     let yp = net_p.forward(&x, &mut f);
-    let mut f = if train { Forward::train() } else { Forward::eval() };
+    let mut f = if train {
+        Forward::train()
+    } else {
+        Forward::eval()
+    };
     let yu = net_u.forward(&x, &mut f);
     let d = f64::try_from((&yp - &yu).abs().max()).unwrap();
     assert!(d <= 1e-6, "{a} train={train}: outputs differ by {d}");
@@ -335,7 +433,10 @@ fn compare_pruned(a: Nb201Arch, train: bool) {
         let gp = if gp.defined() { gp } else { tp.zeros_like() };
         let gu = if gu.defined() { gu } else { tu.zeros_like() };
         let d = f64::try_from((&gp - &gu).abs().max()).unwrap();
-        assert!(d <= 1e-6, "{a} train={train}: gradient of {name} differs by {d}");
+        assert!(
+            d <= 1e-6,
+            "{a} train={train}: gradient of {name} differs by {d}"
+        );
     }
 }
 

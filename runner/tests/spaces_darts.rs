@@ -64,13 +64,19 @@ fn textual_form_accepts_python_spellings() {
                 ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)],
         reduce_concat=[2, 3, 4, 5],
     )"#;
-    assert_eq!(Genotype::resolve(s).unwrap(), Genotype::named("DARTS_V2").unwrap());
+    assert_eq!(
+        Genotype::resolve(s).unwrap(),
+        Genotype::named("DARTS_V2").unwrap()
+    );
     let json = r#"{"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0],
         ["sep_conv_3x3", 1], ["sep_conv_3x3", 1], ["skip_connect", 0], ["skip_connect", 0],
         ["dil_conv_3x3", 2]], "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1],
         ["skip_connect", 2], ["max_pool_3x3", 1], ["max_pool_3x3", 0], ["skip_connect", 2],
         ["skip_connect", 2], ["max_pool_3x3", 1]]}"#;
-    assert_eq!(Genotype::resolve(json).unwrap(), Genotype::named("DARTS_V2").unwrap());
+    assert_eq!(
+        Genotype::resolve(json).unwrap(),
+        Genotype::named("DARTS_V2").unwrap()
+    );
 }
 
 #[test]
@@ -114,7 +120,10 @@ fn sampling_and_mutation_follow_darts_rules() {
         let diff = |a: &Vec<(DartsOp, usize)>, b: &Vec<(DartsOp, usize)>| {
             a.iter().zip(b).filter(|(x, y)| x != y).count()
         };
-        assert_eq!(diff(&g.normal.edges, &m.normal.edges) + diff(&g.reduce.edges, &m.reduce.edges), 1);
+        assert_eq!(
+            diff(&g.normal.edges, &m.normal.edges) + diff(&g.reduce.edges, &m.reduce.edges),
+            1
+        );
         g = m;
     }
 }
@@ -126,20 +135,44 @@ fn within(value: i64, target: f64, tol: f64) -> bool {
 #[test]
 fn darts_v2_matches_published_sizes() {
     let cifar = builder("darts", "DARTS_V2", &NetOptions::default()).unwrap();
-    assert!(within(cifar.param_count(), 3.3e6, 0.03), "CIFAR params {}", cifar.param_count());
-    let imagenet = builder("darts", "DARTS_V2", &NetOptions::for_dataset("imagenet").unwrap()).unwrap();
-    assert!(within(imagenet.param_count(), 4.7e6, 0.02), "ImageNet params {}", imagenet.param_count());
-    assert!(within(imagenet.flops(), 574e6, 0.03), "ImageNet mult-adds {}", imagenet.flops());
+    assert!(
+        within(cifar.param_count(), 3.3e6, 0.03),
+        "CIFAR params {}",
+        cifar.param_count()
+    );
+    let imagenet = builder(
+        "darts",
+        "DARTS_V2",
+        &NetOptions::for_dataset("imagenet").unwrap(),
+    )
+    .unwrap();
+    assert!(
+        within(imagenet.param_count(), 4.7e6, 0.02),
+        "ImageNet params {}",
+        imagenet.param_count()
+    );
+    assert!(
+        within(imagenet.flops(), 574e6, 0.03),
+        "ImageNet mult-adds {}",
+        imagenet.flops()
+    );
 }
 
 #[test]
 fn built_network_has_the_analytic_parameter_count() {
     for name in ["DARTS_V2", "NASNet"] {
-        let opts = NetOptions { auxiliary: true, ..NetOptions::default() };
+        let opts = NetOptions {
+            auxiliary: true,
+            ..NetOptions::default()
+        };
         let b = DartsBuilder::new(Genotype::named(name).unwrap(), &opts).unwrap();
         let vs = VarStore::new(Device::Cpu);
         let _net = b.build(&vs.root());
-        let built: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let built: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
         assert!(b.aux_params() > 0);
         assert_eq!(built, b.param_count() + b.aux_params(), "{name}");
     }
@@ -148,12 +181,22 @@ fn built_network_has_the_analytic_parameter_count() {
 #[test]
 fn cifar_network_runs_with_aux_head_and_drop_path() {
     tch::manual_seed(0);
-    let opts = NetOptions { width: Some(4), cells: Some(5), auxiliary: true, ..NetOptions::default() };
+    let opts = NetOptions {
+        width: Some(4),
+        cells: Some(5),
+        auxiliary: true,
+        ..NetOptions::default()
+    };
     let b = DartsBuilder::new(Genotype::named("PC_DARTS").unwrap(), &opts).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let net = b.build(&vs.root());
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let mut f = Forward { train: true, drop_path_prob: 0.5, relu_inputs: Some(Vec::new()), ..Forward::default() };
+    let mut f = Forward {
+        train: true,
+        drop_path_prob: 0.5,
+        relu_inputs: Some(Vec::new()),
+        ..Forward::default()
+    };
     let y = net.forward(&x, &mut f);
     assert_eq!(y.size(), [2, 10]);
     assert_eq!(f.aux_logits.as_ref().unwrap().size(), [2, 10]);
@@ -166,8 +209,22 @@ fn cifar_network_runs_with_aux_head_and_drop_path() {
     let b2 = net.forward(&x, &mut Forward::eval());
     assert!(f64::try_from((&a - &b2).abs().max()).unwrap() == 0.0);
     // Drop-path changes the training output.
-    let t1 = net.forward(&x, &mut Forward { train: true, drop_path_prob: 0.5, ..Forward::default() });
-    let t2 = net.forward(&x, &mut Forward { train: true, drop_path_prob: 0.5, ..Forward::default() });
+    let t1 = net.forward(
+        &x,
+        &mut Forward {
+            train: true,
+            drop_path_prob: 0.5,
+            ..Forward::default()
+        },
+    );
+    let t2 = net.forward(
+        &x,
+        &mut Forward {
+            train: true,
+            drop_path_prob: 0.5,
+            ..Forward::default()
+        },
+    );
     assert!(f64::try_from((&t1 - &t2).abs().max()).unwrap() > 0.0);
 }
 
@@ -184,13 +241,34 @@ fn imagenet_network_runs() {
     let b = DartsBuilder::new(Genotype::named("DARTS_V1").unwrap(), &opts).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let net = b.build(&vs.root());
-    let y = net.forward(&Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)), &mut Forward::train());
+    let y = net.forward(
+        &Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)),
+        &mut Forward::train(),
+    );
     assert_eq!(y.size(), [2, 7]);
-    let built: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let built: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
     assert_eq!(built, b.param_count());
     // The auxiliary head needs a map that pools to 2x2.
-    let e = DartsBuilder::new(b.genotype.clone(), &NetOptions { auxiliary: true, ..opts.clone() }).unwrap_err();
+    let e = DartsBuilder::new(
+        b.genotype.clone(),
+        &NetOptions {
+            auxiliary: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("auxiliary"), "{e}");
-    let e = DartsBuilder::new(b.genotype.clone(), &NetOptions { input_size: 100, ..opts }).unwrap_err();
+    let e = DartsBuilder::new(
+        b.genotype.clone(),
+        &NetOptions {
+            input_size: 100,
+            ..opts
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("multiple of 32"), "{e}");
 }

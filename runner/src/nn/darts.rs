@@ -56,7 +56,11 @@ impl CellPlan {
         let mut flops = self.pre0.cost(self.h_pp).0 + self.pre1.cost(self.h_p).0;
         for (op, input) in &self.ops {
             params += op.params();
-            let h = if self.reduction && *input >= 2 { self.h_out } else { self.h_p };
+            let h = if self.reduction && *input >= 2 {
+                self.h_out
+            } else {
+                self.h_p
+            };
             flops += op.cost(h).0;
         }
         (params, flops)
@@ -95,7 +99,10 @@ impl DartsBuilder {
         if b.width % 2 != 0 {
             return Err(SpaceError::Option {
                 option: "width",
-                message: format!("factorized reduce halves the channels; expected an even width, got {}", b.width),
+                message: format!(
+                    "factorized reduce halves the channels; expected an even width, got {}",
+                    b.width
+                ),
             });
         }
         // Factorized reduce needs an even side wherever it halves (stem outputs, reductions).
@@ -160,7 +167,10 @@ impl DartsBuilder {
             (c_pp, c_p, h_pp, h_p, reduction_prev) = (c, c, h1, h2, true);
         } else {
             let cs = 3 * c;
-            stems.push((OpSpec::Seq(vec![conv(self.input_channels, cs, 1), LSpec::Bn(cs)]), h0));
+            stems.push((
+                OpSpec::Seq(vec![conv(self.input_channels, cs, 1), LSpec::Bn(cs)]),
+                h0,
+            ));
             (c_pp, c_p, h_pp, h_p, reduction_prev) = (cs, cs, h0, h0, false);
         }
         let mut c_cur = c;
@@ -173,7 +183,10 @@ impl DartsBuilder {
                 c_cur *= 2;
             }
             let pre0 = if reduction_prev {
-                OpSpec::FactorizedReduce { c_in: c_pp, c_out: c_cur }
+                OpSpec::FactorizedReduce {
+                    c_in: c_pp,
+                    c_out: c_cur,
+                }
             } else {
                 OpSpec::relu_conv_bn(c_pp, c_cur, 1, 1, 0)
             };
@@ -205,7 +218,11 @@ impl DartsBuilder {
                 let stride = if imagenet { 2 } else { 3 };
                 let mut head = vec![
                     LSpec::Relu,
-                    LSpec::AvgPool { kernel: 5, stride, padding: 0 },
+                    LSpec::AvgPool {
+                        kernel: 5,
+                        stride,
+                        padding: 0,
+                    },
                     LSpec::Conv(ConvSpec::plain(c_out, 128, 1, 1, 0)),
                     LSpec::Bn(128),
                     LSpec::Relu,
@@ -218,7 +235,12 @@ impl DartsBuilder {
                 aux = Some((i as usize, OpSpec::Seq(head), h_out, c_out));
             }
         }
-        Plan { stems, cells, aux, c_last: c_p }
+        Plan {
+            stems,
+            cells,
+            aux,
+            c_last: c_p,
+        }
     }
 
     /// Parameters of the auxiliary head (0 when it is not built).
@@ -273,12 +295,21 @@ impl NetBuilder for DartsBuilder {
         let aux = match (self.auxiliary, plan.aux) {
             (true, Some((i, head, _, _))) => {
                 let p = vs / "auxiliary_head";
-                Some((i, head.build(&(&p / "features")), Linear::new(&(&p / "classifier"), 768, self.classes)))
+                Some((
+                    i,
+                    head.build(&(&p / "features")),
+                    Linear::new(&(&p / "classifier"), 768, self.classes),
+                ))
             }
             _ => None,
         };
         let classifier = Linear::new(&(vs / "classifier"), plan.c_last, self.classes);
-        Box::new(DartsNet { stems, cells, aux, classifier })
+        Box::new(DartsNet {
+            stems,
+            cells,
+            aux,
+            classifier,
+        })
     }
 
     fn param_count(&self) -> i64 {
@@ -312,7 +343,13 @@ impl NetBuilder for DartsBuilder {
             } else {
                 self.width
             };
-            parts.push(CostPart { name: format!("stem{i}"), size, channels, params: s.params(), flops });
+            parts.push(CostPart {
+                name: format!("stem{i}"),
+                size,
+                channels,
+                params: s.params(),
+                flops,
+            });
         }
         for (i, c) in plan.cells.iter().enumerate() {
             let (params, flops) = c.cost();

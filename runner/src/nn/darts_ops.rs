@@ -18,8 +18,16 @@ pub(crate) enum LSpec {
     Relu,
     Conv(ConvSpec),
     Bn(i64),
-    AvgPool { kernel: i64, stride: i64, padding: i64 },
-    MaxPool { kernel: i64, stride: i64, padding: i64 },
+    AvgPool {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
 }
 
 impl LSpec {
@@ -27,8 +35,16 @@ impl LSpec {
         match *self {
             LSpec::Relu | LSpec::Bn(_) => h,
             LSpec::Conv(s) => s.out_size(h),
-            LSpec::AvgPool { kernel, stride, padding }
-            | LSpec::MaxPool { kernel, stride, padding } => (h + 2 * padding - kernel) / stride + 1,
+            LSpec::AvgPool {
+                kernel,
+                stride,
+                padding,
+            }
+            | LSpec::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => (h + 2 * padding - kernel) / stride + 1,
         }
     }
 }
@@ -93,9 +109,17 @@ impl OpSpec {
         let pool = |max: bool| {
             let (kernel, padding) = (3, 1);
             OpSpec::Seq(vec![if max {
-                LSpec::MaxPool { kernel, stride, padding }
+                LSpec::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                }
             } else {
-                LSpec::AvgPool { kernel, stride, padding }
+                LSpec::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                }
             }])
         };
         match op {
@@ -158,12 +182,24 @@ impl OpSpec {
                         LSpec::Relu => Layer::Relu,
                         LSpec::Conv(s) => Layer::Conv(Conv::new(&(p / "op" / k), s)),
                         LSpec::Bn(c) => Layer::Bn(Bn::new(&(p / "op" / k), c, true)),
-                        LSpec::AvgPool { kernel, stride, padding } => {
-                            Layer::AvgPool { kernel, stride, padding }
-                        }
-                        LSpec::MaxPool { kernel, stride, padding } => {
-                            Layer::MaxPool { kernel, stride, padding }
-                        }
+                        LSpec::AvgPool {
+                            kernel,
+                            stride,
+                            padding,
+                        } => Layer::AvgPool {
+                            kernel,
+                            stride,
+                            padding,
+                        },
+                        LSpec::MaxPool {
+                            kernel,
+                            stride,
+                            padding,
+                        } => Layer::MaxPool {
+                            kernel,
+                            stride,
+                            padding,
+                        },
                     })
                     .collect(),
             ),
@@ -185,8 +221,16 @@ pub(crate) enum Layer {
     Relu,
     Conv(Conv),
     Bn(Bn),
-    AvgPool { kernel: i64, stride: i64, padding: i64 },
-    MaxPool { kernel: i64, stride: i64, padding: i64 },
+    AvgPool {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
+    MaxPool {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
 }
 
 /// A built operation.
@@ -211,7 +255,11 @@ impl Op {
                         Layer::Relu => relu(&h, f),
                         Layer::Conv(c) => c.forward(&h, f),
                         Layer::Bn(b) => b.forward(&h, f),
-                        Layer::AvgPool { kernel, stride, padding } => h.avg_pool2d(
+                        Layer::AvgPool {
+                            kernel,
+                            stride,
+                            padding,
+                        } => h.avg_pool2d(
                             [*kernel, *kernel],
                             [*stride, *stride],
                             [*padding, *padding],
@@ -219,7 +267,11 @@ impl Op {
                             false,
                             None,
                         ),
-                        Layer::MaxPool { kernel, stride, padding } => h.max_pool2d(
+                        Layer::MaxPool {
+                            kernel,
+                            stride,
+                            padding,
+                        } => h.max_pool2d(
                             [*kernel, *kernel],
                             [*stride, *stride],
                             [*padding, *padding],
@@ -261,9 +313,15 @@ mod tests {
         assert_eq!(s.cost(8), (2 * (2304 + 1024), 8));
         assert_eq!(s.params(), 2 * (36 + 16 + 8));
         // Stride 2: the first depthwise runs on a 4x4 output: 16*4*9 = 576, pointwise 256.
-        assert_eq!(OpSpec::for_op(DartsOp::SepConv3x3, 4, 2).cost(8), (576 + 256 + 3328 / 4, 4));
+        assert_eq!(
+            OpSpec::for_op(DartsOp::SepConv3x3, 4, 2).cost(8),
+            (576 + 256 + 3328 / 4, 4)
+        );
         // dil_conv_5x5, stride 1, keeps the side (pad 4, dilation 2).
-        assert_eq!(OpSpec::for_op(DartsOp::DilConv5x5, 4, 1).cost(8), (64 * 4 * 25 + 64 * 16, 8));
+        assert_eq!(
+            OpSpec::for_op(DartsOp::DilConv5x5, 4, 1).cost(8),
+            (64 * 4 * 25 + 64 * 16, 8)
+        );
         // Factorized reduce of 6 channels on 8x8: two 1x1 stride-2 convs 6 -> 3, 4x4 outputs.
         let fr = OpSpec::for_op(DartsOp::SkipConnect, 6, 2);
         assert_eq!(fr.cost(8), (2 * 16 * 3 * 6, 4));

@@ -36,7 +36,16 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// A bias-free convolution with `groups = 1`, dilation 1.
     pub fn plain(c_in: i64, c_out: i64, kernel: i64, stride: i64, padding: i64) -> ConvSpec {
-        ConvSpec { c_in, c_out, kernel, stride, padding, dilation: 1, groups: 1, bias: false }
+        ConvSpec {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+            dilation: 1,
+            groups: 1,
+            bias: false,
+        }
     }
 
     pub fn params(&self) -> i64 {
@@ -52,8 +61,8 @@ impl ConvSpec {
     /// Multiply-adds for one image of side `h` (bias adds included when there is a bias).
     pub fn flops(&self, h: i64) -> i64 {
         let o = self.out_size(h);
-        let per_out = (self.c_in / self.groups) * self.kernel * self.kernel
-            + if self.bias { 1 } else { 0 };
+        let per_out =
+            (self.c_in / self.groups) * self.kernel * self.kernel + if self.bias { 1 } else { 0 };
         o * o * self.c_out * per_out
     }
 }
@@ -77,7 +86,11 @@ impl Conv {
             ..Default::default()
         };
         let c = nn::conv2d(p, spec.c_in, spec.c_out, spec.kernel, cfg);
-        Conv { spec, weight: c.ws, bias: c.bs }
+        Conv {
+            spec,
+            weight: c.ws,
+            bias: c.bs,
+        }
     }
 
     pub fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor {
@@ -108,7 +121,9 @@ impl Bn {
             bs_init: nn::Init::Const(0.0),
             ..Default::default()
         };
-        Bn { bn: nn::batch_norm2d(p, c, cfg) }
+        Bn {
+            bn: nn::batch_norm2d(p, c, cfg),
+        }
     }
 
     /// Parameters of an affine BN over `c` channels (running statistics are buffers).
@@ -145,7 +160,8 @@ pub(crate) struct Linear {
 impl Linear {
     pub fn new(p: &nn::Path, c_in: i64, c_out: i64) -> Linear {
         let l = nn::linear(p, c_in, c_out, Default::default());
-        let bias = l.bs.unwrap_or_else(|| Tensor::zeros([c_out], (tch::Kind::Float, p.device())));
+        let bias =
+            l.bs.unwrap_or_else(|| Tensor::zeros([c_out], (tch::Kind::Float, p.device())));
         Linear { weight: l.ws, bias }
     }
 
@@ -172,7 +188,10 @@ pub(crate) struct ReluConvBn {
 
 impl ReluConvBn {
     pub fn new(p: &nn::Path, spec: ConvSpec, affine: bool) -> ReluConvBn {
-        ReluConvBn { conv: Conv::new(&(p / "op" / 1), spec), bn: Bn::new(&(p / "op" / 2), spec.c_out, affine) }
+        ReluConvBn {
+            conv: Conv::new(&(p / "op" / 1), spec),
+            bn: Bn::new(&(p / "op" / 2), spec.c_out, affine),
+        }
     }
 
     pub fn params(spec: &ConvSpec, affine: bool) -> i64 {

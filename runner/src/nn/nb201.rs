@@ -72,11 +72,23 @@ impl Nb201Builder {
     /// The parts in execution order with the side of their input.
     fn plan(&self) -> Vec<(Part, i64)> {
         let (c, mut h) = (self.width, self.input_size);
-        let mut parts = vec![(Part::Stem { c_in: self.input_channels, c }, h)];
+        let mut parts = vec![(
+            Part::Stem {
+                c_in: self.input_channels,
+                c,
+            },
+            h,
+        )];
         for stage in 0..3 {
             let cs = c << stage;
             if stage > 0 {
-                parts.push((Part::Reduction { c_in: cs / 2, c_out: cs }, h));
+                parts.push((
+                    Part::Reduction {
+                        c_in: cs / 2,
+                        c_out: cs,
+                    },
+                    h,
+                ));
                 h /= 2;
             }
             for _ in 0..self.cells {
@@ -180,7 +192,13 @@ impl NetBuilder for Nb201Builder {
         // The plan always holds a stem and a head.
         let (stem_conv, stem_bn) = stem.expect("plan has a stem");
         let (head_bn, classifier) = head.expect("plan has a head");
-        Box::new(Nb201Net { stem_conv, stem_bn, blocks, head_bn, classifier })
+        Box::new(Nb201Net {
+            stem_conv,
+            stem_bn,
+            blocks,
+            head_bn,
+            classifier,
+        })
     }
 
     fn param_count(&self) -> i64 {
@@ -221,7 +239,13 @@ impl NetBuilder for Nb201Builder {
                     Part::Head { .. } => "head".to_string(),
                 };
                 let (size, channels, params, flops) = self.cost(part, h);
-                CostPart { name, size, channels, params, flops }
+                CostPart {
+                    name,
+                    size,
+                    channels,
+                    params,
+                    flops,
+                }
             })
             .collect()
     }
@@ -253,12 +277,17 @@ impl Cell {
                 Nb201Op::SkipConnect => EdgeOp::Skip,
                 Nb201Op::AvgPool3x3 => EdgeOp::Pool,
                 Nb201Op::NorConv1x1 | Nb201Op::NorConv3x3 => {
-                    let spec = Nb201Builder::edge_spec(op, c).unwrap_or(ConvSpec::plain(c, c, 1, 1, 0));
+                    let spec =
+                        Nb201Builder::edge_spec(op, c).unwrap_or(ConvSpec::plain(c, c, 1, 1, 0));
                     EdgeOp::Conv(ReluConvBn::new(&(p / "layers" / e), spec, true))
                 }
             })
             .collect();
-        let run = if prune { arch.live_edges() } else { [true; EDGES] };
+        let run = if prune {
+            arch.live_edges()
+        } else {
+            [true; EDGES]
+        };
         let mut needed = [!prune, !prune, !prune, true];
         for (e, &(_, from)) in EDGE_NODES.iter().enumerate() {
             needed[from] |= run[e];
@@ -279,7 +308,9 @@ impl Cell {
                     continue;
                 }
                 // The source of a run edge is needed, so it was computed before.
-                let Some(input) = nodes[from].as_ref() else { continue };
+                let Some(input) = nodes[from].as_ref() else {
+                    continue;
+                };
                 let y = match &self.ops[e] {
                     EdgeOp::Zero => input * 0.0,
                     EdgeOp::Skip => input.shallow_clone(),
@@ -303,7 +334,11 @@ impl Cell {
 
 enum Block {
     Cell(Cell),
-    Reduction { conv_a: ReluConvBn, conv_b: ReluConvBn, shortcut: Conv },
+    Reduction {
+        conv_a: ReluConvBn,
+        conv_b: ReluConvBn,
+        shortcut: Conv,
+    },
 }
 
 struct Nb201Net {
@@ -320,7 +355,11 @@ impl Net for Nb201Net {
         for b in &self.blocks {
             h = match b {
                 Block::Cell(c) => c.forward(&h, f),
-                Block::Reduction { conv_a, conv_b, shortcut } => {
+                Block::Reduction {
+                    conv_a,
+                    conv_b,
+                    shortcut,
+                } => {
                     let main = conv_b.forward(&conv_a.forward(&h, f), f);
                     let pooled = h.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None);
                     shortcut.forward(&pooled, f) + main

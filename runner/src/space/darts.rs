@@ -99,7 +99,10 @@ impl CellGenotype {
     }
 
     fn validate(&self, which: &str) -> Result<(), SpaceError> {
-        let inv = |message: String| SpaceError::Invalid { space: SPACE, message };
+        let inv = |message: String| SpaceError::Invalid {
+            space: SPACE,
+            message,
+        };
         if self.edges.is_empty() || self.edges.len() % 2 != 0 {
             return Err(inv(format!(
                 "{which}: expected a non-empty, even number of (op, input) pairs (two per node), \
@@ -127,7 +130,9 @@ impl CellGenotype {
                 )));
             }
             if self.concat[..k].contains(&s) {
-                return Err(inv(format!("{which}_concat[{k}]: state {s} is listed twice")));
+                return Err(inv(format!(
+                    "{which}_concat[{k}]: state {s} is listed twice"
+                )));
             }
         }
         Ok(())
@@ -138,7 +143,10 @@ impl CellGenotype {
         self.steps() == 4
             && self.edges.len() == 8
             && self.edges.chunks(2).all(|p| p[0].1 != p[1].1)
-            && self.edges.iter().all(|e| e.0 != DartsOp::None && e.0 != DartsOp::SepConv7x7)
+            && self
+                .edges
+                .iter()
+                .all(|e| e.0 != DartsOp::None && e.0 != DartsOp::SepConv7x7)
             && self.concat == vec![2, 3, 4, 5]
     }
 
@@ -152,23 +160,32 @@ impl CellGenotype {
                 b += 1;
             }
             for input in [a, b] {
-                edges.push((DartsOp::SEARCH[rng.random_range(0..DartsOp::SEARCH.len())], input));
+                edges.push((
+                    DartsOp::SEARCH[rng.random_range(0..DartsOp::SEARCH.len())],
+                    input,
+                ));
             }
         }
-        CellGenotype { edges, concat: vec![2, 3, 4, 5] }
+        CellGenotype {
+            edges,
+            concat: vec![2, 3, 4, 5],
+        }
     }
 
     fn mutate<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         let i = rng.random_range(0..self.edges.len());
         let state = i / 2 + 2;
         let sibling = self.edges[i ^ 1].1;
-        let inputs: Vec<usize> =
-            (0..state).filter(|&s| s != sibling && s != self.edges[i].1).collect();
+        let inputs: Vec<usize> = (0..state)
+            .filter(|&s| s != sibling && s != self.edges[i].1)
+            .collect();
         if rng.random_bool(0.5) && !inputs.is_empty() {
             self.edges[i].1 = inputs[rng.random_range(0..inputs.len())];
         } else {
-            let ops: Vec<DartsOp> =
-                DartsOp::SEARCH.into_iter().filter(|&o| o != self.edges[i].0).collect();
+            let ops: Vec<DartsOp> = DartsOp::SEARCH
+                .into_iter()
+                .filter(|&o| o != self.edges[i].0)
+                .collect();
             self.edges[i].0 = ops[rng.random_range(0..ops.len())];
         }
     }
@@ -284,8 +301,14 @@ impl Genotype {
         let normal_concat = normal_concat.unwrap_or_else(|| all(&normal));
         let reduce_concat = reduce_concat.unwrap_or_else(|| all(&reduce));
         let g = Genotype {
-            normal: CellGenotype { edges: normal, concat: normal_concat },
-            reduce: CellGenotype { edges: reduce, concat: reduce_concat },
+            normal: CellGenotype {
+                edges: normal,
+                concat: normal_concat,
+            },
+            reduce: CellGenotype {
+                edges: reduce,
+                concat: reduce_concat,
+            },
         };
         g.normal.validate("normal")?;
         g.reduce.validate("reduce")?;
@@ -322,7 +345,10 @@ impl Genotype {
     /// A uniform random genotype under the DARTS rules: every node picks two distinct earlier
     /// states and an op (not `none`) for each.
     pub fn sample<R: Rng + ?Sized>(rng: &mut R) -> Genotype {
-        Genotype { normal: CellGenotype::sample(rng), reduce: CellGenotype::sample(rng) }
+        Genotype {
+            normal: CellGenotype::sample(rng),
+            reduce: CellGenotype::sample(rng),
+        }
     }
 
     /// `n` genotypes from a ChaCha8 generator seeded by `seed`.
@@ -348,15 +374,22 @@ impl Genotype {
 
 /// 0-based character offset of serde_json's 1-based line and column.
 fn json_offset(s: &str, line: usize, column: usize) -> usize {
-    let before: usize = s.split('\n').take(line.saturating_sub(1)).map(|l| l.chars().count() + 1).sum();
+    let before: usize = s
+        .split('\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.chars().count() + 1)
+        .sum();
     before + column.saturating_sub(1)
 }
 
 impl fmt::Display for Genotype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn edges(c: &CellGenotype) -> String {
-            let v: Vec<String> =
-                c.edges.iter().map(|(o, i)| format!("('{}', {i})", o.name())).collect();
+            let v: Vec<String> = c
+                .edges
+                .iter()
+                .map(|(o, i)| format!("('{}', {i})", o.name()))
+                .collect();
             format!("[{}]", v.join(", "))
         }
         fn concat(c: &CellGenotype) -> String {

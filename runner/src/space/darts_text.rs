@@ -35,7 +35,12 @@ struct Lexer {
 }
 
 fn err(pos: usize, expected: impl Into<String>, found: impl Into<String>) -> SpaceError {
-    SpaceError::Parse { space: SPACE, pos, expected: expected.into(), found: found.into() }
+    SpaceError::Parse {
+        space: SPACE,
+        pos,
+        expected: expected.into(),
+        found: found.into(),
+    }
 }
 
 fn lex(s: &str) -> Result<Vec<(usize, Tok)>, SpaceError> {
@@ -57,7 +62,9 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, SpaceError> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
-            let v = text.parse().map_err(|_| err(start, "a small non-negative integer", text))?;
+            let v = text
+                .parse()
+                .map_err(|_| err(start, "a small non-negative integer", text))?;
             out.push((start, Tok::Int(v)));
         } else if c == '\'' || c == '"' {
             i += 1;
@@ -65,7 +72,11 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, SpaceError> {
                 i += 1;
             }
             if i >= chars.len() {
-                return Err(err(start, format!("a closing {c} for this string"), "end of input"));
+                return Err(err(
+                    start,
+                    format!("a closing {c} for this string"),
+                    "end of input",
+                ));
             }
             out.push((start, Tok::Str(chars[start + 1..i].iter().collect())));
             i += 1;
@@ -73,7 +84,11 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, SpaceError> {
             out.push((start, Tok::Punct(c)));
             i += 1;
         } else {
-            return Err(err(start, "a name, number, string or one of ( ) [ ] , =", format!("'{}'", c.escape_debug())));
+            return Err(err(
+                start,
+                "a name, number, string or one of ( ) [ ] , =",
+                format!("'{}'", c.escape_debug()),
+            ));
         }
     }
     out.push((chars.len(), Tok::End));
@@ -131,7 +146,11 @@ impl Lexer {
                         pos,
                         format!(
                             "an op name ({})",
-                            DartsOp::ALL.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
+                            DartsOp::ALL
+                                .iter()
+                                .map(|o| o.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         format!("'{s}'"),
                     )
@@ -156,7 +175,11 @@ impl Lexer {
         match self.next() {
             (pos, Tok::Ident(name)) => {
                 if name != "range" {
-                    return Err(err(pos, format!("`range(a, b)` or a list for `{field}`"), format!("`{name}`")));
+                    return Err(err(
+                        pos,
+                        format!("`range(a, b)` or a list for `{field}`"),
+                        format!("`{name}`"),
+                    ));
                 }
                 self.punct('(', "after `range`")?;
                 let a = self.int("the start of the range")?;
@@ -180,14 +203,21 @@ impl Lexer {
                 }
                 Ok(v)
             }
-            (pos, t) => Err(err(pos, format!("`range(a, b)` or a list for `{field}`"), t.describe())),
+            (pos, t) => Err(err(
+                pos,
+                format!("`range(a, b)` or a list for `{field}`"),
+                t.describe(),
+            )),
         }
     }
 }
 
 /// Parses the textual form.
 pub(crate) fn parse(s: &str) -> Result<Genotype, SpaceError> {
-    let mut lx = Lexer { toks: lex(s)?, i: 0 };
+    let mut lx = Lexer {
+        toks: lex(s)?,
+        i: 0,
+    };
     match lx.next() {
         (_, Tok::Ident(n)) if n == "Genotype" => {}
         (pos, t) => return Err(err(pos, "`Genotype`", t.describe())),
@@ -199,7 +229,13 @@ pub(crate) fn parse(s: &str) -> Result<Genotype, SpaceError> {
         let (pos, t) = lx.next();
         let field = match t {
             Tok::Ident(f) => f,
-            t => return Err(err(pos, "a field name (normal, normal_concat, reduce, reduce_concat)", t.describe())),
+            t => {
+                return Err(err(
+                    pos,
+                    "a field name (normal, normal_concat, reduce, reduce_concat)",
+                    t.describe(),
+                ))
+            }
         };
         lx.punct('=', &format!("after `{field}`"))?;
         let dup = match field.as_str() {
@@ -216,7 +252,11 @@ pub(crate) fn parse(s: &str) -> Result<Genotype, SpaceError> {
             }
         };
         if dup {
-            return Err(err(pos, format!("`{field}` once"), format!("`{field}` again")));
+            return Err(err(
+                pos,
+                format!("`{field}` once"),
+                format!("`{field}` again"),
+            ));
         }
         if !lx.eat(',') {
             lx.punct(')', "or ',' after a field")?;

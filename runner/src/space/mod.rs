@@ -18,13 +18,24 @@ use thiserror::Error;
 pub enum SpaceError {
     /// The text of an architecture is malformed; `pos` is a 0-based character offset.
     #[error("{space} architecture: at position {pos}: expected {expected}, found {found}")]
-    Parse { space: &'static str, pos: usize, expected: String, found: String },
+    Parse {
+        space: &'static str,
+        pos: usize,
+        expected: String,
+        found: String,
+    },
     /// The architecture parsed but breaks a rule of its space.
     #[error("{space} architecture: {message}")]
-    Invalid { space: &'static str, message: String },
+    Invalid {
+        space: &'static str,
+        message: String,
+    },
     /// A network option is out of range for this space.
     #[error("network option `{option}`: {message}")]
-    Option { option: &'static str, message: String },
+    Option {
+        option: &'static str,
+        message: String,
+    },
     /// The space name is not one this runner knows.
     #[error("unknown search space `{0}`: expected `nb201` or `darts`")]
     UnknownSpace(String),
@@ -88,19 +99,26 @@ impl NetOptions {
         let base = NetOptions::default();
         let o = match name.to_ascii_lowercase().as_str() {
             "cifar10" | "cifar-10" => base,
-            "cifar100" | "cifar-100" => NetOptions { classes: 100, ..base },
-            "imagenet16-120" | "imagenet16_120" => {
-                NetOptions { classes: 120, input_size: 16, ..base }
-            }
+            "cifar100" | "cifar-100" => NetOptions {
+                classes: 100,
+                ..base
+            },
+            "imagenet16-120" | "imagenet16_120" => NetOptions {
+                classes: 120,
+                input_size: 16,
+                ..base
+            },
             "imagenet" => NetOptions {
                 classes: 1000,
                 input_size: 224,
                 darts_kind: DartsNetKind::ImageNet,
                 ..base
             },
-            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => {
-                NetOptions { input_channels: 1, input_size: 28, ..base }
-            }
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => NetOptions {
+                input_channels: 1,
+                input_size: 28,
+                ..base
+            },
             other => {
                 return Err(SpaceError::Option {
                     option: "dataset",
@@ -117,7 +135,10 @@ impl NetOptions {
     pub(crate) fn check_common(&self) -> Result<(), SpaceError> {
         let positive = |option: &'static str, v: i64| {
             if v < 1 {
-                Err(SpaceError::Option { option, message: format!("must be at least 1, got {v}") })
+                Err(SpaceError::Option {
+                    option,
+                    message: format!("must be at least 1, got {v}"),
+                })
             } else {
                 Ok(())
             }

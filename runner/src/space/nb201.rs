@@ -68,13 +68,24 @@ pub struct Nb201Arch {
 impl Nb201Arch {
     /// The op on the edge `from -> to`, if such an edge exists.
     pub fn op(&self, to: usize, from: usize) -> Option<Nb201Op> {
-        EDGE_NODES.iter().position(|&e| e == (to, from)).map(|i| self.ops[i])
+        EDGE_NODES
+            .iter()
+            .position(|&e| e == (to, from))
+            .map(|i| self.ops[i])
     }
 
     /// Number of 3x3 and of 1x1 convolution edges `(n3, n1)`.
     pub fn conv_counts(&self) -> (usize, usize) {
-        let n3 = self.ops.iter().filter(|&&o| o == Nb201Op::NorConv3x3).count();
-        let n1 = self.ops.iter().filter(|&&o| o == Nb201Op::NorConv1x1).count();
+        let n3 = self
+            .ops
+            .iter()
+            .filter(|&&o| o == Nb201Op::NorConv3x3)
+            .count();
+        let n1 = self
+            .ops
+            .iter()
+            .filter(|&&o| o == Nb201Op::NorConv1x1)
+            .count();
         (n3, n1)
     }
 
@@ -132,7 +143,9 @@ impl Nb201Arch {
     /// False when every edge is `none` or `skip_connect`: the network then has no conv or pool
     /// in its cells and cannot learn features.
     pub fn has_learnable_ops(&self) -> bool {
-        self.ops.iter().any(|o| !matches!(o, Nb201Op::None | Nb201Op::SkipConnect))
+        self.ops
+            .iter()
+            .any(|o| !matches!(o, Nb201Op::None | Nb201Op::SkipConnect))
     }
 
     /// Edges whose op runs when execution is pruned: not `none`, and the edge's target node
@@ -210,7 +223,12 @@ impl Cursor {
             Some(c) => format!("'{}'", c.escape_debug()),
             None => "end of input".to_string(),
         };
-        SpaceError::Parse { space: SPACE, pos: self.pos, expected: expected.into(), found }
+        SpaceError::Parse {
+            space: SPACE,
+            pos: self.pos,
+            expected: expected.into(),
+            found,
+        }
     }
 
     fn expect(&mut self, c: char, what: &str) -> Result<(), SpaceError> {
@@ -223,14 +241,16 @@ impl Cursor {
     }
 }
 
-const OP_NAMES: &str =
-    "an op (none, skip_connect, nor_conv_1x1, nor_conv_3x3 or avg_pool_3x3)";
+const OP_NAMES: &str = "an op (none, skip_connect, nor_conv_1x1, nor_conv_3x3 or avg_pool_3x3)";
 
 impl FromStr for Nb201Arch {
     type Err = SpaceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut c = Cursor { chars: s.chars().collect(), pos: 0 };
+        let mut c = Cursor {
+            chars: s.chars().collect(),
+            pos: 0,
+        };
         let mut ops = [Nb201Op::None; EDGES];
         let mut e = 0;
         for to in 1..4 {
@@ -240,7 +260,10 @@ impl FromStr for Nb201Arch {
             c.expect('|', &format!("'|' opening the edges into node {to}"))?;
             for from in 0..to {
                 let start = c.pos;
-                while c.chars.get(c.pos).is_some_and(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                while c
+                    .chars
+                    .get(c.pos)
+                    .is_some_and(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
                 {
                     c.pos += 1;
                 }
@@ -290,11 +313,16 @@ impl Nb201Table {
     /// Reads a table; rows may come in any order but indices must be unique.
     pub fn from_csv(path: &Path) -> Result<Nb201Table, SpaceError> {
         let p = path.display().to_string();
-        let terr = |message: String| SpaceError::Table { path: p.clone(), message };
+        let terr = |message: String| SpaceError::Table {
+            path: p.clone(),
+            message,
+        };
         let mut rdr = csv::Reader::from_path(path).map_err(|e| terr(e.to_string()))?;
         let headers = rdr.headers().map_err(|e| terr(e.to_string()))?.clone();
         if headers.get(0) != Some("index") || headers.get(1) != Some("arch") {
-            return Err(terr("expected the header to start with `index,arch`".into()));
+            return Err(terr(
+                "expected the header to start with `index,arch`".into(),
+            ));
         }
         let columns: Vec<String> = headers.iter().skip(2).map(str::to_string).collect();
         let mut rows: Vec<(usize, Nb201Arch, Vec<f64>)> = Vec::new();
@@ -323,7 +351,10 @@ impl Nb201Table {
             rows.push((idx, arch, vals));
         }
         rows.sort_by_key(|r| r.0);
-        let mut t = Nb201Table { columns, ..Default::default() };
+        let mut t = Nb201Table {
+            columns,
+            ..Default::default()
+        };
         for (want, (idx, arch, vals)) in rows.into_iter().enumerate() {
             if idx != want {
                 return Err(terr(format!(

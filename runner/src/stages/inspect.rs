@@ -62,7 +62,11 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
                     message: "only for --space darts; use --arch for nb201".into(),
                 });
             }
-            let arch: Nb201Arch = a.arch.as_deref().ok_or_else(|| missing("arch", "nb201"))?.parse()?;
+            let arch: Nb201Arch = a
+                .arch
+                .as_deref()
+                .ok_or_else(|| missing("arch", "nb201"))?
+                .parse()?;
             let b = Nb201Builder::new(arch, &opts)?;
             let (n3, n1) = arch.conv_counts();
             let mut v = summary(&b);
@@ -78,12 +82,19 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
                     message: "only for --space nb201; use --genotype for darts".into(),
                 });
             }
-            let g = Genotype::resolve(a.genotype.as_deref().ok_or_else(|| missing("genotype", "darts"))?)?;
+            let g = Genotype::resolve(
+                a.genotype
+                    .as_deref()
+                    .ok_or_else(|| missing("genotype", "darts"))?,
+            )?;
             opts.auxiliary = true;
             let b = match crate::nn::darts::DartsBuilder::new(g.clone(), &opts) {
                 Ok(b) => b,
                 // Sizes whose feature map does not suit the auxiliary head are still inspectable.
-                Err(SpaceError::Option { option: "auxiliary", .. }) => {
+                Err(SpaceError::Option {
+                    option: "auxiliary",
+                    ..
+                }) => {
                     opts.auxiliary = false;
                     crate::nn::darts::DartsBuilder::new(g.clone(), &opts)?
                 }
