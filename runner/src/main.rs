@@ -20,6 +20,9 @@ struct Cli {
 enum Command {
     /// Smoke-check libtorch: build a small conv net, train a few steps, print the losses.
     SelfTest,
+    /// Print the size of one architecture as JSON: parameters, multiply-adds, and a breakdown
+    /// per stem, cell and head.
+    Inspect(nas_runner::stages::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,16 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("self-test failed: {e}");
                 ExitCode::from(1)
+            }
+        },
+        Command::Inspect(args) => match nas_runner::stages::inspect::run(&args) {
+            Ok(v) => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("inspect: {e}");
+                ExitCode::from(2)
             }
         },
     }

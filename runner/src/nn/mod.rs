@@ -6,7 +6,13 @@
 //! inputs, conv/linear outputs, BN batch variances, the last feature map, auxiliary logits):
 //! the metrics read those instead of hooking modules as the PyTorch reference code does.
 
+pub mod darts;
+pub(crate) mod darts_ops;
 pub mod init;
+pub(crate) mod layers;
+pub mod nb201;
+
+pub use layers::ConvSpec;
 
 use tch::{nn, Tensor};
 
@@ -69,4 +75,21 @@ pub trait NetBuilder: Send + Sync {
     fn num_classes(&self) -> i64;
     /// Input `(channels, height, width)`.
     fn input_shape(&self) -> (i64, i64, i64);
+    /// Parameters and multiply-adds per part of the network (stem, each cell or block, head),
+    /// in execution order; the parts sum to `param_count` and `flops`.
+    fn breakdown(&self) -> Vec<CostPart> {
+        Vec::new()
+    }
+}
+
+/// The cost of one part of a network, for `inspect`'s breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CostPart {
+    /// `stem`, `cell3`, `reduction1`, `head`, `aux_head`, ...
+    pub name: String,
+    /// Feature-map side at the part's output.
+    pub size: i64,
+    pub channels: i64,
+    pub params: i64,
+    pub flops: i64,
 }

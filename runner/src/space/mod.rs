@@ -1,1 +1,177 @@
-//! See the crate docs.
+//! Search spaces: architecture encodings, validation, enumeration, sampling and mutation.
+//!
+//! * [`nb201`]: NAS-Bench-201 cells (`|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`).
+//! * [`darts`]: DARTS genotypes (normal and reduction cells of four nodes).
+//!
+//! [`builder`] is the single entry point the metrics, the trainer and `inspect` call: it turns a
+//! space name and an architecture in that space's textual form into a [`NetBuilder`].
+
+pub mod darts;
+mod darts_text;
+pub mod nb201;
+
+use crate::nn::NetBuilder;
+use thiserror::Error;
+
+/// Everything that can go wrong turning user text into an architecture or a network.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SpaceError {
+    /// The text of an architecture is malformed; `pos` is a 0-based character offset.
+    #[error("{space} architecture: at position {pos}: expected {expected}, found {found}")]
+    Parse {
+        space: &'static str,
+        pos: usize,
+        expected: String,
+        found: String,
+    },
+    /// The architecture parsed but breaks a rule of its space.
+    #[error("{space} architecture: {message}")]
+    Invalid {
+        space: &'static str,
+        message: String,
+    },
+    /// A network option is out of range for this space.
+    #[error("network option `{option}`: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    /// The space name is not one this runner knows.
+    #[error("unknown search space `{0}`: expected `nb201` or `darts`")]
+    UnknownSpace(String),
+    /// A benchmark table could not be read.
+    #[error("table {path}: {message}")]
+    Table { path: String, message: String },
+}
+
+/// Which DARTS evaluation network to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DartsNetKind {
+    /// CIFAR network: 3x3 stem, C=36, 20 cells.
+    #[default]
+    Cifar,
+    /// ImageNet network: two-stage stride-4 stem, C=48, 14 cells.
+    ImageNet,
+}
+
+/// How to size a network. Fields left `None` take the space's published default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetOptions {
+    /// Number of classes of the classifier.
+    pub classes: i64,
+    /// Input channels (3 for RGB, 1 for Fashion-MNIST).
+    pub input_channels: i64,
+    /// Input height and width.
+    pub input_size: i64,
+    /// Initial channel count C (NB201 16, DARTS CIFAR 36, DARTS ImageNet 48).
+    pub width: Option<i64>,
+    /// NB201: cells per stage N (5). DARTS: total cells (CIFAR 20, ImageNet 14).
+    pub cells: Option<i64>,
+    /// NB201: skip `none` edges and ops that cannot reach the cell output (same results,
+    /// less work). `false` runs every edge as the benchmark's reference code does.
+    pub prune: bool,
+    /// DARTS: which evaluation network.
+    pub darts_kind: DartsNetKind,
+    /// DARTS: build the auxiliary head (its logits go to `Forward::aux_logits` in training).
+    pub auxiliary: bool,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            classes: 10,
+            input_channels: 3,
+            input_size: 32,
+            width: None,
+            cells: None,
+            prune: true,
+            darts_kind: DartsNetKind::Cifar,
+            auxiliary: false,
+        }
+    }
+}
+
+impl NetOptions {
+    /// Options for a data set name as the command line spells it (`cifar10`, `cifar100`,
+    /// `imagenet16-120`, `imagenet`, `fashion-mnist`).
+    pub fn for_dataset(name: &str) -> Result<NetOptions, SpaceError> {
+        let base = NetOptions::default();
+        let o = match name.to_ascii_lowercase().as_str() {
+            "cifar10" | "cifar-10" => base,
+            "cifar100" | "cifar-100" => NetOptions {
+                classes: 100,
+                ..base
+            },
+            "imagenet16-120" | "imagenet16_120" => NetOptions {
+                classes: 120,
+                input_size: 16,
+                ..base
+            },
+            "imagenet" => NetOptions {
+                classes: 1000,
+                input_size: 224,
+                darts_kind: DartsNetKind::ImageNet,
+                ..base
+            },
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => NetOptions {
+                input_channels: 1,
+                input_size: 28,
+                ..base
+            },
+            other => {
+                return Err(SpaceError::Option {
+                    option: "dataset",
+                    message: format!(
+                        "unknown data set `{other}`: expected cifar10, cifar100, \
+                         imagenet16-120, imagenet or fashion-mnist"
+                    ),
+                })
+            }
+        };
+        Ok(o)
+    }
+
+    pub(crate) fn check_common(&self) -> Result<(), SpaceError> {
+        let positive = |option: &'static str, v: i64| {
+            if v < 1 {
+                Err(SpaceError::Option {
+                    option,
+                    message: format!("must be at least 1, got {v}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("classes", self.classes)?;
+        positive("input_channels", self.input_channels)?;
+        positive("input_size", self.input_size)?;
+        if let Some(w) = self.width {
+            positive("width", w)?;
+        }
+        if let Some(c) = self.cells {
+            positive("cells", c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The single entry point: `space` is `nb201` or `darts`; `arch` is an NB201 string, or a DARTS
+/// genotype (a name such as `DARTS_V2`, JSON, or the textual `Genotype(...)`).
+pub fn builder(
+    space: &str,
+    arch: &str,
+    opts: &NetOptions,
+) -> Result<Box<dyn NetBuilder>, SpaceError> {
+    match space.to_ascii_lowercase().as_str() {
+        "nb201" | "nas-bench-201" | "nasbench201" => {
+            let a: nb201::Nb201Arch = arch.parse()?;
+            Ok(Box::new(crate::nn::nb201::Nb201Builder::new(a, opts)?))
+        }
+        "darts" => {
+            let g = darts::Genotype::resolve(arch)?;
+            Ok(Box::new(crate::nn::darts::DartsBuilder::new(g, opts)?))
+        }
+        _ => Err(SpaceError::UnknownSpace(space.to_string())),
+    }
+}

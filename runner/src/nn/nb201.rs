@@ -1,0 +1,378 @@
+//! The NAS-Bench-201 network (Dong & Yang, ICLR 2020), as the benchmark's `TinyNetwork` with
+//! `InferCell`s defines it:
+//!
+//! * stem: 3x3 conv (no bias) to C channels + BN;
+//! * three stages of N cells with C, 2C, 4C channels, separated by residual reduction blocks
+//!   (ReLU-conv3x3 stride 2-BN, ReLU-conv3x3-BN; shortcut 2x2 average pool stride 2 then 1x1
+//!   conv without bias);
+//! * head: BN-ReLU, global average pool, linear.
+//!
+//! Cell ops: `nor_conv_kxk` is ReLU-Conv(no bias)-BN(affine); `avg_pool_3x3` has stride 1,
+//! padding 1 and does not count padding; `skip_connect` is identity; `none` is zero. Node `j`
+//! sums `op_ij(node i)` over `i < j`; the cell outputs node 3.
+//!
+//! Counting follows the benchmark: parameters of every op, even those execution skips;
+//! multiply-adds of every conv and the linear layer (with its bias adds), BN and pooling free.
+use super::layers::{relu, Bn, Conv, ConvSpec, Linear, ReluConvBn};
+use super::{CostPart, Forward, Net, NetBuilder};
+use crate::space::nb201::{Nb201Arch, Nb201Op, EDGES, EDGE_NODES};
+use crate::space::{NetOptions, SpaceError};
+use tch::{nn, Tensor};
+
+/// One part of the network's plan: what to build at which width and input side.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Stem { c_in: i64, c: i64 },
+    Cell { c: i64 },
+    Reduction { c_in: i64, c_out: i64 },
+    Head { c: i64 },
+}
+
+/// Builds NAS-Bench-201 networks of one architecture.
+#[derive(Debug, Clone)]
+pub struct Nb201Builder {
+    pub arch: Nb201Arch,
+    /// Initial channels C (16 in the benchmark).
+    pub width: i64,
+    /// Cells per stage N (5 in the benchmark).
+    pub cells: i64,
+    pub classes: i64,
+    pub input_channels: i64,
+    pub input_size: i64,
+    /// Skip `none` edges and ops that cannot reach the cell output.
+    pub prune: bool,
+}
+
+impl Nb201Builder {
+    /// Checks the options: the input side must be a multiple of 4 so that both reduction
+    /// blocks' branches (stride-2 conv, 2x2 pool) agree on the output side.
+    pub fn new(arch: Nb201Arch, opts: &NetOptions) -> Result<Nb201Builder, SpaceError> {
+        opts.check_common()?;
+        if opts.input_size % 4 != 0 {
+            return Err(SpaceError::Option {
+                option: "input_size",
+                message: format!(
+                    "NAS-Bench-201 networks halve the input twice; expected a multiple of 4, \
+                     got {}",
+                    opts.input_size
+                ),
+            });
+        }
+        Ok(Nb201Builder {
+            arch,
+            width: opts.width.unwrap_or(16),
+            cells: opts.cells.unwrap_or(5),
+            classes: opts.classes,
+            input_channels: opts.input_channels,
+            input_size: opts.input_size,
+            prune: opts.prune,
+        })
+    }
+
+    /// The parts in execution order with the side of their input.
+    fn plan(&self) -> Vec<(Part, i64)> {
+        let (c, mut h) = (self.width, self.input_size);
+        let mut parts = vec![(
+            Part::Stem {
+                c_in: self.input_channels,
+                c,
+            },
+            h,
+        )];
+        for stage in 0..3 {
+            let cs = c << stage;
+            if stage > 0 {
+                parts.push((
+                    Part::Reduction {
+                        c_in: cs / 2,
+                        c_out: cs,
+                    },
+                    h,
+                ));
+                h /= 2;
+            }
+            for _ in 0..self.cells {
+                parts.push((Part::Cell { c: cs }, h));
+            }
+        }
+        parts.push((Part::Head { c: c << 2 }, h));
+        parts
+    }
+
+    fn edge_spec(op: Nb201Op, c: i64) -> Option<ConvSpec> {
+        match op {
+            Nb201Op::NorConv3x3 => Some(ConvSpec::plain(c, c, 3, 1, 1)),
+            Nb201Op::NorConv1x1 => Some(ConvSpec::plain(c, c, 1, 1, 0)),
+            _ => None,
+        }
+    }
+
+    fn reduction_specs(c_in: i64, c_out: i64) -> [ConvSpec; 3] {
+        [
+            ConvSpec::plain(c_in, c_out, 3, 2, 1),
+            ConvSpec::plain(c_out, c_out, 3, 1, 1),
+            ConvSpec::plain(c_in, c_out, 1, 1, 0),
+        ]
+    }
+
+    /// `(output side, channels, params, flops)` of one part whose input side is `h`.
+    fn cost(&self, part: Part, h: i64) -> (i64, i64, i64, i64) {
+        match part {
+            Part::Stem { c_in, c } => {
+                let s = ConvSpec::plain(c_in, c, 3, 1, 1);
+                (h, c, s.params() + Bn::params(c, true), s.flops(h))
+            }
+            Part::Cell { c } => {
+                let (mut p, mut fl) = (0, 0);
+                for op in self.arch.ops {
+                    if let Some(s) = Self::edge_spec(op, c) {
+                        p += ReluConvBn::params(&s, true);
+                        fl += s.flops(h);
+                    }
+                }
+                (h, c, p, fl)
+            }
+            Part::Reduction { c_in, c_out } => {
+                let [a, b, sc] = Self::reduction_specs(c_in, c_out);
+                let ho = a.out_size(h);
+                let p = ReluConvBn::params(&a, true) + ReluConvBn::params(&b, true) + sc.params();
+                (ho, c_out, p, a.flops(h) + b.flops(ho) + sc.flops(h / 2))
+            }
+            Part::Head { c } => (
+                1,
+                self.classes,
+                Bn::params(c, true) + Linear::params(c, self.classes),
+                Linear::flops(c, self.classes),
+            ),
+        }
+    }
+}
+
+impl NetBuilder for Nb201Builder {
+    fn arch(&self) -> String {
+        self.arch.to_string()
+    }
+
+    fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
+        let mut blocks = Vec::new();
+        let (mut stem, mut head) = (None, None);
+        let mut cell_index = 0;
+        for (part, _) in self.plan() {
+            match part {
+                Part::Stem { c_in, c } => {
+                    let p = vs / "stem";
+                    stem = Some((
+                        Conv::new(&(&p / 0), ConvSpec::plain(c_in, c, 3, 1, 1)),
+                        Bn::new(&(&p / 1), c, true),
+                    ));
+                }
+                Part::Cell { c } => {
+                    let p = vs / "cells" / cell_index;
+                    cell_index += 1;
+                    blocks.push(Block::Cell(Cell::new(&p, &self.arch, c, self.prune)));
+                }
+                Part::Reduction { c_in, c_out } => {
+                    let p = vs / "cells" / cell_index;
+                    cell_index += 1;
+                    let [a, b, sc] = Self::reduction_specs(c_in, c_out);
+                    blocks.push(Block::Reduction {
+                        conv_a: ReluConvBn::new(&(&p / "conv_a"), a, true),
+                        conv_b: ReluConvBn::new(&(&p / "conv_b"), b, true),
+                        shortcut: Conv::new(&(&p / "downsample" / 1), sc),
+                    });
+                }
+                Part::Head { c } => {
+                    head = Some((
+                        Bn::new(&(vs / "lastact" / 0), c, true),
+                        Linear::new(&(vs / "classifier"), c, self.classes),
+                    ));
+                }
+            }
+        }
+        // The plan always holds a stem and a head.
+        let (stem_conv, stem_bn) = stem.expect("plan has a stem");
+        let (head_bn, classifier) = head.expect("plan has a head");
+        Box::new(Nb201Net {
+            stem_conv,
+            stem_bn,
+            blocks,
+            head_bn,
+            classifier,
+        })
+    }
+
+    fn param_count(&self) -> i64 {
+        self.breakdown().iter().map(|p| p.params).sum()
+    }
+
+    fn flops(&self) -> i64 {
+        self.breakdown().iter().map(|p| p.flops).sum()
+    }
+
+    fn has_learnable_ops(&self) -> bool {
+        self.arch.has_learnable_ops()
+    }
+
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+
+    fn input_shape(&self) -> (i64, i64, i64) {
+        (self.input_channels, self.input_size, self.input_size)
+    }
+
+    fn breakdown(&self) -> Vec<CostPart> {
+        let (mut cell, mut red) = (0, 0);
+        self.plan()
+            .into_iter()
+            .map(|(part, h)| {
+                let name = match part {
+                    Part::Stem { .. } => "stem".to_string(),
+                    Part::Cell { .. } => {
+                        cell += 1;
+                        format!("cell{}", cell - 1)
+                    }
+                    Part::Reduction { .. } => {
+                        red += 1;
+                        format!("reduction{red}")
+                    }
+                    Part::Head { .. } => "head".to_string(),
+                };
+                let (size, channels, params, flops) = self.cost(part, h);
+                CostPart {
+                    name,
+                    size,
+                    channels,
+                    params,
+                    flops,
+                }
+            })
+            .collect()
+    }
+}
+
+enum EdgeOp {
+    Zero,
+    Skip,
+    Conv(ReluConvBn),
+    Pool,
+}
+
+struct Cell {
+    ops: Vec<EdgeOp>,
+    /// Edges to execute: all when unpruned, else the live ones.
+    run: [bool; EDGES],
+    /// Nodes to compute: all when unpruned, else the output and the sources of run edges.
+    needed: [bool; 4],
+}
+
+impl Cell {
+    fn new(p: &nn::Path, arch: &Nb201Arch, c: i64, prune: bool) -> Cell {
+        let ops = arch
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(e, &op)| match op {
+                Nb201Op::None => EdgeOp::Zero,
+                Nb201Op::SkipConnect => EdgeOp::Skip,
+                Nb201Op::AvgPool3x3 => EdgeOp::Pool,
+                Nb201Op::NorConv1x1 | Nb201Op::NorConv3x3 => {
+                    let spec =
+                        Nb201Builder::edge_spec(op, c).unwrap_or(ConvSpec::plain(c, c, 1, 1, 0));
+                    EdgeOp::Conv(ReluConvBn::new(&(p / "layers" / e), spec, true))
+                }
+            })
+            .collect();
+        let run = if prune {
+            arch.live_edges()
+        } else {
+            [true; EDGES]
+        };
+        let mut needed = [!prune, !prune, !prune, true];
+        for (e, &(_, from)) in EDGE_NODES.iter().enumerate() {
+            needed[from] |= run[e];
+        }
+        Cell { ops, run, needed }
+    }
+
+    fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor {
+        let mut nodes: [Option<Tensor>; 4] = [Some(x.shallow_clone()), None, None, None];
+        let mut relued: [Option<Tensor>; 4] = [None, None, None, None];
+        for to in 1..4 {
+            if !self.needed[to] {
+                continue;
+            }
+            let mut acc: Option<Tensor> = None;
+            for (e, &(t, from)) in EDGE_NODES.iter().enumerate() {
+                if t != to || !self.run[e] {
+                    continue;
+                }
+                // The source of a run edge is needed, so it was computed before.
+                let Some(input) = nodes[from].as_ref() else {
+                    continue;
+                };
+                let y = match &self.ops[e] {
+                    EdgeOp::Zero => input * 0.0,
+                    EdgeOp::Skip => input.shallow_clone(),
+                    EdgeOp::Pool => input.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None),
+                    EdgeOp::Conv(op) => {
+                        let r = relued[from].get_or_insert_with(|| input.relu());
+                        op.forward_relued(input, r, f)
+                    }
+                };
+                acc = Some(match acc {
+                    None => y,
+                    Some(a) => a + y,
+                });
+            }
+            // A node fed only by `none` edges is exactly zero.
+            nodes[to] = Some(acc.unwrap_or_else(|| x.zeros_like()));
+        }
+        nodes[3].take().unwrap_or_else(|| x.zeros_like())
+    }
+}
+
+enum Block {
+    Cell(Cell),
+    Reduction {
+        conv_a: ReluConvBn,
+        conv_b: ReluConvBn,
+        shortcut: Conv,
+    },
+}
+
+struct Nb201Net {
+    stem_conv: Conv,
+    stem_bn: Bn,
+    blocks: Vec<Block>,
+    head_bn: Bn,
+    classifier: Linear,
+}
+
+impl Net for Nb201Net {
+    fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor {
+        let mut h = self.stem_bn.forward(&self.stem_conv.forward(x, f), f);
+        for b in &self.blocks {
+            h = match b {
+                Block::Cell(c) => c.forward(&h, f),
+                Block::Reduction {
+                    conv_a,
+                    conv_b,
+                    shortcut,
+                } => {
+                    let main = conv_b.forward(&conv_a.forward(&h, f), f);
+                    let pooled = h.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None);
+                    shortcut.forward(&pooled, f) + main
+                }
+            };
+        }
+        let feat = relu(&self.head_bn.forward(&h, f), f);
+        let pooled = feat.mean_dim([2i64, 3].as_slice(), false, feat.kind());
+        f.features = Some(feat);
+        self.classifier.forward(&pooled, f)
+    }
+
+    fn classifier_weight(&self) -> Tensor {
+        self.classifier.weight.shallow_clone()
+    }
+}
