@@ -1,1 +1,3 @@
-//! See the crate docs.
+//! The stage commands the operator schedules, and the ad-hoc commands.
+
+pub mod score_cli;
