@@ -15,7 +15,12 @@ fn ctx(seed: u64, batch: usize) -> MetricContext {
 }
 
 fn tiny(cell: bool) -> TinyConvBuilder {
-    TinyConvBuilder { input: (3, 8, 8), channels: 4, classes: 10, cell }
+    TinyConvBuilder {
+        input: (3, 8, 8),
+        channels: 4,
+        classes: 10,
+        cell,
+    }
 }
 
 fn number(v: MetricValue) -> f64 {
@@ -32,11 +37,22 @@ fn set(vs: &VarStore, name: &str, values: &[f64], shape: &[i64]) {
 
 #[test]
 fn synflow_of_a_two_layer_linear_net_by_hand() {
-    let b = LinearNetBuilder { input: (1, 1, 3), hidden: 2, classes: 2, bias: false, relu: true };
+    let b = LinearNetBuilder {
+        input: (1, 1, 3),
+        hidden: 2,
+        classes: 2,
+        bias: false,
+        relu: true,
+    };
     let mut vs = VarStore::new(Device::Cpu);
     let net = b.build(&vs.root());
     vs.double();
-    set(&vs, "fc1.weight", &[1.0, -2.0, 0.5, 3.0, 0.5, -1.0], &[2, 3]);
+    set(
+        &vs,
+        "fc1.weight",
+        &[1.0, -2.0, 0.5, 3.0, 0.5, -1.0],
+        &[2, 3],
+    );
     set(&vs, "fc2.weight", &[1.0, -1.0, 2.0, 0.5], &[2, 2]);
     synflow::linearize(&vs);
     // |W1| 1 = [3.5, 4.5]; R = 1^T |W2| [3.5, 4.5] = 8 + 9.25 = 17.25. The layer terms are
@@ -62,16 +78,25 @@ fn synflow_does_not_depend_on_the_data() {
 fn naswot_on_a_known_activation_pattern() {
     // Codes 101, 110, 001: agreements K = [[3,1,2],[1,3,0],[2,0,3]], det = 12.
     let x = Tensor::from_slice(&[1.0f32, -1.0, 2.0, 3.0, 4.0, -5.0, -1.0, -2.0, 6.0]);
-    let b = ReluProbeBuilder { input: (1, 1, 3), classes: 2 };
+    let b = ReluProbeBuilder {
+        input: (1, 1, 3),
+        classes: 2,
+    };
     let batch = MetricBatch {
         images: x.view([3, 1, 1, 3]),
         labels: Tensor::from_slice(&[0i64, 1, 0]),
-        normalization: nas_runner::data::Normalization { mean: vec![0.0], std: vec![1.0] },
+        normalization: nas_runner::data::Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        },
     };
-    let v = number(metrics::compute(metrics::lookup("naswot").unwrap(), &b, &batch, &ctx(0, 3)).unwrap());
+    let v = number(
+        metrics::compute(metrics::lookup("naswot").unwrap(), &b, &batch, &ctx(0, 3)).unwrap(),
+    );
     assert!((v - 12f64.ln()).abs() < 1e-9, "{v}");
     let k = naswot::kernel(&[x.view([3, 3])]);
-    let expected = Tensor::from_slice(&[3.0f64, 1.0, 2.0, 1.0, 3.0, 0.0, 2.0, 0.0, 3.0]).view([3, 3]);
+    let expected =
+        Tensor::from_slice(&[3.0f64, 1.0, 2.0, 1.0, 3.0, 0.0, 2.0, 0.0, 3.0]).view([3, 3]);
     assert!(k.equal(&expected));
     // Kernels of several ReLUs add up.
     let two = naswot::kernel(&[x.view([3, 3]), x.view([3, 3])]);
@@ -83,7 +108,14 @@ fn cosine_of_known_weights() {
     let t = |v: &[f32]| Tensor::from_slice(v);
     assert_eq!(cosine(&t(&[1.0, 0.0]), &t(&[0.0, 1.0])), 0.0);
     assert!((cosine(&t(&[1.0, 2.0]), &t(&[2.0, 4.0])) - 1.0).abs() < 1e-12);
-    assert!((cosine(&t(&[1.0, 0.0, 0.0, 1.0]).view([2, 2]), &t(&[1.0, 1.0, 0.0, 0.0]).view([2, 2])) - 0.5).abs() < 1e-12);
+    assert!(
+        (cosine(
+            &t(&[1.0, 0.0, 0.0, 1.0]).view([2, 2]),
+            &t(&[1.0, 1.0, 0.0, 0.0]).view([2, 2])
+        ) - 0.5)
+            .abs()
+            < 1e-12
+    );
     assert!((cosine(&t(&[1.0, 0.0]), &t(&[-1.0, 0.0])) + 1.0).abs() < 1e-12);
 }
 
@@ -96,7 +128,10 @@ fn all_skip_cells_are_degenerate_and_not_trained() {
     assert_eq!(v, MetricValue::AngleLoss(DEGENERATE));
     // Not trained: the rule applies before the batch is even checked.
     let empty = MetricBatch::random(1, b.input, 10, 0, Device::Cpu);
-    assert_eq!(metrics::compute(spec, &b, &empty, &ctx(0, 100)).unwrap(), MetricValue::AngleLoss(DEGENERATE));
+    assert_eq!(
+        metrics::compute(spec, &b, &empty, &ctx(0, 100)).unwrap(),
+        MetricValue::AngleLoss(DEGENERATE)
+    );
 }
 
 #[test]
@@ -110,11 +145,21 @@ fn angle_loss_trains_and_is_deterministic() {
     let (MetricValue::AngleLoss(a1), MetricValue::AngleLoss(a2)) = (a1, a2) else {
         panic!("angle_loss gives an object");
     };
-    assert_eq!((a1.cos.to_bits(), a1.loss.to_bits()), (a2.cos.to_bits(), a2.loss.to_bits()));
+    assert_eq!(
+        (a1.cos.to_bits(), a1.loss.to_bits()),
+        (a2.cos.to_bits(), a2.loss.to_bits())
+    );
     assert!(a1.loss.is_finite() && a1.cos.is_finite());
     // Without augmentation the loss on the fixed batch falls over 50 steps.
-    let one = Protocol { iterations: 1, augment: false, ..Protocol::default() };
-    let fifty = Protocol { augment: false, ..Protocol::default() };
+    let one = Protocol {
+        iterations: 1,
+        augment: false,
+        ..Protocol::default()
+    };
+    let fifty = Protocol {
+        augment: false,
+        ..Protocol::default()
+    };
     let first = angle_loss::angle_loss_with(&b, &batch, 7, &one).unwrap();
     let last = angle_loss::angle_loss_with(&b, &batch, 7, &fifty).unwrap();
     assert!(last.loss < first.loss, "{} -> {}", first.loss, last.loss);
@@ -127,11 +172,18 @@ fn angle_loss_trains_and_is_deterministic() {
 fn params_equals_the_builder_count_and_the_var_store() {
     for b in [tiny(true), tiny(false)] {
         let batch = MetricBatch::random(1, b.input, 10, 0, Device::Cpu);
-        let v = number(metrics::compute(metrics::lookup("params").unwrap(), &b, &batch, &ctx(0, 1)).unwrap());
+        let v = number(
+            metrics::compute(metrics::lookup("params").unwrap(), &b, &batch, &ctx(0, 1)).unwrap(),
+        );
         assert_eq!(v, b.param_count() as f64);
         let vs = VarStore::new(Device::Cpu);
         let _net = b.build(&vs.root());
-        let trainable: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
+        let trainable: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .map(|n| n as i64)
+            .sum();
         assert_eq!(trainable, b.param_count());
     }
 }
@@ -144,7 +196,8 @@ fn every_metric_is_deterministic_on_cpu() {
     for spec in metrics::registry() {
         let mut c = ctx(5, 12);
         c.options.insert("iterations".into(), 5.0);
-        let v1 = metrics::compute(spec, &b, &batch, &c).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        let v1 =
+            metrics::compute(spec, &b, &batch, &c).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         let v2 = metrics::compute(spec, &b, &batch, &c).unwrap();
         let bits = |v: MetricValue| match v {
             MetricValue::Number(x) => vec![x.to_bits()],
@@ -159,7 +212,15 @@ fn every_metric_is_deterministic_on_cpu() {
             differs.push(spec.name);
         }
     }
-    for name in ["grad_norm", "snip", "grasp", "fisher", "synflow", "zen", "angle_loss"] {
+    for name in [
+        "grad_norm",
+        "snip",
+        "grasp",
+        "fisher",
+        "synflow",
+        "zen",
+        "angle_loss",
+    ] {
         assert!(differs.contains(&name), "{name} ignores the seed");
     }
 }
@@ -167,14 +228,18 @@ fn every_metric_is_deterministic_on_cpu() {
 #[test]
 fn unknown_metric_lists_valid_names() {
     let e = metrics::lookup("synflo").unwrap_err().to_string();
-    assert!(e.contains("synflo") && e.contains("synflow") && e.contains("angle_loss"), "{e}");
+    assert!(
+        e.contains("synflo") && e.contains("synflow") && e.contains("angle_loss"),
+        "{e}"
+    );
 }
 
 #[test]
 fn too_small_a_batch_is_an_error_not_a_panic() {
     let b = tiny(true);
     let batch = MetricBatch::random(4, b.input, 10, 0, Device::Cpu);
-    let e = metrics::compute(metrics::lookup("naswot").unwrap(), &b, &batch, &ctx(0, 64)).unwrap_err();
+    let e =
+        metrics::compute(metrics::lookup("naswot").unwrap(), &b, &batch, &ctx(0, 64)).unwrap_err();
     assert!(e.to_string().contains("64"), "{e}");
 }
 
@@ -189,7 +254,10 @@ fn helper_values_by_hand() {
     let k = 1e-5f64;
     let expected = -((k.ln() + 1.0 / k) + ((2.0 + k).ln() + 1.0 / (2.0 + k)));
     let got = jacob_cov::score_of_jacobian(&j);
-    assert!((got - expected).abs() < 1e-6 * expected.abs(), "{got} vs {expected}");
+    assert!(
+        (got - expected).abs() < 1e-6 * expected.abs(),
+        "{got} vs {expected}"
+    );
     // A constant row has no correlation: NaN.
     let flat = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 2.0, 4.0, 6.0]).view([2, 3]);
     assert!(jacob_cov::score_of_jacobian(&flat).is_nan());

@@ -41,7 +41,11 @@ pub const SPEC: MetricSpec = MetricSpec {
 /// Cosine at or above which a candidate is treated as not having learned (degenerate).
 pub const DEGENERATE_COS: f64 = 0.95;
 /// The worst values a degenerate candidate gets.
-pub const DEGENERATE: AngleLoss = AngleLoss { cos: 0.0, loss: 100.0, degenerate: true };
+pub const DEGENERATE: AngleLoss = AngleLoss {
+    cos: 0.0,
+    loss: 100.0,
+    degenerate: true,
+};
 
 /// The paper's metric value; ranks of `cos` and `-loss` are fused across candidates later.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,7 +60,11 @@ pub fn apply_degenerate_rule(cos: f64, loss: f64) -> AngleLoss {
     if cos >= DEGENERATE_COS {
         DEGENERATE
     } else {
-        AngleLoss { cos, loss, degenerate: false }
+        AngleLoss {
+            cos,
+            loss,
+            degenerate: false,
+        }
     }
 }
 
@@ -81,7 +89,13 @@ pub struct Protocol {
 
 impl Default for Protocol {
     fn default() -> Self {
-        Protocol { iterations: 50, lr: 0.2, momentum: 0.9, weight_decay: 5e-4, augment: true }
+        Protocol {
+            iterations: 50,
+            lr: 0.2,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            augment: true,
+        }
     }
 }
 
@@ -90,7 +104,10 @@ impl Protocol {
         let d = Protocol::default();
         let iterations = ctx.option("iterations", d.iterations as f64);
         if iterations.is_nan() || iterations < 1.0 || iterations.fract() != 0.0 {
-            return Err(MetricError::invalid(SPEC.name, "option iterations must be >= 1"));
+            return Err(MetricError::invalid(
+                SPEC.name,
+                "option iterations must be >= 1",
+            ));
         }
         Ok(Protocol {
             iterations: iterations as usize,
@@ -110,14 +127,21 @@ fn compute(
     let protocol = Protocol::from_ctx(ctx)?;
     let repeats = ctx.option("repeats", 1.0);
     if repeats.is_nan() || repeats < 1.0 || repeats.fract() != 0.0 {
-        return Err(MetricError::invalid(SPEC.name, "option repeats must be a positive integer"));
+        return Err(MetricError::invalid(
+            SPEC.name,
+            "option repeats must be a positive integer",
+        ));
     }
     if !builder.has_learnable_ops() {
         return Ok(MetricValue::AngleLoss(DEGENERATE));
     }
     let b = metric_batch(batch, ctx, &SPEC)?;
     check_labels(&b, builder, SPEC.name)?;
-    let aug = if protocol.augment { Some(Augmenter::new(&b)?) } else { None };
+    let aug = if protocol.augment {
+        Some(Augmenter::new(&b)?)
+    } else {
+        None
+    };
     let (mut cos, mut loss, mut all_degenerate) = (0.0, 0.0, true);
     for r in 0..repeats as u64 {
         let seed = ctx.seed.wrapping_add(r);
@@ -194,18 +218,40 @@ impl Augmenter {
         let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
         let norm = &batch.normalization;
         if norm.mean.len() != c as usize || norm.std.len() != c as usize {
-            return Err(MetricError::invalid(SPEC.name, "normalisation does not match channels"));
+            return Err(MetricError::invalid(
+                SPEC.name,
+                "normalisation does not match channels",
+            ));
         }
-        let black: Vec<f32> =
-            norm.mean.iter().zip(&norm.std).map(|(m, s)| (-m / s) as f32).collect();
+        let black: Vec<f32> = norm
+            .mean
+            .iter()
+            .zip(&norm.std)
+            .map(|(m, s)| (-m / s) as f32)
+            .collect();
         let device = batch.device();
-        let fill = Tensor::from_slice(&black).to_device(device).view([1, c, 1, 1]);
-        let padded = fill.expand([n, c, h + 2 * PAD, w + 2 * PAD], false).contiguous();
-        padded.narrow(2, PAD, h).narrow(3, PAD, w).copy_(&batch.images);
+        let fill = Tensor::from_slice(&black)
+            .to_device(device)
+            .view([1, c, 1, 1]);
+        let padded = fill
+            .expand([n, c, h + 2 * PAD, w + 2 * PAD], false)
+            .contiguous();
+        padded
+            .narrow(2, PAD, h)
+            .narrow(3, PAD, w)
+            .copy_(&batch.images);
         let padded = padded.view([n, c, -1]);
         let cols = Tensor::arange(w, (Kind::Int64, device));
         let rows = Tensor::arange(h, (Kind::Int64, device));
-        Ok(Augmenter { padded, n, c, h, w, cols, rows })
+        Ok(Augmenter {
+            padded,
+            n,
+            c,
+            h,
+            w,
+            cols,
+            rows,
+        })
     }
 
     /// One augmented batch: per image a crop offset in `0..=2P` on each axis and a flip bit.
@@ -228,7 +274,9 @@ impl Augmenter {
         let pw = self.w + 2 * PAD;
         // One host-to-device transfer for all three draws.
         let draws: Vec<i64> = oy.iter().chain(ox).chain(flip).copied().collect();
-        let draws = Tensor::from_slice(&draws).to_device(device).view([3, self.n, 1]);
+        let draws = Tensor::from_slice(&draws)
+            .to_device(device)
+            .view([3, self.n, 1]);
         let (oy, ox, flip) = (draws.get(0), draws.get(1), draws.get(2));
         let rows = &oy + self.rows.view([1, self.h]);
         // Flipped column j reads column W-1-j of the crop.
@@ -237,7 +285,9 @@ impl Augmenter {
         let cols = &ox + &straight * (1 - &flip) + mirrored * &flip;
         let index = (rows.unsqueeze(2) * pw + cols.unsqueeze(1)).view([self.n, 1, self.h * self.w]);
         let index = index.expand([self.n, self.c, self.h * self.w], false);
-        self.padded.gather(2, &index, false).view([self.n, self.c, self.h, self.w])
+        self.padded
+            .gather(2, &index, false)
+            .view([self.n, self.c, self.h, self.w])
     }
 }
 
@@ -251,7 +301,11 @@ pub fn angle_loss_with(
     if !builder.has_learnable_ops() {
         return Ok(DEGENERATE);
     }
-    let aug = if protocol.augment { Some(Augmenter::new(batch)?) } else { None };
+    let aug = if protocol.augment {
+        Some(Augmenter::new(batch)?)
+    } else {
+        None
+    };
     train_once(builder, batch, aug.as_ref(), seed, batch.device(), protocol)
 }
 
@@ -264,8 +318,15 @@ mod tests {
     fn crop_and_flip_match_a_per_image_reference() {
         let (n, c, h, w) = (2, 2, 5, 6);
         let images = Tensor::arange(n * c * h * w, (Kind::Float, Device::Cpu)).view([n, c, h, w]);
-        let norm = Normalization { mean: vec![0.5, 0.25], std: vec![0.5, 0.5] };
-        let batch = MetricBatch { images: images.shallow_clone(), labels: Tensor::zeros([n], (Kind::Int64, Device::Cpu)), normalization: norm };
+        let norm = Normalization {
+            mean: vec![0.5, 0.25],
+            std: vec![0.5, 0.5],
+        };
+        let batch = MetricBatch {
+            images: images.shallow_clone(),
+            labels: Tensor::zeros([n], (Kind::Int64, Device::Cpu)),
+            normalization: norm,
+        };
         let aug = Augmenter::new(&batch).unwrap();
         let (oy, ox, flip) = ([0i64, 8], [3i64, 8], [1i64, 0]);
         let out = aug.apply(&oy, &ox, &flip);
@@ -274,14 +335,22 @@ mod tests {
             for ch in 0..c {
                 for i in 0..h {
                     for j in 0..w {
-                        let jj = if flip[img as usize] == 1 { w - 1 - j } else { j };
+                        let jj = if flip[img as usize] == 1 {
+                            w - 1 - j
+                        } else {
+                            j
+                        };
                         let (py, px) = (i + oy[img as usize] - PAD, jj + ox[img as usize] - PAD);
                         let expected = if py < 0 || py >= h || px < 0 || px >= w {
                             black[ch as usize]
                         } else {
                             images.double_value(&[img, ch, py, px])
                         };
-                        assert_eq!(out.double_value(&[img, ch, i, j]), expected, "{img} {ch} {i} {j}");
+                        assert_eq!(
+                            out.double_value(&[img, ch, i, j]),
+                            expected,
+                            "{img} {ch} {i} {j}"
+                        );
                     }
                 }
             }

@@ -36,7 +36,10 @@ impl MetricBatch {
             ));
         }
         if norm.std.iter().any(|s| s.is_nan() || *s <= 0.0) {
-            return Err(MetricError::invalid("batch", "normalisation std must be positive"));
+            return Err(MetricError::invalid(
+                "batch",
+                "normalisation std must be positive",
+            ));
         }
         if batch.labels.size() != [n] {
             return Err(MetricError::invalid(
@@ -44,11 +47,19 @@ impl MetricBatch {
                 format!("labels must be [{n}], got {:?}", batch.labels.size()),
             ));
         }
-        let mean = Tensor::from_slice(&norm.mean).to_kind(Kind::Float).view([1, c, 1, 1]);
-        let std = Tensor::from_slice(&norm.std).to_kind(Kind::Float).view([1, c, 1, 1]);
+        let mean = Tensor::from_slice(&norm.mean)
+            .to_kind(Kind::Float)
+            .view([1, c, 1, 1]);
+        let std = Tensor::from_slice(&norm.std)
+            .to_kind(Kind::Float)
+            .view([1, c, 1, 1]);
         let images = ((batch.images.to_kind(Kind::Float) / 255.0 - mean) / std).to_device(device);
         let labels = batch.labels.to_kind(Kind::Int64).to_device(device);
-        Ok(MetricBatch { images, labels, normalization: norm.clone() })
+        Ok(MetricBatch {
+            images,
+            labels,
+            normalization: norm.clone(),
+        })
     }
 
     /// Synthetic data (`--data random`): standard-normal images, uniform labels, identity
@@ -58,9 +69,15 @@ impl MetricBatch {
         tch::manual_seed(seed as i64);
         let images = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_device(device);
         let labels = Tensor::randint(classes, [n], (Kind::Int64, Device::Cpu)).to_device(device);
-        let normalization =
-            Normalization { mean: vec![0.0; c as usize], std: vec![1.0; c as usize] };
-        MetricBatch { images, labels, normalization }
+        let normalization = Normalization {
+            mean: vec![0.0; c as usize],
+            std: vec![1.0; c as usize],
+        };
+        MetricBatch {
+            images,
+            labels,
+            normalization,
+        }
     }
 
     /// Number of images.
@@ -78,7 +95,11 @@ impl MetricBatch {
 
     /// The first `n` images taken class by class in turn (label order, then input order), so a
     /// balanced sample stays balanced; `n` above the batch size is an error naming `metric`.
-    pub fn take_balanced(&self, n: usize, metric: &'static str) -> Result<MetricBatch, MetricError> {
+    pub fn take_balanced(
+        &self,
+        n: usize,
+        metric: &'static str,
+    ) -> Result<MetricBatch, MetricError> {
         let len = self.len();
         if n > len {
             return Err(MetricError::invalid(

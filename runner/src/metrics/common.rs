@@ -146,7 +146,10 @@ pub fn metric_batch(
 ) -> Result<MetricBatch, MetricError> {
     let n = ctx.batch_size_for(spec);
     if n == 0 {
-        return Err(MetricError::invalid(spec.name, "batch size must be at least 1"));
+        return Err(MetricError::invalid(
+            spec.name,
+            "batch size must be at least 1",
+        ));
     }
     batch.take_balanced(n, spec.name)
 }
@@ -177,5 +180,8 @@ pub fn sum_scalars(parts: Vec<Tensor>) -> f64 {
     if parts.is_empty() {
         return 0.0;
     }
-    Tensor::stack(&parts, 0).to_kind(Kind::Double).sum(Kind::Double).double_value(&[])
+    Tensor::stack(&parts, 0)
+        .to_kind(Kind::Double)
+        .sum(Kind::Double)
+        .double_value(&[])
 }

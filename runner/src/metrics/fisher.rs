@@ -30,8 +30,14 @@ fn compute(
     let b = metric_batch(batch, ctx, &SPEC)?;
     check_labels(&b, builder, SPEC.name)?;
     let (_vs, net) = fresh_net(builder, ctx, Init::PytorchDefault, Kind::Float);
-    let mut f = Forward { train: true, layer_outputs: Some(Vec::new()), ..Default::default() };
-    let loss = net.forward(&b.images, &mut f).cross_entropy_for_logits(&b.labels);
+    let mut f = Forward {
+        train: true,
+        layer_outputs: Some(Vec::new()),
+        ..Default::default()
+    };
+    let loss = net
+        .forward(&b.images, &mut f)
+        .cross_entropy_for_logits(&b.labels);
     let acts = f.layer_outputs.take().unwrap_or_default();
     let acts: Vec<Tensor> = acts.into_iter().filter(|a| a.requires_grad()).collect();
     if acts.is_empty() {
@@ -60,5 +66,9 @@ pub fn fisher_of_layer(a: &Tensor, g: &Tensor) -> Tensor {
     } else {
         prod
     };
-    (g_nk.square().mean_dim([0i64].as_slice(), false, Kind::Float) * 0.5).sum(Kind::Float)
+    (g_nk
+        .square()
+        .mean_dim([0i64].as_slice(), false, Kind::Float)
+        * 0.5)
+        .sum(Kind::Float)
 }

@@ -21,7 +21,12 @@ pub struct FusionOptions {
 
 impl Default for FusionOptions {
     fn default() -> Self {
-        FusionOptions { angle_sign: 1.0, use_angle: true, use_loss: true, use_params: true }
+        FusionOptions {
+            angle_sign: 1.0,
+            use_angle: true,
+            use_loss: true,
+            use_params: true,
+        }
     }
 }
 
@@ -38,12 +43,17 @@ fn worst_if(v: f64, degenerate: bool) -> f64 {
 pub fn metric_rank(values: &[AngleLoss], opts: &FusionOptions) -> Option<Vec<f64>> {
     let mut parts = Vec::new();
     if opts.use_angle {
-        let a: Vec<f64> =
-            values.iter().map(|v| worst_if(opts.angle_sign * v.cos, v.degenerate)).collect();
+        let a: Vec<f64> = values
+            .iter()
+            .map(|v| worst_if(opts.angle_sign * v.cos, v.degenerate))
+            .collect();
         parts.push(average_ranks(&a));
     }
     if opts.use_loss {
-        let l: Vec<f64> = values.iter().map(|v| worst_if(-v.loss, v.degenerate)).collect();
+        let l: Vec<f64> = values
+            .iter()
+            .map(|v| worst_if(-v.loss, v.degenerate))
+            .collect();
         parts.push(average_ranks(&l));
     }
     fuse(&parts)
@@ -55,7 +65,11 @@ pub fn search_rank(values: &[AngleLoss], params: &[f64], opts: &FusionOptions) -
     if values.len() != params.len() {
         return None;
     }
-    let metric = if opts.use_angle || opts.use_loss { metric_rank(values, opts) } else { None };
+    let metric = if opts.use_angle || opts.use_loss {
+        metric_rank(values, opts)
+    } else {
+        None
+    };
     match (metric, opts.use_params) {
         (Some(m), true) => {
             let p = average_ranks(params);
@@ -98,7 +112,11 @@ mod tests {
     use crate::metrics::angle_loss::DEGENERATE;
 
     fn al(cos: f64, loss: f64) -> AngleLoss {
-        AngleLoss { cos, loss, degenerate: false }
+        AngleLoss {
+            cos,
+            loss,
+            degenerate: false,
+        }
     }
 
     #[test]
@@ -116,7 +134,12 @@ mod tests {
     #[test]
     fn negative_sign_keeps_degenerate_worst() {
         let v = [al(0.5, 1.0), al(0.2, 1.0), DEGENERATE];
-        let opts = FusionOptions { angle_sign: -1.0, use_loss: false, use_params: false, ..Default::default() };
+        let opts = FusionOptions {
+            angle_sign: -1.0,
+            use_loss: false,
+            use_params: false,
+            ..Default::default()
+        };
         assert_eq!(metric_rank(&v, &opts).unwrap(), vec![2.0, 3.0, 1.0]);
     }
 
@@ -125,7 +148,12 @@ mod tests {
         let r = average_repeats(&[al(0.2, 1.0), DEGENERATE]).unwrap();
         assert_eq!((r.cos, r.loss, r.degenerate), (0.1, 50.5, false));
         assert!(average_repeats(&[]).is_none());
-        let opts = FusionOptions { use_angle: false, use_loss: false, use_params: false, ..Default::default() };
+        let opts = FusionOptions {
+            use_angle: false,
+            use_loss: false,
+            use_params: false,
+            ..Default::default()
+        };
         assert!(search_rank(&[al(0.1, 1.0)], &[1.0], &opts).is_none());
     }
 }

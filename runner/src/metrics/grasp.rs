@@ -32,7 +32,9 @@ fn compute(
     let weights: Vec<Tensor> = layer_weights(&vs).into_iter().map(|(_, w)| w).collect();
 
     // First pass: g, a constant. Weights no path reaches (pruned ops) get no gradient.
-    let loss = net.forward(&b.images, &mut Forward::train()).cross_entropy_for_logits(&b.labels);
+    let loss = net
+        .forward(&b.images, &mut Forward::train())
+        .cross_entropy_for_logits(&b.labels);
     let grads = Tensor::f_run_backward(&[&loss], &weights, false, false).map_err(err)?;
     let (used, g_const): (Vec<Tensor>, Vec<Tensor>) = weights
         .iter()
@@ -45,7 +47,9 @@ fn compute(
     }
 
     // Second pass: z = sum g_const . dL/dw with a graph, then dz/dw = H g.
-    let loss = net.forward(&b.images, &mut Forward::train()).cross_entropy_for_logits(&b.labels);
+    let loss = net
+        .forward(&b.images, &mut Forward::train())
+        .cross_entropy_for_logits(&b.labels);
     let grad_f = Tensor::f_run_backward(&[&loss], &used, true, true)
         .map_err(MetricError::torch(SPEC.name))?;
     let z_parts: Vec<Tensor> = g_const

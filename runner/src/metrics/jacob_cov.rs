@@ -49,7 +49,9 @@ pub fn score_of_jacobian(jac: &Tensor) -> f64 {
     match corr.f_linalg_eigvalsh("L") {
         Ok(v) => {
             let v = v + K;
-            -(v.log() + v.reciprocal()).sum(Kind::Double).double_value(&[])
+            -(v.log() + v.reciprocal())
+                .sum(Kind::Double)
+                .double_value(&[])
         }
         Err(_) => f64::NAN,
     }

@@ -33,13 +33,20 @@ fn compute(
     let b = metric_batch(batch, ctx, &SPEC)?;
     let side = ctx.option("input_size", 3.0);
     if side.is_nan() || side < 1.0 || side.fract() != 0.0 {
-        return Err(MetricError::invalid(SPEC.name, "option input_size must be a positive integer"));
+        return Err(MetricError::invalid(
+            SPEC.name,
+            "option input_size must be a positive integer",
+        ));
     }
     let side = side as i64;
     let (_vs, net) = fresh_net(builder, ctx, Init::KaimingNormalFanIn, Kind::Float);
     let relus = no_grad(|| {
         let x = b.images.adaptive_avg_pool2d([side, side]);
-        let mut f = Forward { train: true, relu_inputs: Some(Vec::new()), ..Default::default() };
+        let mut f = Forward {
+            train: true,
+            relu_inputs: Some(Vec::new()),
+            ..Default::default()
+        };
         let _ = net.forward(&x, &mut f);
         f.relu_inputs.take().unwrap_or_default()
     });
@@ -56,8 +63,10 @@ fn compute(
 pub fn count_patterns(relu_inputs: &[Tensor]) -> f64 {
     no_grad(|| {
         let n = relu_inputs[0].size()[0];
-        let codes: Vec<Tensor> =
-            relu_inputs.iter().map(|r| r.view([n, -1]).gt(0.0).to_kind(Kind::Float)).collect();
+        let codes: Vec<Tensor> = relu_inputs
+            .iter()
+            .map(|r| r.view([n, -1]).gt(0.0).to_kind(Kind::Float))
+            .collect();
         let a = Tensor::cat(&codes, 1);
         let mismatch = a.matmul(&(1.0 - &a).tr());
         let hamming = &mismatch + mismatch.tr();

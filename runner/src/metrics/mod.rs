@@ -45,7 +45,10 @@ pub enum MetricError {
     #[error("unknown metric '{name}': valid metrics are {valid}")]
     Unknown { name: String, valid: String },
     #[error("metric {metric}: {message}")]
-    Invalid { metric: &'static str, message: String },
+    Invalid {
+        metric: &'static str,
+        message: String,
+    },
     #[error("metric {metric}: libtorch: {source}")]
     Torch {
         metric: &'static str,
@@ -56,7 +59,10 @@ pub enum MetricError {
 
 impl MetricError {
     pub(crate) fn invalid(metric: &'static str, message: impl Into<String>) -> Self {
-        MetricError::Invalid { metric, message: message.into() }
+        MetricError::Invalid {
+            metric,
+            message: message.into(),
+        }
     }
     pub(crate) fn torch(metric: &'static str) -> impl FnOnce(tch::TchError) -> Self {
         move |source| MetricError::Torch { metric, source }
@@ -134,7 +140,12 @@ pub struct MetricContext {
 
 impl MetricContext {
     pub fn new(seed: u64, device: Device) -> Self {
-        MetricContext { seed, device, batch_size: None, options: BTreeMap::new() }
+        MetricContext {
+            seed,
+            device,
+            batch_size: None,
+            options: BTreeMap::new(),
+        }
     }
     /// Option `name`, or `default` when unset.
     pub fn option(&self, name: &str, default: f64) -> f64 {
@@ -147,7 +158,11 @@ impl MetricContext {
 }
 
 pub(crate) const fn make_needs(data: bool, labels: bool, training: bool) -> Needs {
-    Needs { data, labels, training }
+    Needs {
+        data,
+        labels,
+        training,
+    }
 }
 
 static REGISTRY: [MetricSpec; 13] = [
@@ -173,10 +188,17 @@ pub fn registry() -> &'static [MetricSpec] {
 
 /// The metric called `name`; the error lists the valid names.
 pub fn lookup(name: &str) -> Result<&'static MetricSpec, MetricError> {
-    registry().iter().find(|s| s.name == name).ok_or_else(|| MetricError::Unknown {
-        name: name.to_string(),
-        valid: registry().iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
-    })
+    registry()
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| MetricError::Unknown {
+            name: name.to_string(),
+            valid: registry()
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Computes metric `spec` for one architecture.
@@ -188,4 +210,3 @@ pub fn compute(
 ) -> Result<MetricValue, MetricError> {
     (spec.compute)(builder, batch, ctx)
 }
-

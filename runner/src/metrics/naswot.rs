@@ -29,7 +29,11 @@ fn compute(
     let b = metric_batch(batch, ctx, &SPEC)?;
     let (_vs, net) = fresh_net(builder, ctx, Init::PytorchDefault, Kind::Float);
     let relus = no_grad(|| {
-        let mut f = Forward { train: true, relu_inputs: Some(Vec::new()), ..Default::default() };
+        let mut f = Forward {
+            train: true,
+            relu_inputs: Some(Vec::new()),
+            ..Default::default()
+        };
         let _ = net.forward(&b.images, &mut f);
         f.relu_inputs.take().unwrap_or_default()
     });

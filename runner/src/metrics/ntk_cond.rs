@@ -39,10 +39,16 @@ fn compute(
         let out = logits.narrow(0, i, 1);
         let grads = Tensor::f_run_backward(&[&out], &weights, true, false)
             .map_err(MetricError::torch(SPEC.name))?;
-        let flat: Vec<Tensor> =
-            grads.into_iter().filter(Tensor::defined).map(|g| g.reshape([-1])).collect();
+        let flat: Vec<Tensor> = grads
+            .into_iter()
+            .filter(Tensor::defined)
+            .map(|g| g.reshape([-1]))
+            .collect();
         if flat.is_empty() {
-            return Err(MetricError::invalid(SPEC.name, "no weight receives a gradient"));
+            return Err(MetricError::invalid(
+                SPEC.name,
+                "no weight receives a gradient",
+            ));
         }
         rows.push(Tensor::cat(&flat, 0));
     }

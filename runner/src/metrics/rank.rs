@@ -58,7 +58,9 @@ pub fn fuse(rank_lists: &[Vec<f64>]) -> Option<Vec<f64>> {
     if rank_lists.iter().any(|r| r.len() != n) {
         return None;
     }
-    let sum: Vec<f64> = (0..n).map(|i| rank_lists.iter().map(|r| r[i]).sum()).collect();
+    let sum: Vec<f64> = (0..n)
+        .map(|i| rank_lists.iter().map(|r| r[i]).sum())
+        .collect();
     Some(average_ranks(&sum))
 }
 
@@ -66,7 +68,13 @@ fn finite_pairs(x: &[f64], y: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
     if x.len() != y.len() {
         return None;
     }
-    Some(x.iter().zip(y).filter(|(a, b)| !a.is_nan() && !b.is_nan()).map(|(a, b)| (*a, *b)).unzip())
+    Some(
+        x.iter()
+            .zip(y)
+            .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+            .map(|(a, b)| (*a, *b))
+            .unzip(),
+    )
 }
 
 /// Kendall's tau-b, `(C - D) / sqrt((n0 - n1)(n0 - n2))` with `n1`, `n2` the pairs tied in `x`
@@ -158,7 +166,10 @@ mod tests {
         assert!(kendall_tau_b(&[1.0, 1.0], &[1.0, 2.0]).is_none());
         assert!(kendall_tau_b(&[1.0], &[1.0, 2.0]).is_none());
         // NaN pairs are dropped.
-        assert_eq!(kendall_tau_b(&[1.0, f64::NAN, 2.0], &[1.0, 5.0, 3.0]), Some(1.0));
+        assert_eq!(
+            kendall_tau_b(&[1.0, f64::NAN, 2.0], &[1.0, 5.0, 3.0]),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -50,14 +50,18 @@ pub fn score(
 ) -> Result<MetricValue, MetricError> {
     let (c, h, w) = input;
     let x = Tensor::ones([1, c, h, w], (Kind::Double, device));
-    let mut f = Forward { no_bn: true, ..Default::default() };
+    let mut f = Forward {
+        no_bn: true,
+        ..Default::default()
+    };
     let r = net.forward(&x, &mut f).sum(Kind::Double);
     r.f_backward().map_err(MetricError::torch(SPEC.name))?;
     let parts: Vec<Tensor> = layer_weights(vs)
         .into_iter()
         .filter_map(|(_, w)| {
             let g = w.grad();
-            g.defined().then(|| (w.detach() * g).abs().sum(Kind::Double))
+            g.defined()
+                .then(|| (w.detach() * g).abs().sum(Kind::Double))
         })
         .collect();
     Ok(MetricValue::Number(sum_scalars(parts)))

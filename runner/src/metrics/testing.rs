@@ -58,7 +58,10 @@ impl NetBuilder for LinearNetBuilder {
         format!("linear:{}", self.hidden)
     }
     fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
-        let cfg = nn::LinearConfig { bias: self.bias, ..Default::default() };
+        let cfg = nn::LinearConfig {
+            bias: self.bias,
+            ..Default::default()
+        };
         Box::new(LinearNet {
             fc1: nn::linear(vs / "fc1", self.d(), self.hidden, cfg),
             fc2: nn::linear(vs / "fc2", self.hidden, self.classes, cfg),
@@ -111,7 +114,9 @@ impl NetBuilder for ReluProbeBuilder {
     }
     fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
         let d = self.input.0 * self.input.1 * self.input.2;
-        Box::new(ReluProbe { fc: nn::linear(vs / "fc", d, self.classes, Default::default()) })
+        Box::new(ReluProbe {
+            fc: nn::linear(vs / "fc", d, self.classes, Default::default()),
+        })
     }
     fn param_count(&self) -> i64 {
         let d = self.input.0 * self.input.1 * self.input.2;
@@ -148,7 +153,11 @@ struct ConvBn {
 
 impl ConvBn {
     fn new(vs: &nn::Path, cin: i64, cout: i64) -> Self {
-        let cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+        let cfg = nn::ConvConfig {
+            padding: 1,
+            bias: false,
+            ..Default::default()
+        };
         ConvBn {
             conv: nn::conv2d(vs / "conv", cin, cout, 3, cfg),
             bn: nn::batch_norm2d(vs / "bn", cout, Default::default()),
@@ -194,7 +203,11 @@ impl Net for TinyConv {
 
 impl NetBuilder for TinyConvBuilder {
     fn arch(&self) -> String {
-        format!("{}:{}", if self.cell { "conv" } else { "skip" }, self.channels)
+        format!(
+            "{}:{}",
+            if self.cell { "conv" } else { "skip" },
+            self.channels
+        )
     }
     fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
         let c = self.channels;
@@ -240,9 +253,12 @@ pub fn toy_builder(arch: &str) -> Result<Box<dyn NetBuilder>, String> {
         .ok_or_else(|| format!("toy arch '{arch}': width must be an integer in 1..=256"))?;
     let input = (3, 32, 32);
     match kind {
-        "conv" | "skip" => {
-            Ok(Box::new(TinyConvBuilder { input, channels: width, classes: 10, cell: kind == "conv" }))
-        }
+        "conv" | "skip" => Ok(Box::new(TinyConvBuilder {
+            input,
+            channels: width,
+            classes: 10,
+            cell: kind == "conv",
+        })),
         "linear" => Ok(Box::new(LinearNetBuilder {
             input,
             hidden: width,
@@ -250,6 +266,8 @@ pub fn toy_builder(arch: &str) -> Result<Box<dyn NetBuilder>, String> {
             bias: true,
             relu: true,
         })),
-        other => Err(format!("toy arch '{arch}': unknown kind '{other}' (conv, skip, linear)")),
+        other => Err(format!(
+            "toy arch '{arch}': unknown kind '{other}' (conv, skip, linear)"
+        )),
     }
 }

@@ -35,25 +35,37 @@ fn compute(
     let n = ctx.batch_size_for(&SPEC) as i64;
     let repeats = ctx.option("repeats", 1.0);
     if repeats.is_nan() || repeats < 1.0 || repeats.fract() != 0.0 {
-        return Err(MetricError::invalid(SPEC.name, "option repeats must be a positive integer"));
+        return Err(MetricError::invalid(
+            SPEC.name,
+            "option repeats must be a positive integer",
+        ));
     }
     if n < 2 {
-        return Err(MetricError::invalid(SPEC.name, "batch size must be at least 2"));
+        return Err(MetricError::invalid(
+            SPEC.name,
+            "batch size must be at least 2",
+        ));
     }
     let (c, h, w) = builder.input_shape();
     let mut total = 0.0;
     for r in 0..repeats as u64 {
         let seed = ctx.seed.wrapping_add(r);
-        let (_vs, net) =
-            fresh_net_seeded(builder, seed, ctx.device, Init::Gaussian, Kind::Float);
+        let (_vs, net) = fresh_net_seeded(builder, seed, ctx.device, Init::Gaussian, Kind::Float);
         let value = no_grad(|| -> Result<f64, MetricError> {
             let x = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_device(ctx.device);
             let eps = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_device(ctx.device);
-            let mut f = Forward { train: true, bn_batch_vars: Some(Vec::new()), ..Default::default() };
+            let mut f = Forward {
+                train: true,
+                bn_batch_vars: Some(Vec::new()),
+                ..Default::default()
+            };
             let _ = net.forward(&x, &mut f);
             let fx = f.features.take();
             let vars = f.bn_batch_vars.take().unwrap_or_default();
-            let mut g = Forward { train: true, ..Default::default() };
+            let mut g = Forward {
+                train: true,
+                ..Default::default()
+            };
             let _ = net.forward(&(&x + eps * MIXUP_GAMMA), &mut g);
             let (fx, fy) = match (fx, g.features.take()) {
                 (Some(a), Some(b)) => (a, b),
@@ -74,7 +86,11 @@ fn compute(
 /// `log(mean_n sum |a - b|) + sum_l log sqrt(mean var_l)`.
 pub fn zen_value(fx: &Tensor, fy: &Tensor, bn_vars: &[Tensor]) -> f64 {
     let n = fx.size()[0];
-    let delta = (fx - fy).abs().view([n, -1]).sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+    let delta =
+        (fx - fy)
+            .abs()
+            .view([n, -1])
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
     let mut score = delta.mean(Kind::Double).log();
     for v in bn_vars {
         score += v.to_kind(Kind::Double).mean(Kind::Double).sqrt().log();

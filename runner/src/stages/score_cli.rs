@@ -61,7 +61,10 @@ pub enum ScoreError {
     Config(String),
     /// Writing the output failed: exit code 1 (worth a retry).
     #[error("{path}: {source}")]
-    Output { path: String, source: std::io::Error },
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl ScoreError {
@@ -91,7 +94,9 @@ pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Result<Box<dyn NetBuilder>, St
 pub fn default_resolver(space: &str, arch: &str) -> Result<Box<dyn NetBuilder>, String> {
     match space {
         "toy" => metrics::testing::toy_builder(arch),
-        other => Err(format!("search space '{other}' is not available in this build (known: toy)")),
+        other => Err(format!(
+            "search space '{other}' is not available in this build (known: toy)"
+        )),
     }
 }
 
@@ -148,15 +153,24 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
     };
 
     let mut sink: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| {
-            ScoreError::Output { path: p.display().to_string(), source: e }
-        })?)),
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| ScoreError::Output {
+                path: p.display().to_string(),
+                source: e,
+            },
+        )?)),
         None => Box::new(std::io::stdout().lock()),
     };
-    let out_name = args.out.as_ref().map_or("stdout".to_string(), |p| p.display().to_string());
+    let out_name = args
+        .out
+        .as_ref()
+        .map_or("stdout".to_string(), |p| p.display().to_string());
     for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate() {
         let record = match builder {
-            Ok(b) => ScoreRecord { arch: arch.clone(), ..score_one(b.as_ref(), &specs, &batches, &ctx) },
+            Ok(b) => ScoreRecord {
+                arch: arch.clone(),
+                ..score_one(b.as_ref(), &specs, &batches, &ctx)
+            },
             Err(e) => ScoreRecord {
                 arch: arch.clone(),
                 metrics: BTreeMap::new(),
@@ -170,7 +184,10 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
         })?;
         writeln!(sink, "{line}")
             .and_then(|_| sink.flush())
-            .map_err(|e| ScoreError::Output { path: out_name.clone(), source: e })?;
+            .map_err(|e| ScoreError::Output {
+                path: out_name.clone(),
+                source: e,
+            })?;
         eprintln!("score: {}/{} {}", i + 1, archs.len(), arch);
     }
     Ok(archs.len())
@@ -245,8 +262,12 @@ pub fn score_one(
     for spec in specs {
         let batch = batches.by_metric.get(spec.name).unwrap_or(&empty);
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| metrics::compute(spec, builder, batch, ctx)));
-        record.seconds.insert(spec.name.to_string(), start.elapsed().as_secs_f64());
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            metrics::compute(spec, builder, batch, ctx)
+        }));
+        record
+            .seconds
+            .insert(spec.name.to_string(), start.elapsed().as_secs_f64());
         match result {
             Ok(Ok(v)) => {
                 record.metrics.insert(spec.name.to_string(), v);
@@ -255,7 +276,9 @@ pub fn score_one(
                 record.errors.insert(spec.name.to_string(), e.to_string());
             }
             Err(p) => {
-                record.errors.insert(spec.name.to_string(), panic_message(p));
+                record
+                    .errors
+                    .insert(spec.name.to_string(), panic_message(p));
             }
         }
     }
