@@ -23,11 +23,23 @@ enum Command {
     /// Print the size of one architecture as JSON: parameters, multiply-adds, and a breakdown
     /// per stem, cell and head.
     Inspect(nas_runner::stages::inspect::InspectArgs),
+    /// Score architectures with metrics: one JSON line per architecture, in input order.
+    Score(nas_runner::stages::score_cli::ScoreArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Score(args) => {
+            use nas_runner::stages::score_cli;
+            match score_cli::run(&args, &score_cli::default_resolver) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("score: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::SelfTest => match nas_runner::train::smoke::run(30) {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());

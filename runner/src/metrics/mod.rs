@@ -1,1 +1,212 @@
-//! See the crate docs.
+//! Architecture metrics: one module per metric behind one registry, plus rank utilities.
+//!
+//! Every metric is a [`MetricSpec`]: its name, what it needs (data, labels, training), its
+//! direction (higher is better?), its default batch size, and a `compute` function from a
+//! network builder, a [`MetricBatch`] and a [`MetricContext`] (seed, device, options) to a
+//! [`MetricValue`]. Each metric builds its own fresh network from the builder with the
+//! initialisation its reference code uses, so metrics never disturb one another.
+//!
+//! Determinism: metrics seed libtorch's global generator (`tch::manual_seed`) before building
+//! and initialising; compute one metric at a time per process (the `score` command does).
+
+pub mod angle_loss;
+pub mod batch;
+pub mod common;
+pub mod fisher;
+pub mod flops;
+pub mod fusion;
+pub mod grad_norm;
+pub mod grasp;
+pub mod jacob_cov;
+pub mod linear_regions;
+pub mod naswot;
+pub mod ntk_cond;
+pub mod params;
+pub mod rank;
+pub mod snip;
+pub mod synflow;
+pub mod testing;
+pub mod zen;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+use thiserror::Error;
+
+pub use angle_loss::AngleLoss;
+pub use batch::MetricBatch;
+
+use crate::nn::NetBuilder;
+
+/// Why a metric could not be computed.
+#[derive(Debug, Error)]
+pub enum MetricError {
+    #[error("unknown metric '{name}': valid metrics are {valid}")]
+    Unknown { name: String, valid: String },
+    #[error("metric {metric}: {message}")]
+    Invalid {
+        metric: &'static str,
+        message: String,
+    },
+    #[error("metric {metric}: libtorch: {source}")]
+    Torch {
+        metric: &'static str,
+        #[source]
+        source: tch::TchError,
+    },
+}
+
+impl MetricError {
+    pub(crate) fn invalid(metric: &'static str, message: impl Into<String>) -> Self {
+        MetricError::Invalid {
+            metric,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn torch(metric: &'static str) -> impl FnOnce(tch::TchError) -> Self {
+        move |source| MetricError::Torch { metric, source }
+    }
+}
+
+/// A metric's value: a number, or the paper's `{cos, loss, degenerate}` whose ranks are fused
+/// across candidates later (in `select`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricValue {
+    Number(f64),
+    AngleLoss(AngleLoss),
+}
+
+impl MetricValue {
+    /// The number, when the value is one.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            MetricValue::Number(x) => Some(*x),
+            MetricValue::AngleLoss(_) => None,
+        }
+    }
+}
+
+/// What a metric needs from the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// Images (real or synthetic) in the batch.
+    pub data: bool,
+    /// Labels (a loss over classes).
+    pub labels: bool,
+    /// A short training run.
+    pub training: bool,
+}
+
+/// How every metric is called.
+pub type ComputeFn =
+    fn(&dyn NetBuilder, &MetricBatch, &MetricContext) -> Result<MetricValue, MetricError>;
+
+/// One registered metric.
+#[derive(Clone, Copy)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub needs: Needs,
+    /// True when a larger value predicts a better architecture.
+    pub higher_is_better: bool,
+    /// Images per batch as the reference uses (0: the metric reads no data).
+    pub default_batch_size: usize,
+    /// One line: what it computes and where the definition comes from.
+    pub summary: &'static str,
+    pub compute: ComputeFn,
+}
+
+impl std::fmt::Debug for MetricSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricSpec")
+            .field("name", &self.name)
+            .field("needs", &self.needs)
+            .field("higher_is_better", &self.higher_is_better)
+            .field("default_batch_size", &self.default_batch_size)
+            .finish()
+    }
+}
+
+/// Seed, device and per-metric options (numbers by name, e.g. `repeats`).
+#[derive(Debug, Clone)]
+pub struct MetricContext {
+    pub seed: u64,
+    pub device: Device,
+    /// Overrides every metric's default batch size when set.
+    pub batch_size: Option<usize>,
+    pub options: BTreeMap<String, f64>,
+}
+
+impl MetricContext {
+    pub fn new(seed: u64, device: Device) -> Self {
+        MetricContext {
+            seed,
+            device,
+            batch_size: None,
+            options: BTreeMap::new(),
+        }
+    }
+    /// Option `name`, or `default` when unset.
+    pub fn option(&self, name: &str, default: f64) -> f64 {
+        self.options.get(name).copied().unwrap_or(default)
+    }
+    /// The batch size a metric uses: the override or its default.
+    pub fn batch_size_for(&self, spec: &MetricSpec) -> usize {
+        self.batch_size.unwrap_or(spec.default_batch_size)
+    }
+}
+
+pub(crate) const fn make_needs(data: bool, labels: bool, training: bool) -> Needs {
+    Needs {
+        data,
+        labels,
+        training,
+    }
+}
+
+static REGISTRY: [MetricSpec; 13] = [
+    params::SPEC,
+    flops::SPEC,
+    grad_norm::SPEC,
+    snip::SPEC,
+    grasp::SPEC,
+    fisher::SPEC,
+    jacob_cov::SPEC,
+    synflow::SPEC,
+    naswot::SPEC,
+    ntk_cond::SPEC,
+    linear_regions::SPEC,
+    zen::SPEC,
+    angle_loss::SPEC,
+];
+
+/// Every metric, in the documented order.
+pub fn registry() -> &'static [MetricSpec] {
+    &REGISTRY
+}
+
+/// The metric called `name`; the error lists the valid names.
+pub fn lookup(name: &str) -> Result<&'static MetricSpec, MetricError> {
+    registry()
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| MetricError::Unknown {
+            name: name.to_string(),
+            valid: registry()
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Computes metric `spec` for one architecture.
+pub fn compute(
+    spec: &MetricSpec,
+    builder: &dyn NetBuilder,
+    batch: &MetricBatch,
+    ctx: &MetricContext,
+) -> Result<MetricValue, MetricError> {
+    (spec.compute)(builder, batch, ctx)
+}

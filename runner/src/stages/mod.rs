@@ -1,3 +1,4 @@
-//! See the crate docs.
+//! The stage commands the operator schedules, and the ad-hoc commands (`inspect`, `score`).
 
 pub mod inspect;
+pub mod score_cli;

@@ -1,0 +1,22 @@
+//! `flops`: multiply-adds of the conv and linear layers for one image (bias adds where a bias
+//! exists), as the search space's builder counts them. Higher is treated as better (a larger
+//! network), the usual convention of the zero-cost-proxy comparisons.
+use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use crate::nn::NetBuilder;
+
+pub const SPEC: MetricSpec = MetricSpec {
+    name: "flops",
+    needs: make_needs(false, false, false),
+    higher_is_better: true,
+    default_batch_size: 0,
+    summary: "multiply-adds for one image from the builder",
+    compute,
+};
+
+fn compute(
+    builder: &dyn NetBuilder,
+    _batch: &MetricBatch,
+    _ctx: &MetricContext,
+) -> Result<MetricValue, MetricError> {
+    Ok(MetricValue::Number(builder.flops() as f64))
+}

@@ -1,0 +1,73 @@
+//! `ntk_cond`: the condition number of the empirical neural tangent kernel. For each image of
+//! one batch of 64 (training mode, Kaiming-normal fan-in init), the gradient of the sum of its
+//! logits with respect to every parameter whose name contains `weight` (conv, linear and
+//! BatchNorm weights) is flattened into one row; `Theta = J J^T`; the score is
+//! `lambda_max / lambda_min` of `Theta` (float32 as in the reference), NaN replaced by 100000.
+//! Lower is better.
+//!
+//! Source: Chen et al., "Neural Architecture Search on ImageNet in Four GPU Hours: A
+//! Theoretically Inspired Perspective" (TE-NAS, ICLR 2021), `lib/procedures/ntk.py`
+//! (`get_ntk_n`). BatchNorm couples the images of the batch, so these are the reference's
+//! "per-sample" gradients, not independent ones.
+use tch::{Kind, Tensor};
+
+use super::common::{all_weights, fresh_net, metric_batch, Init};
+use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use crate::nn::{Forward, NetBuilder};
+
+pub const SPEC: MetricSpec = MetricSpec {
+    name: "ntk_cond",
+    needs: make_needs(true, false, false),
+    higher_is_better: false,
+    default_batch_size: 64,
+    summary: "condition number of the empirical NTK (TE-NAS); lower is better",
+    compute,
+};
+
+fn compute(
+    builder: &dyn NetBuilder,
+    batch: &MetricBatch,
+    ctx: &MetricContext,
+) -> Result<MetricValue, MetricError> {
+    let b = metric_batch(batch, ctx, &SPEC)?;
+    let (vs, net) = fresh_net(builder, ctx, Init::KaimingNormalFanIn, Kind::Float);
+    let weights: Vec<Tensor> = all_weights(&vs).into_iter().map(|(_, w)| w).collect();
+    let logits = net.forward(&b.images, &mut Forward::train());
+    let n = b.len() as i64;
+    let mut rows = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let out = logits.narrow(0, i, 1);
+        let grads = Tensor::f_run_backward(&[&out], &weights, true, false)
+            .map_err(MetricError::torch(SPEC.name))?;
+        let flat: Vec<Tensor> = grads
+            .into_iter()
+            .filter(Tensor::defined)
+            .map(|g| g.reshape([-1]))
+            .collect();
+        if flat.is_empty() {
+            return Err(MetricError::invalid(
+                SPEC.name,
+                "no weight receives a gradient",
+            ));
+        }
+        rows.push(Tensor::cat(&flat, 0));
+    }
+    let j = Tensor::stack(&rows, 0);
+    Ok(MetricValue::Number(condition_number(&j.matmul(&j.tr()))))
+}
+
+/// `lambda_max / lambda_min` of a symmetric matrix; NaN (or a failed eigensolver) -> 100000.
+pub fn condition_number(gram: &Tensor) -> f64 {
+    let cond = match gram.f_linalg_eigvalsh("L") {
+        Ok(e) => {
+            let n = e.size()[0];
+            (e.get(n - 1) / e.get(0)).double_value(&[])
+        }
+        Err(_) => f64::NAN,
+    };
+    if cond.is_nan() {
+        100000.0
+    } else {
+        cond
+    }
+}

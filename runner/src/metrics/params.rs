@@ -1,0 +1,22 @@
+//! `params`: the number of parameters, as the search space's builder counts it (NB201 counts
+//! every op of the cell, as the benchmark publishes it). Higher is treated as better, as in the
+//! paper's search rank, which adds the #Param rank.
+use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use crate::nn::NetBuilder;
+
+pub const SPEC: MetricSpec = MetricSpec {
+    name: "params",
+    needs: make_needs(false, false, false),
+    higher_is_better: true,
+    default_batch_size: 0,
+    summary: "parameter count from the builder (the space's published convention)",
+    compute,
+};
+
+fn compute(
+    builder: &dyn NetBuilder,
+    _batch: &MetricBatch,
+    _ctx: &MetricContext,
+) -> Result<MetricValue, MetricError> {
+    Ok(MetricValue::Number(builder.param_count() as f64))
+}

@@ -1,0 +1,285 @@
+//! `nas-runner score`: the ad-hoc scoring command. Reads one architecture a line, computes the
+//! chosen metrics for each, and writes one JSON line per architecture in input order:
+//! `{"arch": ..., "metrics": {...}, "seconds": {...}}`, plus `"errors": {"m": "..."}` when a
+//! metric failed on that architecture (the run goes on).
+//!
+//! Data: `--data random` (by that name only) gives a synthetic batch; anything else is a data-set
+//! location for `data::load_balanced_sample` (train split, balanced per class, `--seed`).
+//! `angle_loss` gets its own 10-per-class sample, the same for every candidate; the other data
+//! metrics share one sample large enough for the largest batch requested.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::data::{load_balanced_sample, Split};
+use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec, MetricValue};
+use crate::nn::NetBuilder;
+
+/// Arguments of `nas-runner score`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreArgs {
+    /// Search space of the architectures (`nb201`, `darts`, or `toy` for small test nets).
+    #[arg(long)]
+    pub space: String,
+    /// File with one architecture a line (blank lines and `#` comments are skipped).
+    #[arg(long)]
+    pub archs: PathBuf,
+    /// Comma-separated metric names.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub metrics: Vec<String>,
+    /// Data-set location (CIFAR-10 folder, ImageNet-style folder or tar, IDX folder, shards),
+    /// or `random` for a synthetic batch.
+    #[arg(long)]
+    pub data: String,
+    /// Overrides every metric's reference batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the data sample, the initialisations and the augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file (JSON lines); standard output when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Metric option `NAME=VALUE` (e.g. `repeats=3`, `iterations=50`), repeatable.
+    #[arg(long = "option", value_name = "NAME=VALUE")]
+    pub options: Vec<String>,
+}
+
+/// Why the command stopped.
+#[derive(Debug, Error)]
+pub enum ScoreError {
+    /// Bad arguments or unreadable inputs: exit code 2.
+    #[error("{0}")]
+    Config(String),
+    /// Writing the output failed: exit code 1 (worth a retry).
+    #[error("{path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl ScoreError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ScoreError::Config(_) => 2,
+            ScoreError::Output { .. } => 1,
+        }
+    }
+}
+
+/// One output line.
+#[derive(Debug, Serialize)]
+pub struct ScoreRecord {
+    pub arch: String,
+    pub metrics: BTreeMap<String, MetricValue>,
+    pub seconds: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+}
+
+/// Turns `(space, arch)` into a network builder.
+pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Result<Box<dyn NetBuilder>, String>;
+
+/// The search spaces (`nb201`, `darts`) with CIFAR-sized defaults, plus the `toy` space of
+/// `metrics::testing` used in tests.
+pub fn default_resolver(space: &str, arch: &str) -> Result<Box<dyn NetBuilder>, String> {
+    match space {
+        "toy" => metrics::testing::toy_builder(arch),
+        other => crate::space::builder(other, arch, &crate::space::NetOptions::default())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Parses `NAME=VALUE` options.
+fn parse_options(raw: &[String]) -> Result<BTreeMap<String, f64>, ScoreError> {
+    raw.iter()
+        .map(|o| {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                ScoreError::Config(format!("--option '{o}': expected NAME=VALUE"))
+            })?;
+            let v: f64 = v.trim().parse().map_err(|_| {
+                ScoreError::Config(format!("--option '{o}': value '{v}' is not a number"))
+            })?;
+            Ok((k.trim().to_string(), v))
+        })
+        .collect()
+}
+
+fn read_archs(path: &PathBuf) -> Result<Vec<String>, ScoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScoreError::Config(format!("--archs {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+/// Runs the command; returns the number of architectures written.
+pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
+    let specs: Vec<&'static MetricSpec> = args
+        .metrics
+        .iter()
+        .map(|m| metrics::lookup(m.trim()).map_err(|e| ScoreError::Config(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    if specs.is_empty() {
+        return Err(ScoreError::Config("--metrics: no metric named".into()));
+    }
+    let device = crate::device::parse_device(&args.device).map_err(ScoreError::Config)?;
+    if args.batch_size == Some(0) {
+        return Err(ScoreError::Config("--batch-size must be at least 1".into()));
+    }
+    let mut ctx = MetricContext::new(args.seed, device);
+    ctx.batch_size = args.batch_size;
+    ctx.options = parse_options(&args.options)?;
+    let archs = read_archs(&args.archs)?;
+    let builders: Vec<Result<Box<dyn NetBuilder>, String>> =
+        archs.iter().map(|a| resolve(&args.space, a)).collect();
+
+    let batches = match builders.iter().find_map(|b| b.as_ref().ok()) {
+        Some(first) => load_batches(args, &specs, &ctx, first.as_ref())?,
+        None => Batches::default(),
+    };
+
+    let mut sink: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| ScoreError::Output {
+                path: p.display().to_string(),
+                source: e,
+            },
+        )?)),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let out_name = args
+        .out
+        .as_ref()
+        .map_or("stdout".to_string(), |p| p.display().to_string());
+    for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate() {
+        let record = match builder {
+            Ok(b) => ScoreRecord {
+                arch: arch.clone(),
+                ..score_one(b.as_ref(), &specs, &batches, &ctx)
+            },
+            Err(e) => ScoreRecord {
+                arch: arch.clone(),
+                metrics: BTreeMap::new(),
+                seconds: BTreeMap::new(),
+                errors: BTreeMap::from([("arch".to_string(), e.clone())]),
+            },
+        };
+        let line = serde_json::to_string(&record).map_err(|e| ScoreError::Output {
+            path: out_name.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        writeln!(sink, "{line}")
+            .and_then(|_| sink.flush())
+            .map_err(|e| ScoreError::Output {
+                path: out_name.clone(),
+                source: e,
+            })?;
+        eprintln!("score: {}/{} {}", i + 1, archs.len(), arch);
+    }
+    Ok(archs.len())
+}
+
+/// The data each metric reads, by metric name.
+#[derive(Default)]
+pub struct Batches {
+    pub by_metric: BTreeMap<&'static str, MetricBatch>,
+}
+
+fn load_batches(
+    args: &ScoreArgs,
+    specs: &[&'static MetricSpec],
+    ctx: &MetricContext,
+    first: &dyn NetBuilder,
+) -> Result<Batches, ScoreError> {
+    let classes = first.num_classes().max(1) as usize;
+    let mut cache: BTreeMap<usize, MetricBatch> = BTreeMap::new();
+    let mut by_metric = BTreeMap::new();
+    for spec in specs.iter().filter(|s| s.needs.data) {
+        let n = ctx.batch_size_for(spec).max(1);
+        // angle_loss: exactly its per-class sample, independent of the other metrics.
+        let per_class = if spec.name == "angle_loss" && args.batch_size.is_none() {
+            10
+        } else {
+            n.div_ceil(classes)
+        };
+        if !cache.contains_key(&per_class) {
+            let batch = if args.data == "random" {
+                MetricBatch::random(
+                    (per_class * classes) as i64,
+                    first.input_shape(),
+                    classes as i64,
+                    args.seed,
+                    ctx.device,
+                )
+            } else {
+                let raw = load_balanced_sample(&args.data, Split::Train, per_class, args.seed)
+                    .map_err(|e| ScoreError::Config(format!("--data {}: {e}", args.data)))?;
+                MetricBatch::from_image_batch(&raw, ctx.device)
+                    .map_err(|e| ScoreError::Config(format!("--data {}: {e}", args.data)))?
+            };
+            cache.insert(per_class, batch);
+        }
+        by_metric.insert(spec.name, cache[&per_class].shallow());
+    }
+    Ok(Batches { by_metric })
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+/// Every metric on one architecture; a failing metric (error or libtorch panic) is recorded.
+pub fn score_one(
+    builder: &dyn NetBuilder,
+    specs: &[&'static MetricSpec],
+    batches: &Batches,
+    ctx: &MetricContext,
+) -> ScoreRecord {
+    let mut record = ScoreRecord {
+        arch: builder.arch(),
+        metrics: BTreeMap::new(),
+        seconds: BTreeMap::new(),
+        errors: BTreeMap::new(),
+    };
+    let empty = MetricBatch::random(1, builder.input_shape(), 1, 0, tch::Device::Cpu);
+    for spec in specs {
+        let batch = batches.by_metric.get(spec.name).unwrap_or(&empty);
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            metrics::compute(spec, builder, batch, ctx)
+        }));
+        record
+            .seconds
+            .insert(spec.name.to_string(), start.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(v)) => {
+                record.metrics.insert(spec.name.to_string(), v);
+            }
+            Ok(Err(e)) => {
+                record.errors.insert(spec.name.to_string(), e.to_string());
+            }
+            Err(p) => {
+                record
+                    .errors
+                    .insert(spec.name.to_string(), panic_message(p));
+            }
+        }
+    }
+    record
+}
