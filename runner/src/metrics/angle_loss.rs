@@ -282,7 +282,7 @@ impl Augmenter {
         // Flipped column j reads column W-1-j of the crop.
         let straight = self.cols.view([1, self.w]);
         let mirrored = (self.w - 1) - &straight;
-        let cols = &ox + &straight * (1 - &flip) + mirrored * &flip;
+        let cols = &ox + &straight * (flip.ones_like() - &flip) + mirrored * &flip;
         let index = (rows.unsqueeze(2) * pw + cols.unsqueeze(1)).view([self.n, 1, self.h * self.w]);
         let index = index.expand([self.n, self.c, self.h * self.w], false);
         self.padded

@@ -68,7 +68,7 @@ pub fn count_patterns(relu_inputs: &[Tensor]) -> f64 {
             .map(|r| r.view([n, -1]).gt(0.0).to_kind(Kind::Float))
             .collect();
         let a = Tensor::cat(&codes, 1);
-        let mismatch = a.matmul(&(1.0 - &a).tr());
+        let mismatch = a.matmul(&(a.ones_like() - &a).tr());
         let hamming = &mismatch + mismatch.tr();
         let same = hamming.eq(0.0).to_kind(Kind::Double);
         same.sum_dim_intlist([1i64].as_slice(), false, Kind::Double)

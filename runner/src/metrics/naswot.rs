@@ -55,7 +55,7 @@ pub fn kernel(relu_inputs: &[Tensor]) -> Tensor {
             let n = r.size()[0];
             // 0/1 codes in float32: products and sums of at most 2^24 units stay exact.
             let c = r.view([n, -1]).gt(0.0).to_kind(Kind::Float);
-            let nc = 1.0 - &c;
+            let nc = c.ones_like() - &c;
             let part = (c.matmul(&c.tr()) + nc.matmul(&nc.tr())).to_kind(Kind::Double);
             k = Some(match k {
                 Some(acc) => acc + part,
