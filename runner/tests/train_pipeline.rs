@@ -16,9 +16,20 @@ fn stage_fashion(tmp: &std::path::Path, train_n: usize, test_n: usize) -> Arc<dy
     fashion_subset(&raw, "train", train_n);
     fashion_subset(&raw, "t10k", test_n);
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(tmp.join("store")));
-    let config = StageConfig { images_per_shard: 128, progress: false, ..Default::default() };
+    let config = StageConfig {
+        images_per_shard: 128,
+        progress: false,
+        ..Default::default()
+    };
     for (split, prefix) in [(Split::Train, "data/train"), (Split::Test, "data/test")] {
-        stage_data(raw.to_str().unwrap(), split, store.as_ref(), prefix, &config).unwrap();
+        stage_data(
+            raw.to_str().unwrap(),
+            split,
+            store.as_ref(),
+            prefix,
+            &config,
+        )
+        .unwrap();
     }
     store
 }
@@ -42,24 +53,48 @@ fn fashion_stage_train_evaluate() {
     let data = TrainData::open(store.clone(), "data", &recipe).unwrap();
     assert_eq!(data.side, 28);
     assert_eq!(data.classes.len(), 10);
-    let net = TinyBuilder { channels: 1, side: 28, classes: 10, aux: false };
+    let net = TinyBuilder {
+        channels: 1,
+        side: 28,
+        classes: 10,
+        aux: false,
+    };
     let ckpt = LocalStore::new(tmp.path().join("ckpt"));
-    let options = TrainOptions { checkpoints: Some((&ckpt, "train/tiny")), ..TrainOptions::cpu() };
+    let options = TrainOptions {
+        checkpoints: Some((&ckpt as &dyn ObjectStore, "train/tiny")),
+        ..TrainOptions::cpu()
+    };
     let trained = train(&net, &recipe, &data, &options).unwrap();
     let r = &trained.report;
     eprintln!("{}", serde_json::to_string(r).unwrap());
     assert!(r.finished);
     assert_eq!(r.steps, 4 * (600 / 32));
     assert_eq!(r.epoch_losses.len(), 4);
-    assert!(r.epoch_losses[3] < r.epoch_losses[0], "loss did not fall: {:?}", r.epoch_losses);
+    assert!(
+        r.epoch_losses[3] < r.epoch_losses[0],
+        "loss did not fall: {:?}",
+        r.epoch_losses
+    );
     let test = r.test.as_ref().unwrap();
     assert_eq!(test.images, 200);
-    assert!(test.top1 > 0.45, "top-1 {:.3} on Fashion-MNIST after 4 epochs", test.top1);
+    assert!(
+        test.top1 > 0.45,
+        "top-1 {:.3} on Fashion-MNIST after 4 epochs",
+        test.top1
+    );
     assert!(test.top5 >= test.top1 && test.top5 > 0.85);
     assert!(ckpt.exists("train/tiny/latest").unwrap());
     // Wrong class count is a configuration error.
-    let wrong = TinyBuilder { channels: 1, side: 28, classes: 7, aux: false };
-    assert!(matches!(train(&wrong, &recipe, &data, &TrainOptions::cpu()), Err(TrainError::Config(_))));
+    let wrong = TinyBuilder {
+        channels: 1,
+        side: 28,
+        classes: 7,
+        aux: false,
+    };
+    assert!(matches!(
+        train(&wrong, &recipe, &data, &TrainOptions::cpu()),
+        Err(TrainError::Config(_))
+    ));
 }
 
 #[test]
@@ -79,32 +114,56 @@ fn resume_from_mid_run_checkpoint_is_bit_exact() {
     )
     .unwrap();
     let data = TrainData::open(store.clone(), "data", &recipe).unwrap();
-    let net = TinyBuilder { channels: 1, side: 28, classes: 10, aux: true };
+    let net = TinyBuilder {
+        channels: 1,
+        side: 28,
+        classes: 10,
+        aux: true,
+    };
     let whole = train(&net, &recipe, &data, &TrainOptions::cpu()).unwrap();
     assert_eq!(whole.report.steps, 3 * (200 / 24));
 
     let ckpt = LocalStore::new(tmp.path().join("ckpt"));
-    let stop = TrainOptions { checkpoints: Some((&ckpt, "eval")), stop_after_step: Some(12), ..TrainOptions::cpu() };
+    let stop = TrainOptions {
+        checkpoints: Some((&ckpt as &dyn ObjectStore, "eval")),
+        stop_after_step: Some(12),
+        ..TrainOptions::cpu()
+    };
     let first = train(&net, &recipe, &data, &stop).unwrap();
     assert!(!first.report.finished);
     assert_eq!(first.report.steps, 12);
-    assert_eq!(first.report.last_checkpoint.as_deref(), Some("step-00000012"));
+    assert_eq!(
+        first.report.last_checkpoint.as_deref(),
+        Some("step-00000012")
+    );
     // Only the two newest checkpoints are kept (5 was pruned, 10 and 12 remain).
     assert!(!ckpt.exists("eval/step-00000005/model.ot").unwrap());
     assert!(ckpt.exists("eval/step-00000010/model.ot").unwrap());
     drop(first);
-    let resume = TrainOptions { checkpoints: Some((&ckpt, "eval")), resume: true, ..TrainOptions::cpu() };
+    let resume = TrainOptions {
+        checkpoints: Some((&ckpt as &dyn ObjectStore, "eval")),
+        resume: true,
+        ..TrainOptions::cpu()
+    };
     let second = train(&net, &recipe, &data, &resume).unwrap();
     assert_eq!(second.report.resumed_from_step, Some(12));
     assert!(second.report.finished);
-    assert_eq!(second.report.epoch_losses, whole.report.epoch_losses, "loss history differs");
+    assert_eq!(
+        second.report.epoch_losses, whole.report.epoch_losses,
+        "loss history differs"
+    );
     assert_eq!(second.report.test, whole.report.test);
     for ((n1, a), (n2, b)) in params(&whole.vs).iter().zip(params(&second.vs).iter()) {
         assert_eq!(n1, n2);
         assert!(a.equal(b), "parameter {n1} differs after resumption");
     }
     // A checkpoint of another recipe is refused.
-    let other = Recipe { lr: 0.07, ..recipe.clone() };
-    let err = train(&net, &other, &data, &resume).err().expect("resumed another recipe's checkpoint");
+    let other = Recipe {
+        lr: 0.07,
+        ..recipe.clone()
+    };
+    let err = train(&net, &other, &data, &resume)
+        .err()
+        .expect("resumed another recipe's checkpoint");
     assert!(matches!(err, TrainError::Checkpoint { .. }), "{err}");
 }

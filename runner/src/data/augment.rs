@@ -36,17 +36,32 @@ pub struct Augment {
 impl Augment {
     /// Evaluation: centre only.
     pub fn eval(side: u32) -> Self {
-        Augment { side, crop: CropMode::Center, flip: false, jitter: 0.0, cutout: 0 }
+        Augment {
+            side,
+            crop: CropMode::Center,
+            flip: false,
+            jitter: 0.0,
+            cutout: 0,
+        }
     }
     /// CIFAR-style training: pad 4, random crop, flip, optional cutout.
     pub fn cifar(side: u32, cutout: u32) -> Self {
-        Augment { side, crop: CropMode::PadCrop { pad: 4 }, flip: true, jitter: 0.0, cutout }
+        Augment {
+            side,
+            crop: CropMode::PadCrop { pad: 4 },
+            flip: true,
+            jitter: 0.0,
+            cutout,
+        }
     }
     /// ImageNet-style training: RandomResizedCrop, flip, jitter 0.4 (as in DARTS' ImageNet code).
     pub fn imagenet(side: u32) -> Self {
         Augment {
             side,
-            crop: CropMode::RandomResizedCrop { min_scale: 0.08, max_scale: 1.0 },
+            crop: CropMode::RandomResizedCrop {
+                min_scale: 0.08,
+                max_scale: 1.0,
+            },
             flip: true,
             jitter: 0.4,
             cutout: 0,
@@ -54,7 +69,12 @@ impl Augment {
     }
 
     /// Augments `image` and returns its normalised `C x H x W` floats.
-    pub fn apply(&self, image: &Image, norm: &Normalization, rng: &mut ChaCha8Rng) -> Result<Vec<f32>, DataError> {
+    pub fn apply(
+        &self,
+        image: &Image,
+        norm: &Normalization,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<f32>, DataError> {
         let s = self.side;
         let mut img = match &self.crop {
             CropMode::Center => {
@@ -65,10 +85,17 @@ impl Augment {
                 }
             }
             CropMode::PadCrop { pad } => {
-                let base = if image.height.min(image.width) == s { image.clone() } else { image.resize_short_side(s)? };
+                let base = if image.height.min(image.width) == s {
+                    image.clone()
+                } else {
+                    image.resize_short_side(s)?
+                };
                 pad_crop(&base, *pad, s, rng)
             }
-            CropMode::RandomResizedCrop { min_scale, max_scale } => {
+            CropMode::RandomResizedCrop {
+                min_scale,
+                max_scale,
+            } => {
                 let (top, left, h, w) = rrc_window(image, *min_scale, *max_scale, rng);
                 image.resize_region(top, left, h, w, s, s)?
             }
@@ -84,7 +111,10 @@ impl Augment {
         }
         let mut out = vec![0f32; px.len()];
         for k in 0..c {
-            let (m, sd) = (norm.mean[k.min(norm.mean.len() - 1)] as f32, norm.std[k.min(norm.std.len() - 1)] as f32);
+            let (m, sd) = (
+                norm.mean[k.min(norm.mean.len() - 1)] as f32,
+                norm.std[k.min(norm.std.len() - 1)] as f32,
+            );
             for i in 0..hw {
                 out[k * hw + i] = (px[i * c + k] - m) / sd;
             }
@@ -126,12 +156,22 @@ fn pad_crop(image: &Image, pad: u32, side: u32, rng: &mut ChaCha8Rng) -> Image {
             data[dst..dst + c].copy_from_slice(&image.data[src..src + c]);
         }
     }
-    Image { channels: image.channels, height: side, width: side, data }
+    Image {
+        channels: image.channels,
+        height: side,
+        width: side,
+        data,
+    }
 }
 
 /// torchvision's RandomResizedCrop window: ten tries at a random area and log-uniform aspect,
 /// then the centre crop at the nearest allowed aspect.
-fn rrc_window(image: &Image, min_scale: f64, max_scale: f64, rng: &mut ChaCha8Rng) -> (f64, f64, f64, f64) {
+fn rrc_window(
+    image: &Image,
+    min_scale: f64,
+    max_scale: f64,
+    rng: &mut ChaCha8Rng,
+) -> (f64, f64, f64, f64) {
     let (h, w) = (image.height as f64, image.width as f64);
     let area = h * w;
     let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
@@ -173,7 +213,13 @@ fn flip(img: &mut Image) {
 fn jitter(px: &mut [f32], c: usize, strength: f32, rng: &mut ChaCha8Rng) {
     let mut factor = || rng.random_range(1.0 - strength..=1.0 + strength);
     let (b, ct, sat) = (factor(), factor(), factor());
-    let gray = |p: &[f32]| if c == 3 { 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2] } else { p[0] };
+    let gray = |p: &[f32]| {
+        if c == 3 {
+            0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+        } else {
+            p[0]
+        }
+    };
     for v in px.iter_mut() {
         *v = (*v * b).clamp(0.0, 1.0);
     }
@@ -197,21 +243,40 @@ mod tests {
     use rand::SeedableRng;
 
     fn img() -> Image {
-        Image::new(3, 32, 32, (0..32 * 32 * 3).map(|i| (i % 256) as u8).collect()).unwrap()
+        Image::new(
+            3,
+            32,
+            32,
+            (0..32 * 32 * 3).map(|i| (i % 256) as u8).collect(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn same_seed_same_output_and_shapes() {
         let norm = Normalization::cifar10();
-        for aug in [Augment::cifar(32, 16), Augment::imagenet(24), Augment::eval(32)] {
-            let a = aug.apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
-            let b = aug.apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        for aug in [
+            Augment::cifar(32, 16),
+            Augment::imagenet(24),
+            Augment::eval(32),
+        ] {
+            let a = aug
+                .apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(3))
+                .unwrap();
+            let b = aug
+                .apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(3))
+                .unwrap();
             assert_eq!(a, b);
             assert_eq!(a.len(), 3 * aug.side as usize * aug.side as usize);
         }
-        let a = Augment::cifar(32, 0).apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let a = Augment::cifar(32, 0)
+            .apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap();
         let differs = (2..20).any(|s| {
-            Augment::cifar(32, 0).apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(s)).unwrap() != a
+            Augment::cifar(32, 0)
+                .apply(&img(), &norm, &mut ChaCha8Rng::seed_from_u64(s))
+                .unwrap()
+                != a
         });
         assert!(differs, "random crops never changed the image");
     }
@@ -221,9 +286,14 @@ mod tests {
         let mut i = Image::new(1, 1, 3, vec![1, 2, 3]).unwrap();
         flip(&mut i);
         assert_eq!(i.data, vec![3, 2, 1]);
-        let norm = Normalization { mean: vec![0.5], std: vec![0.5] };
+        let norm = Normalization {
+            mean: vec![0.5],
+            std: vec![0.5],
+        };
         let one = Image::new(1, 2, 2, vec![255, 0, 255, 0]).unwrap();
-        let out = Augment::eval(2).apply(&one, &norm, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let out = Augment::eval(2)
+            .apply(&one, &norm, &mut ChaCha8Rng::seed_from_u64(0))
+            .unwrap();
         assert_eq!(out, vec![1.0, -1.0, 1.0, -1.0]);
     }
 }

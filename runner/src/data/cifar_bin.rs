@@ -10,8 +10,18 @@ use std::path::{Path, PathBuf};
 const SIDE: usize = 32;
 const RECORD: usize = 1 + 3 * SIDE * SIDE;
 /// CIFAR-10 names in label order (also alphabetical).
-pub(crate) const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub(crate) const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// The folder holding the batches: `dir` itself or its `cifar-10-batches-bin/`.
 pub(crate) fn batches_dir(dir: &Path) -> Option<PathBuf> {
@@ -23,7 +33,12 @@ pub(crate) fn batches_dir(dir: &Path) -> Option<PathBuf> {
 pub(crate) fn classes(dir: &Path) -> Vec<String> {
     let meta = batches_dir(dir).map(|d| d.join("batches.meta.txt"));
     match meta.and_then(|m| std::fs::read_to_string(m).ok()) {
-        Some(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+        Some(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
         None => CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -34,7 +49,11 @@ fn files(dir: &Path, split: Split) -> Result<Vec<PathBuf>, DataError> {
         Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
         Split::Test => vec!["test_batch.bin".into()],
     };
-    let found: Vec<PathBuf> = names.iter().map(|n| base.join(n)).filter(|p| p.is_file()).collect();
+    let found: Vec<PathBuf> = names
+        .iter()
+        .map(|n| base.join(n))
+        .filter(|p| p.is_file())
+        .collect();
     if found.is_empty() {
         return Err(DataError::MissingSplit {
             location: dir.display().to_string(),
@@ -52,7 +71,9 @@ pub(crate) fn visit(
 ) -> Result<(), DataError> {
     let mut record = vec![0u8; RECORD];
     for path in files(dir, split)? {
-        let len = std::fs::metadata(&path).map_err(DataError::io(path.display()))?.len() as usize;
+        let len = std::fs::metadata(&path)
+            .map_err(DataError::io(path.display()))?
+            .len() as usize;
         if len % RECORD != 0 {
             return Err(DataError::Truncated {
                 path: path.display().to_string(),
@@ -60,10 +81,16 @@ pub(crate) fn visit(
                 detail: format!("{len} bytes is not a multiple of the {RECORD}-byte record"),
             });
         }
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut r = std::io::BufReader::new(std::fs::File::open(&path).map_err(DataError::io(path.display()))?);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut r = std::io::BufReader::new(
+            std::fs::File::open(&path).map_err(DataError::io(path.display()))?,
+        );
         for i in 0..len / RECORD {
-            r.read_exact(&mut record).map_err(DataError::io(path.display()))?;
+            r.read_exact(&mut record)
+                .map_err(DataError::io(path.display()))?;
             let plane = SIDE * SIDE;
             let mut hwc = vec![0u8; 3 * plane];
             for p in 0..plane {

@@ -10,8 +10,18 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Fashion-MNIST class names in label order.
-pub(crate) const FASHION_CLASSES: [&str; 10] =
-    ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"];
+pub(crate) const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt_top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle_boot",
+];
 
 fn stem(split: Split) -> &'static str {
     match split {
@@ -34,11 +44,16 @@ pub(crate) fn files(dir: &Path, split: Split) -> Result<(PathBuf, PathBuf), Data
             looked_for: format!("{name}[.gz]"),
         })
     };
-    Ok((find(format!("{}-images-idx3-ubyte", stem(split)))?, find(format!("{}-labels-idx1-ubyte", stem(split)))?))
+    Ok((
+        find(format!("{}-images-idx3-ubyte", stem(split)))?,
+        find(format!("{}-labels-idx1-ubyte", stem(split)))?,
+    ))
 }
 
 pub(crate) fn is_idx_dir(dir: &Path) -> bool {
-    [Split::Train, Split::Test].iter().any(|&s| files(dir, s).is_ok())
+    [Split::Train, Split::Test]
+        .iter()
+        .any(|&s| files(dir, s).is_ok())
 }
 
 fn header(r: &mut dyn Read, path: &Path, magic: u32, dims: usize) -> Result<Vec<u32>, DataError> {
@@ -48,7 +63,10 @@ fn header(r: &mut dyn Read, path: &Path, magic: u32, dims: usize) -> Result<Vec<
         format: "IDX",
         detail: format!("header: {e}"),
     })?;
-    let words: Vec<u32> = buf.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let words: Vec<u32> = buf
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     if words[0] != magic {
         return Err(DataError::Format {
             path: path.display().to_string(),
@@ -65,11 +83,12 @@ pub(crate) fn labels(dir: &Path, split: Split) -> Result<Vec<u8>, DataError> {
     let mut r = open_maybe_gz(&labels_path)?;
     let n = header(&mut r, &labels_path, 0x0801, 1)?[0] as usize;
     let mut labels = Vec::with_capacity(n);
-    r.read_to_end(&mut labels).map_err(|e| DataError::Truncated {
-        path: labels_path.display().to_string(),
-        entries: labels.len(),
-        detail: e.to_string(),
-    })?;
+    r.read_to_end(&mut labels)
+        .map_err(|e| DataError::Truncated {
+            path: labels_path.display().to_string(),
+            entries: labels.len(),
+            detail: e.to_string(),
+        })?;
     if labels.len() != n {
         return Err(DataError::Truncated {
             path: labels_path.display().to_string(),

@@ -1,7 +1,9 @@
 //! Decoded images (interleaved `H x W x C` bytes) and the geometric operations staging needs:
 //! JPEG decoding (zune-jpeg), short-side resize (fast_image_resize, bilinear) and crops.
 use super::DataError;
-use fast_image_resize::{images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{
+    images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
 use zune_jpeg::zune_core::{colorspace::ColorSpace, options::DecoderOptions};
 use zune_jpeg::JpegDecoder;
 
@@ -26,12 +28,20 @@ impl Image {
                 data.len()
             )));
         }
-        Ok(Image { channels, height, width, data })
+        Ok(Image {
+            channels,
+            height,
+            width,
+            data,
+        })
     }
 
     /// Same pixels as `C x H x W` planes (the tensor layout).
     pub fn to_chw(&self) -> Vec<u8> {
-        let (c, hw) = (self.channels as usize, self.height as usize * self.width as usize);
+        let (c, hw) = (
+            self.channels as usize,
+            self.height as usize * self.width as usize,
+        );
         let mut out = vec![0u8; self.data.len()];
         for (i, px) in self.data.chunks_exact(c).enumerate() {
             for (k, v) in px.iter().enumerate() {
@@ -50,7 +60,12 @@ impl Image {
             let start = (y as usize * self.width as usize + left as usize) * c;
             data.extend_from_slice(&self.data[start..start + w as usize * c]);
         }
-        Image { channels: self.channels, height: h, width: w, data }
+        Image {
+            channels: self.channels,
+            height: h,
+            width: w,
+            data,
+        }
     }
 
     /// Central `size x size` window (or the whole side where the image is smaller).
@@ -84,7 +99,11 @@ impl Image {
         out_h: u32,
         out_w: u32,
     ) -> Result<Image, DataError> {
-        let pixel = if self.channels == 3 { PixelType::U8x3 } else { PixelType::U8 };
+        let pixel = if self.channels == 3 {
+            PixelType::U8x3
+        } else {
+            PixelType::U8
+        };
         let src = FirImage::from_vec_u8(self.width, self.height, self.data.clone(), pixel)
             .map_err(|e| DataError::Invalid(format!("resize source: {e}")))?;
         let mut dst = FirImage::new(out_w, out_h, pixel);
@@ -94,35 +113,61 @@ impl Image {
         Resizer::new()
             .resize(&src, &mut dst, &options)
             .map_err(|e| DataError::Invalid(format!("resize to {out_h}x{out_w}: {e}")))?;
-        Ok(Image { channels: self.channels, height: out_h, width: out_w, data: dst.into_vec() })
+        Ok(Image {
+            channels: self.channels,
+            height: out_h,
+            width: out_w,
+            data: dst.into_vec(),
+        })
     }
 }
 
 /// Decodes a JPEG into RGB (`channels == 3`) or grayscale (`channels == 1`); `key` names it in
 /// errors. CMYK and grayscale sources are converted to the requested channel count.
 pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataError> {
-    let colorspace = if channels == 1 { ColorSpace::Luma } else { ColorSpace::RGB };
+    let colorspace = if channels == 1 {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(colorspace)
         .set_max_width(MAX_SIDE)
         .set_max_height(MAX_SIDE);
     let mut decoder = JpegDecoder::new_with_options(bytes, options);
-    let data = decoder.decode().map_err(|e| DataError::Decode { key: key.to_string(), detail: format!("{e:?}") })?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| DataError::Decode { key: key.to_string(), detail: "no image header".into() })?;
+    let data = decoder.decode().map_err(|e| DataError::Decode {
+        key: key.to_string(),
+        detail: format!("{e:?}"),
+    })?;
+    let info = decoder.info().ok_or_else(|| DataError::Decode {
+        key: key.to_string(),
+        detail: "no image header".into(),
+    })?;
     let (h, w) = (info.height as u32, info.width as u32);
-    let got = decoder.get_output_colorspace().map(|c| c.num_components()).unwrap_or(0);
+    let got = decoder
+        .get_output_colorspace()
+        .map(|c| c.num_components())
+        .unwrap_or(0);
     let data = match (got, channels) {
         (3, 3) | (1, 1) => data,
         (1, 3) => data.iter().flat_map(|&v| [v, v, v]).collect(),
         (3, 1) => data
             .chunks_exact(3)
-            .map(|p| ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8)
+            .map(|p| {
+                ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
+            })
             .collect(),
-        (n, _) => return Err(DataError::Decode { key: key.to_string(), detail: format!("{n} colour components") }),
+        (n, _) => {
+            return Err(DataError::Decode {
+                key: key.to_string(),
+                detail: format!("{n} colour components"),
+            })
+        }
     };
-    Image::new(channels, h, w, data).map_err(|e| DataError::Decode { key: key.to_string(), detail: e.to_string() })
+    Image::new(channels, h, w, data).map_err(|e| DataError::Decode {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// True for names a JPEG reader should take (`.jpg`, `.jpeg`, any case).

@@ -37,7 +37,15 @@ pub struct LoaderConfig {
 
 impl LoaderConfig {
     pub fn train(batch_size: usize, augment: Augment, seed: u64) -> Self {
-        LoaderConfig { batch_size, shuffle: true, shuffle_buffer: 8192, augment, seed, prefetch: 4, drop_last: true }
+        LoaderConfig {
+            batch_size,
+            shuffle: true,
+            shuffle_buffer: 8192,
+            augment,
+            seed,
+            prefetch: 4,
+            drop_last: true,
+        }
     }
     pub fn eval(batch_size: usize, side: u32) -> Self {
         LoaderConfig {
@@ -69,7 +77,8 @@ pub struct Loader {
 }
 
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut x = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut x =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     x ^= x >> 31;
     x.wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
@@ -78,12 +87,22 @@ type RawBatch = (usize, Vec<(u32, Image)>);
 
 impl Loader {
     /// Opens the staged split under `prefix` (needs its `_SUCCESS`).
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, config: LoaderConfig) -> Result<Loader, DataError> {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        config: LoaderConfig,
+    ) -> Result<Loader, DataError> {
         if config.batch_size == 0 || config.shuffle_buffer == 0 || config.prefetch == 0 {
-            return Err(DataError::Invalid("loader: batch_size, shuffle_buffer and prefetch must be at least 1".into()));
+            return Err(DataError::Invalid(
+                "loader: batch_size, shuffle_buffer and prefetch must be at least 1".into(),
+            ));
         }
         let index = ShardIndex::load(store.as_ref(), prefix)?;
-        Ok(Loader { store, index: Arc::new(index), config })
+        Ok(Loader {
+            store,
+            index: Arc::new(index),
+            config,
+        })
     }
 
     pub fn index(&self) -> &ShardIndex {
@@ -119,14 +138,16 @@ impl Loader {
         let (store, index, config) = (self.store.clone(), self.index.clone(), self.config.clone());
         let limit = self.batches_per_epoch();
         std::thread::spawn(move || {
-            if let Err(e) = read_epoch(store.as_ref(), &index, &config, epoch, skip, limit, &raw_tx) {
+            if let Err(e) = read_epoch(store.as_ref(), &index, &config, epoch, skip, limit, &raw_tx)
+            {
                 let _ = raw_tx.send(Err(e));
             }
         });
         let (index, config) = (self.index.clone(), self.config.clone());
         std::thread::spawn(move || {
             for raw in raw_rx.iter() {
-                let batch = raw.and_then(|(i, records)| augment_batch(&index, &config, epoch, i, records));
+                let batch =
+                    raw.and_then(|(i, records)| augment_batch(&index, &config, epoch, i, records));
                 let stop = batch.is_err();
                 if tx.send(batch).is_err() || stop {
                     break;
@@ -225,7 +246,8 @@ fn augment_batch(
         .par_iter()
         .enumerate()
         .map(|(k, (_, image))| {
-            let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, epoch as u64, (base + k) as u64));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix(config.seed, epoch as u64, (base + k) as u64));
             config.augment.apply(image, norm, &mut rng)
         })
         .collect::<Result<_, _>>()?;

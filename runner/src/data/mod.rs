@@ -32,7 +32,10 @@ pub enum DataError {
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: no such file or folder")]
     Missing { path: String },
     #[error(
@@ -42,22 +45,51 @@ pub enum DataError {
     )]
     UnknownFormat { path: String },
     #[error("{path}: truncated or corrupt archive after {entries} entries: {detail}")]
-    Truncated { path: String, entries: usize, detail: String },
+    Truncated {
+        path: String,
+        entries: usize,
+        detail: String,
+    },
     #[error("{location}: class '{class}' of split {split} holds no images")]
-    EmptyClass { location: String, split: String, class: String },
+    EmptyClass {
+        location: String,
+        split: String,
+        class: String,
+    },
     #[error("{location}: split {split} not found (looked for {looked_for})")]
-    MissingSplit { location: String, split: String, looked_for: String },
+    MissingSplit {
+        location: String,
+        split: String,
+        looked_for: String,
+    },
     #[error("{location}: class '{class}' has {have} images, {want} requested")]
-    NotEnoughImages { location: String, class: String, have: usize, want: usize },
+    NotEnoughImages {
+        location: String,
+        class: String,
+        have: usize,
+        want: usize,
+    },
     #[error("{key}: cannot decode image: {detail}")]
     Decode { key: String, detail: String },
     #[error("{path}: bad {format} data: {detail}")]
-    Format { path: String, format: &'static str, detail: String },
+    Format {
+        path: String,
+        format: &'static str,
+        detail: String,
+    },
     /// More corrupt images than the configured fraction: the stage maps this to exit code 3.
     #[error("{bad} of {total} images are corrupt ({:.2}%), above the allowed {:.2}%", 100.0 * *bad as f64 / (*total).max(1) as f64, 100.0 * max_fraction)]
-    TooManyBad { bad: usize, total: usize, max_fraction: f64 },
+    TooManyBad {
+        bad: usize,
+        total: usize,
+        max_fraction: f64,
+    },
     #[error("shard {key}: checksum mismatch (index says {expected}, object has {actual})")]
-    Checksum { key: String, expected: String, actual: String },
+    Checksum {
+        key: String,
+        expected: String,
+        actual: String,
+    },
     #[error("object store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("tensor: {0}")]
@@ -87,27 +119,45 @@ pub struct Normalization {
 impl Normalization {
     /// CIFAR-10 training-set statistics (as in the NB201 and DARTS code bases).
     pub fn cifar10() -> Self {
-        Normalization { mean: vec![0.4914, 0.4822, 0.4465], std: vec![0.2470, 0.2435, 0.2616] }
+        Normalization {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.2470, 0.2435, 0.2616],
+        }
     }
     /// Fashion-MNIST training-set statistics.
     pub fn fashion_mnist() -> Self {
-        Normalization { mean: vec![0.2860], std: vec![0.3530] }
+        Normalization {
+            mean: vec![0.2860],
+            std: vec![0.3530],
+        }
     }
     /// MNIST training-set statistics.
     pub fn mnist() -> Self {
-        Normalization { mean: vec![0.1307], std: vec![0.3081] }
+        Normalization {
+            mean: vec![0.1307],
+            std: vec![0.3081],
+        }
     }
     /// ImageNet statistics, the convention for any other RGB data set.
     pub fn imagenet() -> Self {
-        Normalization { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
+        Normalization {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
     }
 
     /// Normalises a uint8 `[N, C, H, W]` tensor to float `(x / 255 - mean) / std`.
     pub fn apply(&self, images: &Tensor) -> Tensor {
         let c = self.mean.len() as i64;
         let device = images.device();
-        let mean = Tensor::from_slice(&self.mean).to_kind(tch::Kind::Float).view([1, c, 1, 1]).to_device(device);
-        let std = Tensor::from_slice(&self.std).to_kind(tch::Kind::Float).view([1, c, 1, 1]).to_device(device);
+        let mean = Tensor::from_slice(&self.mean)
+            .to_kind(tch::Kind::Float)
+            .view([1, c, 1, 1])
+            .to_device(device);
+        let std = Tensor::from_slice(&self.std)
+            .to_kind(tch::Kind::Float)
+            .view([1, c, 1, 1])
+            .to_device(device);
         (images.to_kind(tch::Kind::Float) / 255.0 - mean) / std
     }
 }

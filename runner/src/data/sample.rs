@@ -64,11 +64,13 @@ pub fn load_balanced_sample_with(
     let channels = source.channels()?;
     let mut reservoirs: BTreeMap<ClassRef, Reservoir> = BTreeMap::new();
     let summary = source.visit(split, &mut |record| {
-        let r = reservoirs.entry(record.class.clone()).or_insert_with(|| Reservoir {
-            seen: 0,
-            rng: ChaCha8Rng::seed_from_u64(class_seed(seed, &record.class)),
-            items: Vec::with_capacity(per_class),
-        });
+        let r = reservoirs
+            .entry(record.class.clone())
+            .or_insert_with(|| Reservoir {
+                seen: 0,
+                rng: ChaCha8Rng::seed_from_u64(class_seed(seed, &record.class)),
+                items: Vec::with_capacity(per_class),
+            });
         if r.items.len() < per_class {
             r.items.push(record);
         } else {
@@ -102,13 +104,23 @@ pub fn load_balanced_sample_with(
                         });
                     }
                 }
-                let labels = names.iter().enumerate().map(|(i, n)| (ClassRef::Name(n.clone()), i as i64)).collect();
+                let labels = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (ClassRef::Name(n.clone()), i as i64))
+                    .collect();
                 (names, labels)
             }
             Some(ClassRef::Index(_)) => {
                 let max = reservoirs
                     .keys()
-                    .filter_map(|k| if let ClassRef::Index(i) = k { Some(*i) } else { None })
+                    .filter_map(|k| {
+                        if let ClassRef::Index(i) = k {
+                            Some(*i)
+                        } else {
+                            None
+                        }
+                    })
                     .max()
                     .unwrap_or(0);
                 let names = match source.index_names(split)? {
@@ -127,12 +139,26 @@ pub fn load_balanced_sample_with(
                         });
                     }
                 }
-                let labels = reservoirs.keys().map(|k| (k.clone(), if let ClassRef::Index(i) = k { *i as i64 } else { 0 })).collect();
+                let labels = reservoirs
+                    .keys()
+                    .map(|k| {
+                        (
+                            k.clone(),
+                            if let ClassRef::Index(i) = k {
+                                *i as i64
+                            } else {
+                                0
+                            },
+                        )
+                    })
+                    .collect();
                 (names, labels)
             }
         };
     if reservoirs.is_empty() {
-        return Err(DataError::Invalid(format!("{location}: split {split} holds no images")));
+        return Err(DataError::Invalid(format!(
+            "{location}: split {split} holds no images"
+        )));
     }
 
     let mut chosen: Vec<(i64, RawRecord)> = Vec::with_capacity(per_class * reservoirs.len());
@@ -157,7 +183,9 @@ pub fn load_balanced_sample_with(
             Payload::Pixels(image) => Ok(image.clone()),
         })
         .collect::<Result<_, _>>()?;
-    let same_size = decoded.windows(2).all(|w| (w[0].height, w[0].width) == (w[1].height, w[1].width));
+    let same_size = decoded
+        .windows(2)
+        .all(|w| (w[0].height, w[0].width) == (w[1].height, w[1].width));
     let side = match options.side {
         Some(s) => Some(s),
         None if same_size => None,
@@ -167,7 +195,9 @@ pub fn load_balanced_sample_with(
         None => decoded,
         Some(s) => decoded
             .into_par_iter()
-            .map(|img| Ok(img.resize_short_side(s * 8 / 7)?.center_crop(s)))
+            .map(|img| -> Result<Image, DataError> {
+                Ok(img.resize_short_side(s * 8 / 7)?.center_crop(s))
+            })
             .collect::<Result<_, DataError>>()?,
     };
     let (h, w) = (images[0].height as i64, images[0].width as i64);

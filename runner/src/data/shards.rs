@@ -76,7 +76,10 @@ impl ShardWriter {
     pub fn push(&mut self, label: u32, image: &Image) -> Result<(), DataError> {
         let (h, w) = (u16::try_from(image.height), u16::try_from(image.width));
         let (Ok(h), Ok(w)) = (h, w) else {
-            return Err(DataError::Invalid(format!("image {}x{} too large for a shard", image.height, image.width)));
+            return Err(DataError::Invalid(format!(
+                "image {}x{} too large for a shard",
+                image.height, image.width
+            )));
         };
         self.bytes.extend_from_slice(&label.to_le_bytes());
         self.bytes.extend_from_slice(&h.to_le_bytes());
@@ -94,7 +97,12 @@ impl ShardWriter {
     /// The shard's bytes and its index entry; the writer is empty again.
     pub fn finish(&mut self, name: String) -> (Vec<u8>, ShardInfo) {
         let bytes = std::mem::take(&mut self.bytes);
-        let info = ShardInfo { name, count: self.count, bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) };
+        let info = ShardInfo {
+            name,
+            count: self.count,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        };
         self.count = 0;
         (bytes, info)
     }
@@ -106,12 +114,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Parses a shard's bytes into `(label, image)` records.
 pub fn parse_shard(bytes: &[u8], channels: u8, name: &str) -> Result<Vec<(u32, Image)>, DataError> {
-    let bad = |detail: String| DataError::Format { path: name.to_string(), format: "shard", detail };
+    let bad = |detail: String| DataError::Format {
+        path: name.to_string(),
+        format: "shard",
+        detail,
+    };
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < bytes.len() {
         if bytes.len() - pos < HEADER {
-            return Err(bad(format!("record {} header cut at byte {pos}", out.len())));
+            return Err(bad(format!(
+                "record {} header cut at byte {pos}",
+                out.len()
+            )));
         }
         let label = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes"));
         let h = u16::from_le_bytes([bytes[pos + 4], bytes[pos + 5]]) as u32;
@@ -119,9 +134,16 @@ pub fn parse_shard(bytes: &[u8], channels: u8, name: &str) -> Result<Vec<(u32, I
         let n = (h * w) as usize * channels as usize;
         pos += HEADER;
         if bytes.len() - pos < n {
-            return Err(bad(format!("record {} has {} of {n} pixel bytes", out.len(), bytes.len() - pos)));
+            return Err(bad(format!(
+                "record {} has {} of {n} pixel bytes",
+                out.len(),
+                bytes.len() - pos
+            )));
         }
-        out.push((label, Image::new(channels, h, w, bytes[pos..pos + n].to_vec())?));
+        out.push((
+            label,
+            Image::new(channels, h, w, bytes[pos..pos + n].to_vec())?,
+        ));
         pos += n;
     }
     Ok(out)
@@ -139,8 +161,12 @@ impl ShardIndex {
         }
         let key = join_key(prefix, "index.json");
         let bytes = store.get(&key)?;
-        let mut index: ShardIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| DataError::Format { path: key.clone(), format: "shard index", detail: e.to_string() })?;
+        let mut index: ShardIndex =
+            serde_json::from_slice(&bytes).map_err(|e| DataError::Format {
+                path: key.clone(),
+                format: "shard index",
+                detail: e.to_string(),
+            })?;
         if index.version != INDEX_VERSION {
             return Err(DataError::Format {
                 path: key,
@@ -153,13 +179,21 @@ impl ShardIndex {
     }
 
     /// Fetches shard `i`, checks its checksum and parses it.
-    pub fn read_shard(&self, store: &dyn ObjectStore, i: usize) -> Result<Vec<(u32, Image)>, DataError> {
+    pub fn read_shard(
+        &self,
+        store: &dyn ObjectStore,
+        i: usize,
+    ) -> Result<Vec<(u32, Image)>, DataError> {
         let info = &self.shards[i];
         let key = join_key(&self.prefix, &info.name);
         let bytes = store.get(&key)?;
         let actual = sha256_hex(&bytes);
         if actual != info.sha256 {
-            return Err(DataError::Checksum { key, expected: info.sha256.clone(), actual });
+            return Err(DataError::Checksum {
+                key,
+                expected: info.sha256.clone(),
+                actual,
+            });
         }
         parse_shard(&bytes, self.channels, &key)
     }
@@ -173,7 +207,11 @@ impl ShardIndex {
         for i in 0..self.shards.len() {
             for (j, (label, image)) in self.read_shard(store, i)?.into_iter().enumerate() {
                 let key = format!("{}#{j}", join_key(&self.prefix, &self.shards[i].name));
-                f(RawRecord { key, class: ClassRef::Index(label), payload: Payload::Pixels(image) })?;
+                f(RawRecord {
+                    key,
+                    class: ClassRef::Index(label),
+                    payload: Payload::Pixels(image),
+                })?;
             }
         }
         Ok(())

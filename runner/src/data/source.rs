@@ -66,37 +66,58 @@ pub struct VisitSummary {
 }
 
 fn tar_ext(name: &str) -> Option<&str> {
-    [".tar.gz", ".tgz", ".tar"].iter().find_map(|e| name.strip_suffix(e))
+    [".tar.gz", ".tgz", ".tar"]
+        .iter()
+        .find_map(|e| name.strip_suffix(e))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(DataError::io(dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     out.sort();
     Ok(out)
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl DataSource {
     /// Detects the format of the data set at `location` (a local path).
     pub fn open(location: &str) -> Result<Self, DataError> {
         let path = PathBuf::from(location);
-        let unknown = || DataError::UnknownFormat { path: location.to_string() };
+        let unknown = || DataError::UnknownFormat {
+            path: location.to_string(),
+        };
         let meta = std::fs::metadata(&path).map_err(DataError::io(location))?;
-        let found = |format| Ok(DataSource { location: path.clone(), format });
+        let found = |format| {
+            Ok(DataSource {
+                location: path.clone(),
+                format,
+            })
+        };
         if meta.is_file() {
             if tar_ext(&file_name(&path)).is_none() {
                 return Err(unknown());
             }
-            return if tarball::looks_like_webdataset(&path)? { found(Format::WebDataset) } else { found(Format::TarTree) };
+            return if tarball::looks_like_webdataset(&path)? {
+                found(Format::WebDataset)
+            } else {
+                found(Format::TarTree)
+            };
         }
-        if ["train", "test", "val"].iter().any(|s| path.join(s).join("index.json").is_file()) {
+        if ["train", "test", "val"]
+            .iter()
+            .any(|s| path.join(s).join("index.json").is_file())
+        {
             return found(Format::Staged);
         }
         if idx::is_idx_dir(&path) {
@@ -106,7 +127,10 @@ impl DataSource {
             return found(Format::CifarBinary);
         }
         let entries = sorted_entries(&path)?;
-        let tars: Vec<&PathBuf> = entries.iter().filter(|p| p.is_file() && tar_ext(&file_name(p)).is_some()).collect();
+        let tars: Vec<&PathBuf> = entries
+            .iter()
+            .filter(|p| p.is_file() && tar_ext(&file_name(p)).is_some())
+            .collect();
         if let Some(first) = tars.first() {
             if tarball::looks_like_webdataset(first)? {
                 return found(Format::WebDataset);
@@ -127,7 +151,10 @@ impl DataSource {
                 if inner.iter().any(|p| p.is_dir()) {
                     return found(Format::ImageFolder);
                 }
-                if let Some(t) = inner.iter().find(|p| p.is_file() && tar_ext(&file_name(p)).is_some()) {
+                if let Some(t) = inner
+                    .iter()
+                    .find(|p| p.is_file() && tar_ext(&file_name(p)).is_some())
+                {
                     if tarball::looks_like_webdataset(t)? {
                         return found(Format::WebDataset);
                     }
@@ -142,14 +169,22 @@ impl DataSource {
     }
 
     fn missing_split(&self, split: Split, looked_for: String) -> DataError {
-        DataError::MissingSplit { location: self.shown(), split: split.to_string(), looked_for }
+        DataError::MissingSplit {
+            location: self.shown(),
+            split: split.to_string(),
+            looked_for,
+        }
     }
 
     /// Image channels the format decodes to (1 for IDX, 3 otherwise).
     pub fn channels(&self) -> Result<u8, DataError> {
         Ok(match self.format {
             Format::Idx => 1,
-            Format::Staged => self.staged_index(Split::Train).or_else(|_| self.staged_index(Split::Test))?.channels,
+            Format::Staged => {
+                self.staged_index(Split::Train)
+                    .or_else(|_| self.staged_index(Split::Test))?
+                    .channels
+            }
             _ => 3,
         })
     }
@@ -163,7 +198,9 @@ impl DataSource {
             Format::Idx if lower.contains("fashion") => Normalization::fashion_mnist(),
             Format::Idx => Normalization::mnist(),
             Format::Staged => {
-                self.staged_index(Split::Train).or_else(|_| self.staged_index(Split::Test))?.normalization
+                self.staged_index(Split::Train)
+                    .or_else(|_| self.staged_index(Split::Test))?
+                    .normalization
             }
             _ if lower.contains("cifar") => Normalization::cifar10(),
             _ => Normalization::imagenet(),
@@ -201,7 +238,11 @@ impl DataSource {
         match self.format {
             Format::ImageFolder => {
                 let dir = self.split_dir(split)?;
-                Ok(sorted_entries(&dir)?.iter().filter(|p| p.is_dir()).map(|p| file_name(p)).collect())
+                Ok(sorted_entries(&dir)?
+                    .iter()
+                    .filter(|p| p.is_dir())
+                    .map(|p| file_name(p))
+                    .collect())
             }
             Format::WebDataset | Format::Idx => {
                 let mut max: Option<u32> = None;
@@ -242,29 +283,44 @@ impl DataSource {
             // A single archive serves the split its name carries (`imagenet-val-0000.tar`).
             let name = file_name(&self.location);
             let tokens: Vec<&str> = name.split(['-', '_', '.']).collect();
-            if split.aliases().iter().any(|a| tokens.contains(a)) || self.format == Format::TarTree {
+            if split.aliases().iter().any(|a| tokens.contains(a)) || self.format == Format::TarTree
+            {
                 return Ok(vec![self.location.clone()]);
             }
-            return Err(self.missing_split(split, format!("'{}' in the archive's name", split.aliases().join("|"))));
+            return Err(self.missing_split(
+                split,
+                format!("'{}' in the archive's name", split.aliases().join("|")),
+            ));
         }
         let mut out = Vec::new();
         for alias in split.aliases() {
             for p in sorted_entries(&self.location)? {
                 let name = file_name(&p);
-                if p.is_file() && tar_ext(&name).is_some_and(|s| s == *alias || s.starts_with(&format!("{alias}-"))) {
+                if p.is_file()
+                    && tar_ext(&name)
+                        .is_some_and(|s| s == *alias || s.starts_with(&format!("{alias}-")))
+                {
                     out.push(p);
                 }
             }
             let sub = self.location.join(alias);
             if sub.is_dir() {
-                out.extend(sorted_entries(&sub)?.into_iter().filter(|p| p.is_file() && tar_ext(&file_name(p)).is_some()));
+                out.extend(
+                    sorted_entries(&sub)?
+                        .into_iter()
+                        .filter(|p| p.is_file() && tar_ext(&file_name(p)).is_some()),
+                );
             }
             if !out.is_empty() {
                 break;
             }
         }
         if out.is_empty() {
-            let looked: Vec<String> = split.aliases().iter().map(|a| format!("{a}.tar[.gz], {a}-*.tar, {a}/*.tar")).collect();
+            let looked: Vec<String> = split
+                .aliases()
+                .iter()
+                .map(|a| format!("{a}.tar[.gz], {a}-*.tar, {a}/*.tar"))
+                .collect();
             return Err(self.missing_split(split, looked.join(", ")));
         }
         Ok(out)
@@ -290,18 +346,29 @@ impl DataSource {
                         }
                         let bytes = std::fs::read(&file).map_err(DataError::io(file.display()))?;
                         let key = format!("{}/{class}/{name}", file_name(&dir));
-                        f(RawRecord { key, class: ClassRef::Name(class.clone()), payload: Payload::Jpeg(bytes) })?;
+                        f(RawRecord {
+                            key,
+                            class: ClassRef::Name(class.clone()),
+                            payload: Payload::Jpeg(bytes),
+                        })?;
                     }
                     classes.push(class);
                 }
-                Ok(VisitSummary { class_folders: Some(classes) })
+                Ok(VisitSummary {
+                    class_folders: Some(classes),
+                })
             }
             Format::TarTree => {
                 let dirs = tarball::visit_tree(&self.location, Some(split.aliases()), f)?;
                 if dirs.is_empty() {
-                    return Err(self.missing_split(split, format!("{}/<class>/ in the archive", split.aliases().join("|"))));
+                    return Err(self.missing_split(
+                        split,
+                        format!("{}/<class>/ in the archive", split.aliases().join("|")),
+                    ));
                 }
-                Ok(VisitSummary { class_folders: Some(dirs) })
+                Ok(VisitSummary {
+                    class_folders: Some(dirs),
+                })
             }
             Format::TarPerSplit => {
                 let tars = self.split_tars(split)?;
@@ -309,7 +376,9 @@ impl DataSource {
                 for t in tars {
                     all.extend(tarball::visit_tree(&t, None, f)?);
                 }
-                Ok(VisitSummary { class_folders: Some(all.into_iter().collect()) })
+                Ok(VisitSummary {
+                    class_folders: Some(all.into_iter().collect()),
+                })
             }
             Format::WebDataset => {
                 for t in self.split_tars(split)? {
@@ -317,7 +386,9 @@ impl DataSource {
                 }
                 Ok(VisitSummary::default())
             }
-            Format::CifarBinary => cifar_bin::visit(&self.location, split, f).map(|_| VisitSummary::default()),
+            Format::CifarBinary => {
+                cifar_bin::visit(&self.location, split, f).map(|_| VisitSummary::default())
+            }
             Format::Idx => idx::visit(&self.location, split, f).map(|_| VisitSummary::default()),
             Format::Staged => {
                 let store = LocalStore::new(&self.location);

@@ -46,7 +46,12 @@ impl Default for StageConfig {
 impl StageConfig {
     /// ImageNet-style: short side 256, centre crop 224 for evaluation.
     pub fn imagenet() -> Self {
-        StageConfig { short_side: Some(256), center_crop: Some(224), images_per_shard: 1024, ..Default::default() }
+        StageConfig {
+            short_side: Some(256),
+            center_crop: Some(224),
+            images_per_shard: 1024,
+            ..Default::default()
+        }
     }
 }
 
@@ -67,7 +72,9 @@ pub struct StageReport {
 
 fn validate(config: &StageConfig) -> Result<(), DataError> {
     if config.images_per_shard == 0 || config.chunk == 0 {
-        return Err(DataError::Invalid("stage: images_per_shard and chunk must be at least 1".into()));
+        return Err(DataError::Invalid(
+            "stage: images_per_shard and chunk must be at least 1".into(),
+        ));
     }
     if !(0.0..=1.0).contains(&config.max_bad_fraction) {
         return Err(DataError::Invalid(format!(
@@ -108,14 +115,17 @@ pub fn stage_data(
     let normalization = source.normalization()?;
     let classes = source.classes(split)?;
     if classes.is_empty() {
-        return Err(DataError::Invalid(format!("{location}: split {split} holds no classes")));
+        return Err(DataError::Invalid(format!(
+            "{location}: split {split} holds no classes"
+        )));
     }
     let label_of = |class: &ClassRef| -> Result<u32, DataError> {
         match class {
-            ClassRef::Name(n) => classes
-                .binary_search(n)
-                .map(|i| i as u32)
-                .map_err(|_| DataError::Invalid(format!("{location}: class '{n}' appeared during the pass only"))),
+            ClassRef::Name(n) => classes.binary_search(n).map(|i| i as u32).map_err(|_| {
+                DataError::Invalid(format!(
+                    "{location}: class '{n}' appeared during the pass only"
+                ))
+            }),
             ClassRef::Index(i) if (*i as usize) < classes.len() => Ok(*i),
             ClassRef::Index(i) => Err(DataError::Invalid(format!(
                 "{location}: label {i} outside the {} classes",
@@ -123,7 +133,11 @@ pub fn stage_data(
             ))),
         }
     };
-    let crop = if split == Split::Test { config.center_crop } else { None };
+    let crop = if split == Split::Test {
+        config.center_crop
+    } else {
+        None
+    };
     let prepare = |record: &RawRecord| -> Result<Image, DataError> {
         let mut image = match &record.payload {
             Payload::Jpeg(bytes) => decode_jpeg(bytes, channels, &record.key)?,
@@ -145,12 +159,13 @@ pub fn stage_data(
     let mut writer = ShardWriter::default();
     let mut shards = Vec::new();
     let mut last_progress = Instant::now();
-    let flush = |writer: &mut ShardWriter, shards: &mut Vec<super::ShardInfo>| -> Result<(), DataError> {
-        let (bytes, info) = writer.finish(shard_name(shards.len()));
-        store.put(&join_key(prefix, &info.name), &bytes)?;
-        shards.push(info);
-        Ok(())
-    };
+    let flush =
+        |writer: &mut ShardWriter, shards: &mut Vec<super::ShardInfo>| -> Result<(), DataError> {
+            let (bytes, info) = writer.finish(shard_name(shards.len()));
+            store.put(&join_key(prefix, &info.name), &bytes)?;
+            shards.push(info);
+            Ok(())
+        };
 
     let summary = std::thread::scope(|scope| -> Result<super::source::VisitSummary, DataError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRecord>>(2);
@@ -160,7 +175,8 @@ pub fn stage_data(
                 chunk.push(record);
                 if chunk.len() == config.chunk {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk));
-                    tx.send(full).map_err(|_| DataError::Invalid("stage: writer stopped".into()))?;
+                    tx.send(full)
+                        .map_err(|_| DataError::Invalid("stage: writer stopped".into()))?;
                 }
                 Ok(())
             });
@@ -221,7 +237,9 @@ pub fn stage_data(
             }
         }
         drop(rx);
-        let summary = reader.join().map_err(|_| DataError::Invalid("stage: reader thread panicked".into()))?;
+        let summary = reader
+            .join()
+            .map_err(|_| DataError::Invalid("stage: reader thread panicked".into()))?;
         match failure {
             Some(e) => Err(e),
             None => summary,
@@ -232,8 +250,17 @@ pub fn stage_data(
     }
 
     if let Some(folders) = &summary.class_folders {
-        if let Some(empty) = folders.iter().find(|f| classes.iter().position(|c| c == *f).is_none_or(|i| counts[i] == 0)) {
-            return Err(DataError::EmptyClass { location: location.to_string(), split: split.to_string(), class: empty.clone() });
+        if let Some(empty) = folders.iter().find(|f| {
+            classes
+                .iter()
+                .position(|c| c == *f)
+                .is_none_or(|i| counts[i] == 0)
+        }) {
+            return Err(DataError::EmptyClass {
+                location: location.to_string(),
+                split: split.to_string(),
+                class: empty.clone(),
+            });
         }
     }
     if let Some(i) = counts.iter().position(|&c| c == 0) {
@@ -246,10 +273,16 @@ pub fn stage_data(
         }
     }
     if seen == 0 {
-        return Err(DataError::Invalid(format!("{location}: split {split} holds no images")));
+        return Err(DataError::Invalid(format!(
+            "{location}: split {split} holds no images"
+        )));
     }
     if bad as f64 > config.max_bad_fraction * seen as f64 {
-        return Err(DataError::TooManyBad { bad, total: seen, max_fraction: config.max_bad_fraction });
+        return Err(DataError::TooManyBad {
+            bad,
+            total: seen,
+            max_fraction: config.max_bad_fraction,
+        });
     }
     let total = seen - bad;
     let index = ShardIndex {
@@ -269,12 +302,19 @@ pub fn stage_data(
         shards: shards.clone(),
         prefix: String::new(),
     };
-    let json = serde_json::to_vec_pretty(&index).map_err(|e| DataError::Invalid(format!("index.json: {e}")))?;
+    let json = serde_json::to_vec_pretty(&index)
+        .map_err(|e| DataError::Invalid(format!("index.json: {e}")))?;
     store.put(&join_key(prefix, "index.json"), &json)?;
-    store.put(&join_key(prefix, "_SUCCESS"), format!("{{\"images\":{total},\"shards\":{}}}\n", shards.len()).as_bytes())?;
+    store.put(
+        &join_key(prefix, "_SUCCESS"),
+        format!("{{\"images\":{total},\"shards\":{}}}\n", shards.len()).as_bytes(),
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     if config.progress {
-        eprintln!("stage-data {split}: done, {total} images ({bad} corrupt) in {} shards, {seconds:.1} s", shards.len());
+        eprintln!(
+            "stage-data {split}: done, {total} images ({bad} corrupt) in {} shards, {seconds:.1} s",
+            shards.len()
+        );
     }
     Ok(StageReport {
         split,

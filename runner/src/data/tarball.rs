@@ -10,7 +10,10 @@ use std::path::Path;
 
 /// Opens `path` as a byte stream, gunzipping when it starts with the gzip magic.
 pub(crate) fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>, DataError> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(DataError::io(path.display()))?);
+    let mut file = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(DataError::io(path.display()))?,
+    );
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(DataError::io(path.display()))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());
@@ -59,7 +62,11 @@ pub(crate) fn for_each_entry(
     let entries = archive.entries().map_err(|e| truncated(0, &e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| truncated(count, &e))?;
-        let raw = entry.path().map_err(|e| truncated(count, &e))?.to_string_lossy().into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| truncated(count, &e))?
+            .to_string_lossy()
+            .into_owned();
         let name = raw.trim_start_matches("./").trim_end_matches('/');
         let kind = entry.header().entry_type();
         if name.is_empty() || !(kind.is_file() || kind.is_dir()) {
@@ -68,15 +75,24 @@ pub(crate) fn for_each_entry(
         let data = if kind.is_file() && want(name) {
             let size = entry.header().size().map_err(|e| truncated(count, &e))?;
             let mut buf = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut buf).map_err(|e| truncated(count, &e))?;
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| truncated(count, &e))?;
             if (buf.len() as u64) < size {
-                return Err(truncated(count, &format!("entry {name} has {} of {size} bytes", buf.len())));
+                return Err(truncated(
+                    count,
+                    &format!("entry {name} has {} of {size} bytes", buf.len()),
+                ));
             }
             Some(buf)
         } else {
             None
         };
-        f(Entry { path: name, is_dir: kind.is_dir(), data })?;
+        f(Entry {
+            path: name,
+            is_dir: kind.is_dir(),
+            data,
+        })?;
         count += 1;
     }
     Ok(count)
@@ -127,15 +143,23 @@ pub(crate) fn visit_tree(
             if !parents.contains(parent) {
                 parents.insert(parent.to_string());
             }
-            f(RawRecord { key: e.path.to_string(), class: ClassRef::Name(class), payload: Payload::Jpeg(data) })?;
+            f(RawRecord {
+                key: e.path.to_string(),
+                class: ClassRef::Name(class),
+                payload: Payload::Jpeg(data),
+            })?;
         }
         Ok(())
     })?;
     // Class folders are the parents of images and their sibling folders.
-    let grandparents: std::collections::BTreeSet<&str> =
-        parents.iter().map(|p| p.rsplit_once('/').map(|(g, _)| g).unwrap_or("")).collect();
-    let mut classes: std::collections::BTreeSet<String> =
-        parents.iter().map(|p| p.rsplit('/').next().unwrap_or(p).to_string()).collect();
+    let grandparents: std::collections::BTreeSet<&str> = parents
+        .iter()
+        .map(|p| p.rsplit_once('/').map(|(g, _)| g).unwrap_or(""))
+        .collect();
+    let mut classes: std::collections::BTreeSet<String> = parents
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+        .collect();
     for d in &dirs {
         let (g, name) = d.rsplit_once('/').unwrap_or(("", d));
         let parts: Vec<&str> = d.split('/').collect();
@@ -163,17 +187,39 @@ pub(crate) fn visit_webdataset(
         cls: Option<Vec<u8>>,
     }
     let shown = path.display().to_string();
-    let finish = |p: Pending, f: &mut dyn FnMut(RawRecord) -> Result<(), DataError>| -> Result<(), DataError> {
-        let bad = |detail: String| DataError::Format { path: shown.clone(), format: "WebDataset", detail };
-        let image = p.image.ok_or_else(|| bad(format!("sample '{}' has no .jpg", p.key)))?;
-        let cls = p.cls.ok_or_else(|| bad(format!("sample '{}' has no .cls", p.key)))?;
+    let finish = |p: Pending,
+                  f: &mut dyn FnMut(RawRecord) -> Result<(), DataError>|
+     -> Result<(), DataError> {
+        let bad = |detail: String| DataError::Format {
+            path: shown.clone(),
+            format: "WebDataset",
+            detail,
+        };
+        let image = p
+            .image
+            .ok_or_else(|| bad(format!("sample '{}' has no .jpg", p.key)))?;
+        let cls = p
+            .cls
+            .ok_or_else(|| bad(format!("sample '{}' has no .cls", p.key)))?;
         let text = String::from_utf8_lossy(&cls);
-        let index: u32 =
-            text.trim().parse().map_err(|_| bad(format!("sample '{}': .cls holds '{}', not a class index", p.key, text.trim())))?;
-        f(RawRecord { key: p.key, class: ClassRef::Index(index), payload: Payload::Jpeg(image) })
+        let index: u32 = text.trim().parse().map_err(|_| {
+            bad(format!(
+                "sample '{}': .cls holds '{}', not a class index",
+                p.key,
+                text.trim()
+            ))
+        })?;
+        f(RawRecord {
+            key: p.key,
+            class: ClassRef::Index(index),
+            payload: Payload::Jpeg(image),
+        })
     };
     let split_key = |p: &str| -> (String, String) {
-        let (dir, file) = p.rsplit_once('/').map(|(d, f)| (format!("{d}/"), f)).unwrap_or((String::new(), p));
+        let (dir, file) = p
+            .rsplit_once('/')
+            .map(|(d, f)| (format!("{d}/"), f))
+            .unwrap_or((String::new(), p));
         let (stem, ext) = file.split_once('.').unwrap_or((file, ""));
         (format!("{dir}{stem}"), ext.to_ascii_lowercase())
     };
@@ -190,7 +236,11 @@ pub(crate) fn visit_webdataset(
         if current.as_ref().is_some_and(|c| c.key != key) {
             finish(current.take().expect("checked"), f)?;
         }
-        let cur = current.get_or_insert_with(|| Pending { key, image: None, cls: None });
+        let cur = current.get_or_insert_with(|| Pending {
+            key,
+            image: None,
+            cls: None,
+        });
         match ext.as_str() {
             "cls" => cur.cls = e.data,
             "jpg" | "jpeg" => cur.image = e.data,

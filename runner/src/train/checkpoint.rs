@@ -42,7 +42,10 @@ pub fn checkpoint_name(step: usize) -> String {
 }
 
 fn err(key: &str, detail: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint { key: key.to_string(), detail: detail.to_string() }
+    TrainError::Checkpoint {
+        key: key.to_string(),
+        detail: detail.to_string(),
+    }
 }
 
 /// Writes a checkpoint and moves `latest` to it; returns its name.
@@ -74,7 +77,11 @@ fn prune(store: &dyn ObjectStore, prefix: &str, newest: &str) -> Result<(), Trai
     let mut names: Vec<String> = store
         .list(&base)?
         .iter()
-        .filter_map(|k| k.strip_prefix(&join_key(prefix, "")).and_then(|r| r.split('/').next()).map(String::from))
+        .filter_map(|k| {
+            k.strip_prefix(&join_key(prefix, ""))
+                .and_then(|r| r.split('/').next())
+                .map(String::from)
+        })
         .collect();
     names.sort();
     names.dedup();
@@ -109,12 +116,17 @@ pub fn load(
 ) -> Result<CheckpointState, TrainError> {
     let dir = join_key(prefix, name);
     let state_key = join_key(&dir, "state.json");
-    let state: CheckpointState = serde_json::from_slice(&store.get(&state_key)?).map_err(|e| err(&state_key, e))?;
+    let state: CheckpointState =
+        serde_json::from_slice(&store.get(&state_key)?).map_err(|e| err(&state_key, e))?;
     let model_key = join_key(&dir, "model.ot");
-    vs.load_from_stream(Cursor::new(store.get(&model_key)?)).map_err(|e| err(&model_key, e))?;
+    vs.load_from_stream(Cursor::new(store.get(&model_key)?))
+        .map_err(|e| err(&model_key, e))?;
     let optim_key = join_key(&dir, "optim.ot");
-    let buffers = tch::Tensor::load_multi_from_stream_with_device(Cursor::new(store.get(&optim_key)?), vs.device())
-        .map_err(|e| err(&optim_key, e))?;
+    let buffers = tch::Tensor::load_multi_from_stream_with_device(
+        Cursor::new(store.get(&optim_key)?),
+        vs.device(),
+    )
+    .map_err(|e| err(&optim_key, e))?;
     opt.load_buffers(&buffers).map_err(|e| err(&optim_key, e))?;
     Ok(state)
 }

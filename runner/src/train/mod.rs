@@ -33,5 +33,9 @@ pub enum TrainError {
     Checkpoint { key: String, detail: String },
     /// The loss became NaN or infinite: this candidate cannot be trained with this recipe.
     #[error("loss is {loss} at step {step} (epoch {epoch}): training diverged")]
-    Diverged { step: usize, epoch: usize, loss: f64 },
+    Diverged {
+        step: usize,
+        epoch: usize,
+        loss: f64,
+    },
 }

@@ -18,11 +18,22 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(vs: &VarStore, momentum: f64, nesterov: bool, weight_decay: f64) -> Sgd {
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let bufs = named.iter().map(|(_, t)| t.zeros_like().detach()).collect();
         let (names, params) = named.into_iter().unzip();
-        Sgd { names, params, bufs, momentum, nesterov, weight_decay }
+        Sgd {
+            names,
+            params,
+            bufs,
+            momentum,
+            nesterov,
+            weight_decay,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -33,13 +44,24 @@ impl Sgd {
 
     /// Scales gradients so that their global L2 norm is at most `max`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
         let total = tch::no_grad(|| {
-            let sq: Vec<Tensor> = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(tch::Kind::Float)).collect();
-            Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[])
+            let sq: Vec<Tensor> = grads
+                .iter()
+                .map(|g| g.pow_tensor_scalar(2).sum(tch::Kind::Float))
+                .collect();
+            Tensor::stack(&sq, 0)
+                .sum(tch::Kind::Float)
+                .sqrt()
+                .double_value(&[])
         });
         if total > max {
             let scale = max / (total + 1e-6);
@@ -63,7 +85,11 @@ impl Sgd {
                 let d = if wd != 0.0 { &g + &*p * wd } else { g };
                 if m != 0.0 {
                     let _ = buf.g_mul_scalar_(m).g_add_(&d);
-                    let update = if nesterov { &d + &*buf * m } else { buf.shallow_clone() };
+                    let update = if nesterov {
+                        &d + &*buf * m
+                    } else {
+                        buf.shallow_clone()
+                    };
                     let _ = p.g_sub_(&(update * lr));
                 } else {
                     let _ = p.g_sub_(&(d * lr));
@@ -74,16 +100,27 @@ impl Sgd {
 
     /// Momentum buffers by parameter name (for checkpoints).
     pub fn named_buffers(&self) -> Vec<(String, Tensor)> {
-        self.names.iter().cloned().zip(self.bufs.iter().map(|b| b.shallow_clone())).collect()
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.bufs.iter().map(|b| b.shallow_clone()))
+            .collect()
     }
 
     /// Restores buffers saved by [`Sgd::named_buffers`]; every parameter must be present.
     pub fn load_buffers(&mut self, saved: &[(String, Tensor)]) -> Result<(), String> {
-        let map: std::collections::HashMap<&str, &Tensor> = saved.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let map: std::collections::HashMap<&str, &Tensor> =
+            saved.iter().map(|(n, t)| (n.as_str(), t)).collect();
         for (name, buf) in self.names.iter().zip(self.bufs.iter_mut()) {
-            let src = map.get(name.as_str()).ok_or_else(|| format!("no momentum buffer for '{name}'"))?;
+            let src = map
+                .get(name.as_str())
+                .ok_or_else(|| format!("no momentum buffer for '{name}'"))?;
             if src.size() != buf.size() {
-                return Err(format!("momentum buffer '{name}' has shape {:?}, expected {:?}", src.size(), buf.size()));
+                return Err(format!(
+                    "momentum buffer '{name}' has shape {:?}, expected {:?}",
+                    src.size(),
+                    buf.size()
+                ));
             }
             tch::no_grad(|| buf.copy_(src));
         }

@@ -94,7 +94,13 @@ impl Recipe {
     pub fn named(name: &str) -> Result<Recipe, TrainError> {
         let b = Recipe::base(name);
         Ok(match name {
-            "nb201-cifar" => Recipe { epochs: 200, batch_size: 256, lr: 0.1, weight_decay: 5e-4, ..b },
+            "nb201-cifar" => Recipe {
+                epochs: 200,
+                batch_size: 256,
+                lr: 0.1,
+                weight_decay: 5e-4,
+                ..b
+            },
             "darts-cifar" => Recipe {
                 epochs: 600,
                 batch_size: 96,
@@ -139,26 +145,39 @@ impl Recipe {
             if overrides.is_null() {
                 return Ok(base);
             }
-            return Err(TrainError::Config(format!("recipe overrides must be an object, got {overrides}")));
+            return Err(TrainError::Config(format!(
+                "recipe overrides must be an object, got {overrides}"
+            )));
         };
-        let mut merged = serde_json::to_value(&base).map_err(|e| TrainError::Config(e.to_string()))?;
-        let target = merged.as_object_mut().expect("a struct serialises to an object");
+        let mut merged =
+            serde_json::to_value(&base).map_err(|e| TrainError::Config(e.to_string()))?;
+        let target = merged
+            .as_object_mut()
+            .expect("a struct serialises to an object");
         for (k, v) in fields {
             if k == "name" {
-                return Err(TrainError::Config("recipe override may not change 'name'".into()));
+                return Err(TrainError::Config(
+                    "recipe override may not change 'name'".into(),
+                ));
             }
             target.insert(k.clone(), v.clone());
         }
-        let recipe: Recipe =
-            serde_json::from_value(merged).map_err(|e| TrainError::Config(format!("recipe '{name}' overrides: {e}")))?;
+        let recipe: Recipe = serde_json::from_value(merged)
+            .map_err(|e| TrainError::Config(format!("recipe '{name}' overrides: {e}")))?;
         recipe.validate()?;
         Ok(recipe)
     }
 
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(format!("recipe '{}': {m}", self.name)));
-        if self.epochs == 0 || self.batch_size == 0 || self.eval_batch_size == 0 || self.shuffle_buffer == 0 {
-            return bad("epochs, batch_size, eval_batch_size and shuffle_buffer must be at least 1".into());
+        if self.epochs == 0
+            || self.batch_size == 0
+            || self.eval_batch_size == 0
+            || self.shuffle_buffer == 0
+        {
+            return bad(
+                "epochs, batch_size, eval_batch_size and shuffle_buffer must be at least 1".into(),
+            );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be positive, got {}", self.lr));
@@ -170,7 +189,10 @@ impl Recipe {
             return bad("label_smoothing and drop_path must be in [0, 1)".into());
         }
         if self.warmup_epochs < 0.0 || self.warmup_epochs > self.epochs as f64 {
-            return bad(format!("warmup_epochs {} outside [0, epochs]", self.warmup_epochs));
+            return bad(format!(
+                "warmup_epochs {} outside [0, epochs]",
+                self.warmup_epochs
+            ));
         }
         if self.grad_clip.is_some_and(|c| c <= 0.0) {
             return bad("grad_clip must be positive".into());
@@ -186,22 +208,38 @@ mod tests {
     #[test]
     fn presets_carry_the_issue_values() {
         let d = Recipe::named("darts-imagenet").unwrap();
-        assert_eq!((d.epochs, d.batch_size, d.lr, d.warmup_epochs), (250, 1024, 0.5, 5.0));
-        assert_eq!((d.label_smoothing, d.aux_weight, d.grad_clip), (0.1, 0.4, Some(5.0)));
+        assert_eq!(
+            (d.epochs, d.batch_size, d.lr, d.warmup_epochs),
+            (250, 1024, 0.5, 5.0)
+        );
+        assert_eq!(
+            (d.label_smoothing, d.aux_weight, d.grad_clip),
+            (0.1, 0.4, Some(5.0))
+        );
         let c = Recipe::named("darts-cifar").unwrap();
-        assert_eq!((c.epochs, c.batch_size, c.cutout, c.drop_path), (600, 96, 16, 0.2));
+        assert_eq!(
+            (c.epochs, c.batch_size, c.cutout, c.drop_path),
+            (600, 96, 16, 0.2)
+        );
         let n = Recipe::named("nb201-cifar").unwrap();
         assert!(n.nesterov && n.weight_decay == 5e-4 && n.batch_size == 256);
-        assert!(Recipe::named("nope").unwrap_err().to_string().contains("nb201-cifar"));
+        assert!(Recipe::named("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("nb201-cifar"));
     }
 
     #[test]
     fn overrides_replace_fields_and_reject_unknown_ones() {
-        let r = Recipe::with_overrides("nb201-cifar", &serde_json::json!({"epochs": 3, "schedule": {"kind": "constant"}}))
-            .unwrap();
+        let r = Recipe::with_overrides(
+            "nb201-cifar",
+            &serde_json::json!({"epochs": 3, "schedule": {"kind": "constant"}}),
+        )
+        .unwrap();
         assert_eq!(r.epochs, 3);
         assert_eq!(r.schedule, Schedule::Constant);
-        let e = Recipe::with_overrides("nb201-cifar", &serde_json::json!({"epoch": 3})).unwrap_err();
+        let e =
+            Recipe::with_overrides("nb201-cifar", &serde_json::json!({"epoch": 3})).unwrap_err();
         assert!(e.to_string().contains("epoch"), "{e}");
         assert!(Recipe::with_overrides("nb201-cifar", &serde_json::json!({"lr": -1.0})).is_err());
     }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `every_epochs` epochs.
-    Step { every_epochs: f64, gamma: f64 },
+    Step {
+        every_epochs: f64,
+        gamma: f64,
+    },
     /// Cosine from the base rate down to `min_lr` at the last step.
     Cosine {
         #[serde(default)]
@@ -26,10 +29,23 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
-    pub fn new(base_lr: f64, schedule: Schedule, steps_per_epoch: usize, epochs: usize, warmup_epochs: f64) -> Self {
+    pub fn new(
+        base_lr: f64,
+        schedule: Schedule,
+        steps_per_epoch: usize,
+        epochs: usize,
+        warmup_epochs: f64,
+    ) -> Self {
         let total_steps = steps_per_epoch * epochs;
-        let warmup_steps = ((warmup_epochs * steps_per_epoch as f64).round() as usize).min(total_steps);
-        LrSchedule { base_lr, schedule, steps_per_epoch, total_steps, warmup_steps }
+        let warmup_steps =
+            ((warmup_epochs * steps_per_epoch as f64).round() as usize).min(total_steps);
+        LrSchedule {
+            base_lr,
+            schedule,
+            steps_per_epoch,
+            total_steps,
+            warmup_steps,
+        }
     }
 
     /// Rate for optimiser step `step` (0-based).
@@ -39,14 +55,20 @@ impl LrSchedule {
         }
         match &self.schedule {
             Schedule::Constant => self.base_lr,
-            Schedule::Step { every_epochs, gamma } => {
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => {
                 let epoch = step as f64 / self.steps_per_epoch.max(1) as f64;
                 self.base_lr * gamma.powf((epoch / every_epochs).floor())
             }
             Schedule::Cosine { min_lr } => {
                 let span = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64;
                 let t = (step - self.warmup_steps) as f64 / span;
-                min_lr + 0.5 * (self.base_lr - min_lr) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+                min_lr
+                    + 0.5
+                        * (self.base_lr - min_lr)
+                        * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
             }
         }
     }
@@ -68,7 +90,16 @@ mod tests {
 
     #[test]
     fn step_and_constant() {
-        let s = LrSchedule::new(0.1, Schedule::Step { every_epochs: 2.0, gamma: 0.1 }, 5, 6, 0.0);
+        let s = LrSchedule::new(
+            0.1,
+            Schedule::Step {
+                every_epochs: 2.0,
+                gamma: 0.1,
+            },
+            5,
+            6,
+            0.0,
+        );
         assert!((s.lr(9) - 0.1).abs() < 1e-12);
         assert!((s.lr(10) - 0.01).abs() < 1e-12);
         assert!((s.lr(29) - 0.001).abs() < 1e-12);

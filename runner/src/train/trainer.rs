@@ -31,7 +31,11 @@ pub struct TrainData {
 
 impl TrainData {
     /// Opens `{data_prefix}/train` (and `{data_prefix}/test` when staged) of `store`.
-    pub fn open(store: Arc<dyn ObjectStore>, data_prefix: &str, recipe: &Recipe) -> Result<TrainData, TrainError> {
+    pub fn open(
+        store: Arc<dyn ObjectStore>,
+        data_prefix: &str,
+        recipe: &Recipe,
+    ) -> Result<TrainData, TrainError> {
         recipe.validate()?;
         let train_prefix = join_key(data_prefix, "train");
         let probe = crate::data::ShardIndex::load(store.as_ref(), &train_prefix)?;
@@ -45,9 +49,15 @@ impl TrainData {
             }
         };
         let augment = match recipe.augment {
-            AugmentKind::None => Augment { cutout: recipe.cutout, ..Augment::eval(side) },
+            AugmentKind::None => Augment {
+                cutout: recipe.cutout,
+                ..Augment::eval(side)
+            },
             AugmentKind::Cifar => Augment::cifar(side, recipe.cutout),
-            AugmentKind::Imagenet => Augment { cutout: recipe.cutout, ..Augment::imagenet(side) },
+            AugmentKind::Imagenet => Augment {
+                cutout: recipe.cutout,
+                ..Augment::imagenet(side)
+            },
         };
         let config = LoaderConfig {
             shuffle_buffer: recipe.shuffle_buffer,
@@ -56,11 +66,20 @@ impl TrainData {
         let train = Loader::new(store.clone(), &train_prefix, config)?;
         let test_prefix = join_key(data_prefix, "test");
         let test = if store.exists(&join_key(&test_prefix, "_SUCCESS"))? {
-            Some(Loader::new(store, &test_prefix, LoaderConfig::eval(recipe.eval_batch_size, side))?)
+            Some(Loader::new(
+                store,
+                &test_prefix,
+                LoaderConfig::eval(recipe.eval_batch_size, side),
+            )?)
         } else {
             None
         };
-        Ok(TrainData { classes: probe.classes, train, test, side })
+        Ok(TrainData {
+            classes: probe.classes,
+            train,
+            test,
+            side,
+        })
     }
 }
 
@@ -79,7 +98,13 @@ pub struct TrainOptions<'a> {
 
 impl TrainOptions<'_> {
     pub fn cpu() -> Self {
-        TrainOptions { device: Device::Cpu, checkpoints: None, resume: false, stop_after_step: None, progress: false }
+        TrainOptions {
+            device: Device::Cpu,
+            checkpoints: None,
+            resume: false,
+            stop_after_step: None,
+            progress: false,
+        }
     }
 }
 
@@ -165,7 +190,13 @@ pub fn train(
             data.train.len()
         )));
     }
-    let schedule = LrSchedule::new(recipe.lr, recipe.schedule.clone(), spe, recipe.epochs, recipe.warmup_epochs);
+    let schedule = LrSchedule::new(
+        recipe.lr,
+        recipe.schedule.clone(),
+        spe,
+        recipe.epochs,
+        recipe.warmup_epochs,
+    );
     let total = schedule.total_steps;
     let mut state = CheckpointState {
         step: 0,
@@ -195,12 +226,13 @@ pub fn train(
         }
     }
     let first_step = state.step;
-    let save = |state: &CheckpointState, vs: &VarStore, opt: &Sgd| -> Result<Option<String>, TrainError> {
-        match options.checkpoints {
-            Some((store, prefix)) => checkpoint::save(store, prefix, vs, opt, state).map(Some),
-            None => Ok(None),
-        }
-    };
+    let save =
+        |state: &CheckpointState, vs: &VarStore, opt: &Sgd| -> Result<Option<String>, TrainError> {
+            match options.checkpoints {
+                Some((store, prefix)) => checkpoint::save(store, prefix, vs, opt, state).map(Some),
+                None => Ok(None),
+            }
+        };
     let mut stopped = false;
     'epochs: while state.step < total {
         let epoch = state.step / spe;
@@ -213,11 +245,17 @@ pub fn train(
             tch::manual_seed(step_seed(recipe.seed, state.step));
             let x = batch.images.to_device(device);
             let y = batch.labels.to_device(device);
-            let mut f = Forward { drop_path_prob: drop_path, ..Forward::train() };
-            let logits = tch::autocast(recipe.autocast && device.is_cuda(), || net.forward(&x, &mut f));
+            let mut f = Forward {
+                drop_path_prob: drop_path,
+                ..Forward::train()
+            };
+            let logits = tch::autocast(recipe.autocast && device.is_cuda(), || {
+                net.forward(&x, &mut f)
+            });
             let mut loss = smoothed_cross_entropy(&logits, &y, recipe.label_smoothing);
             if let (Some(aux), true) = (f.aux_logits.take(), recipe.aux_weight > 0.0) {
-                loss = loss + smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
+                loss = loss
+                    + smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
             }
             opt.zero_grad();
             loss.backward();
@@ -227,7 +265,11 @@ pub fn train(
             opt.step(schedule.lr(state.step));
             let value = loss.double_value(&[]);
             if !value.is_finite() {
-                return Err(TrainError::Diverged { step: state.step, epoch, loss: value });
+                return Err(TrainError::Diverged {
+                    step: state.step,
+                    epoch,
+                    loss: value,
+                });
             }
             state.step += 1;
             state.last_loss = value;
@@ -236,7 +278,9 @@ pub fn train(
             state.epoch = state.step / spe;
             state.batch_in_epoch = state.step % spe;
             if state.batch_in_epoch == 0 {
-                state.epoch_losses.push(state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64);
+                state
+                    .epoch_losses
+                    .push(state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64);
                 state.epoch_loss_sum = 0.0;
                 state.epoch_loss_count = 0;
                 if options.progress {
@@ -247,7 +291,8 @@ pub fn train(
                         recipe.epochs,
                         state.epoch_losses.last().copied().unwrap_or(f64::NAN),
                         schedule.lr(state.step - 1),
-                        ((state.step - first_step) * recipe.batch_size) as f64 / started.elapsed().as_secs_f64()
+                        ((state.step - first_step) * recipe.batch_size) as f64
+                            / started.elapsed().as_secs_f64()
                     );
                 }
             }
@@ -267,11 +312,15 @@ pub fn train(
             }
         }
         if !stopped && seen < spe && state.step < total && state.step / spe == epoch {
-            return Err(TrainError::Config(format!("epoch {epoch} ended after {seen} of {spe} batches")));
+            return Err(TrainError::Config(format!(
+                "epoch {epoch} ended after {seen} of {spe} batches"
+            )));
         }
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    if !stopped && last_checkpoint.as_deref() != Some(&checkpoint::checkpoint_name(state.step)) {
+    if !stopped
+        && last_checkpoint.as_deref() != Some(checkpoint::checkpoint_name(state.step).as_str())
+    {
         if let Some(name) = save(&state, &vs, &opt)? {
             last_checkpoint = Some(name);
         }
@@ -292,7 +341,8 @@ pub fn train(
         last_loss: state.last_loss,
         test,
         seconds: started.elapsed().as_secs_f64(),
-        images_per_second: ((state.step - first_step) * recipe.batch_size) as f64 / train_seconds.max(1e-9),
+        images_per_second: ((state.step - first_step) * recipe.batch_size) as f64
+            / train_seconds.max(1e-9),
         last_checkpoint,
     };
     Ok(Trained { vs, net, report })
@@ -316,7 +366,14 @@ pub fn evaluate(net: &dyn Net, loader: &Loader, device: Device) -> Result<EvalRe
         n += b as usize;
     }
     if n == 0 {
-        return Err(TrainError::Config("evaluation split holds no images".into()));
+        return Err(TrainError::Config(
+            "evaluation split holds no images".into(),
+        ));
     }
-    Ok(EvalResult { top1: top1 as f64 / n as f64, top5: top5 as f64 / n as f64, loss: loss_sum / n as f64, images: n })
+    Ok(EvalResult {
+        top1: top1 as f64 / n as f64,
+        top5: top5 as f64 / n as f64,
+        loss: loss_sum / n as f64,
+        images: n,
+    })
 }

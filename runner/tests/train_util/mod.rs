@@ -9,7 +9,11 @@ use tch::{nn, nn::ModuleT, Tensor};
 
 pub fn shared_data() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    assert!(p.is_dir(), "{} is missing: the tests need the shared data sets", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: the tests need the shared data sets",
+        p.display()
+    );
     p
 }
 
@@ -20,7 +24,11 @@ pub fn cifar_dir() -> PathBuf {
 /// Fashion-MNIST as Debian's `dataset-fashion-mnist` installs it.
 pub fn fashion_dir() -> PathBuf {
     let p = PathBuf::from("/usr/share/datasets/fashion-mnist");
-    assert!(p.is_dir(), "{} is missing: install the dataset-fashion-mnist package", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: install the dataset-fashion-mnist package",
+        p.display()
+    );
     p
 }
 
@@ -46,7 +54,8 @@ impl Net for TinyNet {
         let mut h2 = self.b2.forward_t(&h.apply(&self.c2), f.train).relu();
         if f.train && f.drop_path_prob > 0.0 {
             let keep = 1.0 - f.drop_path_prob;
-            let mask = Tensor::empty([h2.size()[0], 1, 1, 1], (tch::Kind::Float, h2.device())).bernoulli_float_(keep);
+            let mask = Tensor::empty([h2.size()[0], 1, 1, 1], (tch::Kind::Float, h2.device()))
+                .bernoulli_float_(keep);
             h2 = h2 / keep * mask;
         }
         if f.train {
@@ -54,7 +63,9 @@ impl Net for TinyNet {
                 f.aux_logits = Some(h.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(aux));
             }
         }
-        h2.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        h2.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.fc)
     }
     fn classifier_weight(&self) -> Tensor {
         self.fc.ws.shallow_clone()
@@ -63,17 +74,29 @@ impl Net for TinyNet {
 
 impl NetBuilder for TinyBuilder {
     fn arch(&self) -> String {
-        format!("tiny-{}x{}-{}{}", self.channels, self.side, self.classes, if self.aux { "-aux" } else { "" })
+        format!(
+            "tiny-{}x{}-{}{}",
+            self.channels,
+            self.side,
+            self.classes,
+            if self.aux { "-aux" } else { "" }
+        )
     }
     fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
-        let conv = |s| nn::ConvConfig { padding: 1, stride: s, ..Default::default() };
+        let conv = |s| nn::ConvConfig {
+            padding: 1,
+            stride: s,
+            ..Default::default()
+        };
         Box::new(TinyNet {
             c1: nn::conv2d(vs / "c1", self.channels, 16, 3, conv(1)),
             b1: nn::batch_norm2d(vs / "b1", 16, Default::default()),
             c2: nn::conv2d(vs / "c2", 16, 32, 3, conv(2)),
             b2: nn::batch_norm2d(vs / "b2", 32, Default::default()),
             fc: nn::linear(vs / "fc", 32, self.classes, Default::default()),
-            aux: self.aux.then(|| nn::linear(vs / "aux", 16, self.classes, Default::default())),
+            aux: self
+                .aux
+                .then(|| nn::linear(vs / "aux", 16, self.classes, Default::default())),
         })
     }
     fn param_count(&self) -> i64 {
@@ -102,8 +125,15 @@ pub fn cifar_jpegs(per_class: usize) -> Vec<(String, String, Vec<u8>)> {
     let mut per: std::collections::BTreeMap<String, usize> = Default::default();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
-        let Some((class, name)) = path.split_once('/') else { continue };
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let Some((class, name)) = path.split_once('/') else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -148,7 +178,10 @@ pub fn tar_dir<W: Write>(b: &mut tar::Builder<W>, path: &str) {
 /// Writes a gzipped tar of `<prefix><class>/<file>` entries with folder entries (like
 /// `tar czf` of a tree), sorted.
 pub fn write_tar_gz(path: &Path, prefix: &str, files: &[(String, String, Vec<u8>)]) {
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
     let mut b = tar::Builder::new(gz);
     let mut last = String::new();
     for (class, name, bytes) in files {
@@ -167,7 +200,9 @@ pub fn fashion_subset(dir: &Path, stem: &str, n: usize) {
     let read = |name: &str| {
         let mut out = Vec::new();
         let f = std::fs::File::open(fashion_dir().join(name)).unwrap();
-        flate2::read::GzDecoder::new(f).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(f)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     };
     let images = read(&format!("{stem}-images-idx3-ubyte.gz"));
