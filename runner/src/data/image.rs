@@ -1,0 +1,215 @@
+//! Decoded images (interleaved `H x W x C` bytes) and the geometric operations staging needs:
+//! JPEG decoding (zune-jpeg), short-side resize (fast_image_resize, bilinear) and crops.
+use super::DataError;
+use fast_image_resize::{
+    images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+};
+use zune_jpeg::zune_core::{colorspace::ColorSpace, options::DecoderOptions};
+use zune_jpeg::JpegDecoder;
+
+/// Largest side accepted from a JPEG header: larger images are treated as corrupt.
+const MAX_SIDE: usize = 16_384;
+
+/// An 8-bit image, rows of interleaved channels (`HWC`), 1 or 3 channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub channels: u8,
+    pub height: u32,
+    pub width: u32,
+    pub data: Vec<u8>,
+}
+
+impl Image {
+    pub fn new(channels: u8, height: u32, width: u32, data: Vec<u8>) -> Result<Self, DataError> {
+        let want = channels as usize * height as usize * width as usize;
+        if data.len() != want || !(channels == 1 || channels == 3) {
+            return Err(DataError::Invalid(format!(
+                "image of {channels} channels {height}x{width} needs {want} bytes, got {}",
+                data.len()
+            )));
+        }
+        Ok(Image {
+            channels,
+            height,
+            width,
+            data,
+        })
+    }
+
+    /// Same pixels as `C x H x W` planes (the tensor layout).
+    pub fn to_chw(&self) -> Vec<u8> {
+        let (c, hw) = (
+            self.channels as usize,
+            self.height as usize * self.width as usize,
+        );
+        let mut out = vec![0u8; self.data.len()];
+        for (i, px) in self.data.chunks_exact(c).enumerate() {
+            for (k, v) in px.iter().enumerate() {
+                out[k * hw + i] = *v;
+            }
+        }
+        out
+    }
+
+    /// The `h x w` window at (`top`, `left`), which must lie inside the image.
+    pub fn crop(&self, top: u32, left: u32, h: u32, w: u32) -> Image {
+        debug_assert!(top + h <= self.height && left + w <= self.width);
+        let c = self.channels as usize;
+        let mut data = Vec::with_capacity(c * h as usize * w as usize);
+        for y in top..top + h {
+            let start = (y as usize * self.width as usize + left as usize) * c;
+            data.extend_from_slice(&self.data[start..start + w as usize * c]);
+        }
+        Image {
+            channels: self.channels,
+            height: h,
+            width: w,
+            data,
+        }
+    }
+
+    /// Central `size x size` window (or the whole side where the image is smaller).
+    pub fn center_crop(&self, size: u32) -> Image {
+        let (h, w) = (size.min(self.height), size.min(self.width));
+        self.crop((self.height - h) / 2, (self.width - w) / 2, h, w)
+    }
+
+    /// Resized so that the shorter side is `short` (aspect kept, bilinear); unchanged if it is.
+    pub fn resize_short_side(&self, short: u32) -> Result<Image, DataError> {
+        let (h, w) = (self.height, self.width);
+        if h.min(w) == short {
+            return Ok(self.clone());
+        }
+        let scale = short as f64 / h.min(w) as f64;
+        let (nh, nw) = if h <= w {
+            (short, ((w as f64 * scale).round() as u32).max(1))
+        } else {
+            (((h as f64 * scale).round() as u32).max(1), short)
+        };
+        self.resize_region(0.0, 0.0, h as f64, w as f64, nh, nw)
+    }
+
+    /// The region (`top`, `left`, `h`, `w`) in source pixels resized to `out_h x out_w`.
+    pub fn resize_region(
+        &self,
+        top: f64,
+        left: f64,
+        h: f64,
+        w: f64,
+        out_h: u32,
+        out_w: u32,
+    ) -> Result<Image, DataError> {
+        let pixel = if self.channels == 3 {
+            PixelType::U8x3
+        } else {
+            PixelType::U8
+        };
+        let src = FirImage::from_vec_u8(self.width, self.height, self.data.clone(), pixel)
+            .map_err(|e| DataError::Invalid(format!("resize source: {e}")))?;
+        let mut dst = FirImage::new(out_w, out_h, pixel);
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .crop(left, top, w, h);
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| DataError::Invalid(format!("resize to {out_h}x{out_w}: {e}")))?;
+        Ok(Image {
+            channels: self.channels,
+            height: out_h,
+            width: out_w,
+            data: dst.into_vec(),
+        })
+    }
+}
+
+/// Decodes a JPEG into RGB (`channels == 3`) or grayscale (`channels == 1`); `key` names it in
+/// errors. CMYK and grayscale sources are converted to the requested channel count.
+pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataError> {
+    let colorspace = if channels == 1 {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(colorspace)
+        .set_max_width(MAX_SIDE)
+        .set_max_height(MAX_SIDE);
+    let mut decoder = JpegDecoder::new_with_options(bytes, options);
+    let data = decoder.decode().map_err(|e| DataError::Decode {
+        key: key.to_string(),
+        detail: format!("{e:?}"),
+    })?;
+    let info = decoder.info().ok_or_else(|| DataError::Decode {
+        key: key.to_string(),
+        detail: "no image header".into(),
+    })?;
+    let (h, w) = (info.height as u32, info.width as u32);
+    let got = decoder
+        .get_output_colorspace()
+        .map(|c| c.num_components())
+        .unwrap_or(0);
+    let data = match (got, channels) {
+        (3, 3) | (1, 1) => data,
+        (1, 3) => data.iter().flat_map(|&v| [v, v, v]).collect(),
+        (3, 1) => data
+            .chunks_exact(3)
+            .map(|p| {
+                ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
+            })
+            .collect(),
+        (n, _) => {
+            return Err(DataError::Decode {
+                key: key.to_string(),
+                detail: format!("{n} colour components"),
+            })
+        }
+    };
+    Image::new(channels, h, w, data).map_err(|e| DataError::Decode {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// True for names a JPEG reader should take (`.jpg`, `.jpeg`, any case).
+pub fn is_jpeg_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".jpg") || lower.ends_with(".jpeg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(h: u32, w: u32) -> Image {
+        let data = (0..h * w * 3).map(|i| (i % 251) as u8).collect();
+        Image::new(3, h, w, data).unwrap()
+    }
+
+    #[test]
+    fn crop_and_chw_layout() {
+        let img = ramp(4, 5);
+        let c = img.crop(1, 2, 2, 3);
+        assert_eq!((c.height, c.width), (2, 3));
+        assert_eq!(&c.data[0..3], &img.data[(5 + 2) * 3..(5 + 2) * 3 + 3]);
+        let chw = img.to_chw();
+        assert_eq!(chw[0], img.data[0]);
+        assert_eq!(chw[20], img.data[1]);
+        assert_eq!(chw[41], img.data[5]);
+    }
+
+    #[test]
+    fn short_side_resize_keeps_aspect() {
+        let img = ramp(40, 60);
+        let r = img.resize_short_side(20).unwrap();
+        assert_eq!((r.height, r.width), (20, 30));
+        let t = ramp(60, 40).resize_short_side(20).unwrap();
+        assert_eq!((t.height, t.width), (30, 20));
+        assert_eq!(img.center_crop(32).width, 32);
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        let err = decode_jpeg(&[0xff, 0xd8, 0x00, 0x01], 3, "k/x.jpg").unwrap_err();
+        assert!(err.to_string().contains("k/x.jpg"), "{err}");
+    }
+}

@@ -1,0 +1,379 @@
+//! The training loop and evaluation.
+//!
+//! One step: reseed libtorch from (seed, step) (drop-path and any other torch randomness then
+//! depend on the step alone, which is what makes resumption exact), forward in train mode with
+//! the epoch's drop-path probability, label-smoothed cross-entropy plus the weighted auxiliary
+//! loss, backward, optional global-norm clipping, SGD at the scheduled rate. Checkpoints every
+//! `checkpoint_every` steps, when stopped early, and at the end; `resume` continues from the
+//! newest. Data-parallel training over several GPUs is not implemented: one device per run.
+use super::checkpoint::{self, CheckpointState};
+use super::optim::Sgd;
+use super::recipe::{AugmentKind, Recipe};
+use super::schedule::LrSchedule;
+use super::TrainError;
+use crate::data::augment::Augment;
+use crate::data::shards::join_key;
+use crate::data::{Loader, LoaderConfig};
+use crate::nn::{Forward, Net, NetBuilder};
+use crate::store::ObjectStore;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// Staged training and test splits with loaders configured from a recipe.
+pub struct TrainData {
+    pub train: Loader,
+    pub test: Option<Loader>,
+    pub classes: Vec<String>,
+    pub side: u32,
+}
+
+impl TrainData {
+    /// Opens `{data_prefix}/train` (and `{data_prefix}/test` when staged) of `store`.
+    pub fn open(
+        store: Arc<dyn ObjectStore>,
+        data_prefix: &str,
+        recipe: &Recipe,
+    ) -> Result<TrainData, TrainError> {
+        recipe.validate()?;
+        let train_prefix = join_key(data_prefix, "train");
+        let probe = crate::data::ShardIndex::load(store.as_ref(), &train_prefix)?;
+        let side = match (recipe.image_side, probe.shape) {
+            (Some(s), _) => s,
+            (None, Some([_, h, w])) if h == w => h,
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "{train_prefix}: staged images vary in size; set the recipe's image_side"
+                )))
+            }
+        };
+        let augment = match recipe.augment {
+            AugmentKind::None => Augment {
+                cutout: recipe.cutout,
+                ..Augment::eval(side)
+            },
+            AugmentKind::Cifar => Augment::cifar(side, recipe.cutout),
+            AugmentKind::Imagenet => Augment {
+                cutout: recipe.cutout,
+                ..Augment::imagenet(side)
+            },
+        };
+        let config = LoaderConfig {
+            shuffle_buffer: recipe.shuffle_buffer,
+            ..LoaderConfig::train(recipe.batch_size, augment, recipe.seed)
+        };
+        let train = Loader::new(store.clone(), &train_prefix, config)?;
+        let test_prefix = join_key(data_prefix, "test");
+        let test = if store.exists(&join_key(&test_prefix, "_SUCCESS"))? {
+            Some(Loader::new(
+                store,
+                &test_prefix,
+                LoaderConfig::eval(recipe.eval_batch_size, side),
+            )?)
+        } else {
+            None
+        };
+        Ok(TrainData {
+            classes: probe.classes,
+            train,
+            test,
+            side,
+        })
+    }
+}
+
+/// Where and how to run.
+pub struct TrainOptions<'a> {
+    pub device: Device,
+    /// Store and key prefix for checkpoints; `None`: no checkpoints and no resumption.
+    pub checkpoints: Option<(&'a dyn ObjectStore, &'a str)>,
+    /// Continue from the newest checkpoint under the prefix, when one exists.
+    pub resume: bool,
+    /// Stop (with a checkpoint) once this many steps are done, schedule unchanged.
+    pub stop_after_step: Option<usize>,
+    /// One line per epoch on stderr.
+    pub progress: bool,
+}
+
+impl TrainOptions<'_> {
+    pub fn cpu() -> Self {
+        TrainOptions {
+            device: Device::Cpu,
+            checkpoints: None,
+            resume: false,
+            stop_after_step: None,
+            progress: false,
+        }
+    }
+}
+
+/// Top-1/top-5 accuracy (fractions) and mean loss over a split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalResult {
+    pub top1: f64,
+    pub top5: f64,
+    pub loss: f64,
+    pub images: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub arch: String,
+    pub recipe: String,
+    pub device: String,
+    pub steps: usize,
+    pub steps_total: usize,
+    /// False when stopped by `stop_after_step`.
+    pub finished: bool,
+    pub resumed_from_step: Option<usize>,
+    /// Mean training loss of each finished epoch.
+    pub epoch_losses: Vec<f64>,
+    pub last_loss: f64,
+    pub test: Option<EvalResult>,
+    pub seconds: f64,
+    /// Training images per second of this invocation (excluding evaluation).
+    pub images_per_second: f64,
+    pub last_checkpoint: Option<String>,
+}
+
+/// A trained network and its parameters.
+pub struct Trained {
+    pub vs: VarStore,
+    pub net: Box<dyn Net>,
+    pub report: TrainReport,
+}
+
+fn step_seed(seed: u64, step: usize) -> i64 {
+    let mut x = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    (x.wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 1) as i64
+}
+
+/// Cross-entropy with label smoothing `eps`: `(1 - eps) * nll + eps * mean_k(-log p_k)`.
+pub fn smoothed_cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Tensor {
+    let logp = logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+    let nll = -logp.gather(1, &labels.unsqueeze(1), false).squeeze_dim(1);
+    if eps == 0.0 {
+        return nll.mean(Kind::Float);
+    }
+    let uniform = -logp.mean_dim([-1i64], false, Kind::Float);
+    (nll * (1.0 - eps) + uniform * eps).mean(Kind::Float)
+}
+
+/// Trains the network `builder` describes with `recipe` on `data`.
+pub fn train(
+    builder: &dyn NetBuilder,
+    recipe: &Recipe,
+    data: &TrainData,
+    options: &TrainOptions,
+) -> Result<Trained, TrainError> {
+    recipe.validate()?;
+    if builder.num_classes() as usize != data.classes.len() {
+        return Err(TrainError::Config(format!(
+            "network has {} classes, data set {}",
+            builder.num_classes(),
+            data.classes.len()
+        )));
+    }
+    let started = Instant::now();
+    let device = options.device;
+    tch::manual_seed(step_seed(recipe.seed, usize::MAX));
+    let mut vs = VarStore::new(device);
+    let net = builder.build(&vs.root());
+    let mut opt = Sgd::new(&vs, recipe.momentum, recipe.nesterov, recipe.weight_decay);
+    let spe = data.train.batches_per_epoch();
+    if spe == 0 {
+        return Err(TrainError::Config(format!(
+            "batch size {} is larger than the {} training images",
+            recipe.batch_size,
+            data.train.len()
+        )));
+    }
+    let schedule = LrSchedule::new(
+        recipe.lr,
+        recipe.schedule.clone(),
+        spe,
+        recipe.epochs,
+        recipe.warmup_epochs,
+    );
+    let total = schedule.total_steps;
+    let mut state = CheckpointState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        arch: builder.arch(),
+        recipe: recipe.clone(),
+        epoch_loss_sum: 0.0,
+        epoch_loss_count: 0,
+        epoch_losses: Vec::new(),
+        last_loss: f64::NAN,
+    };
+    let mut resumed_from_step = None;
+    let mut last_checkpoint = None;
+    if let (Some((store, prefix)), true) = (options.checkpoints, options.resume) {
+        if let Some(name) = checkpoint::latest(store, prefix)? {
+            let loaded = checkpoint::load(store, prefix, &name, &mut vs, &mut opt)?;
+            if loaded.arch != state.arch || loaded.recipe != *recipe {
+                return Err(TrainError::Checkpoint {
+                    key: join_key(prefix, &name),
+                    detail: "written for another architecture or recipe".into(),
+                });
+            }
+            resumed_from_step = Some(loaded.step);
+            last_checkpoint = Some(name);
+            state = loaded;
+        }
+    }
+    let first_step = state.step;
+    let save =
+        |state: &CheckpointState, vs: &VarStore, opt: &Sgd| -> Result<Option<String>, TrainError> {
+            match options.checkpoints {
+                Some((store, prefix)) => checkpoint::save(store, prefix, vs, opt, state).map(Some),
+                None => Ok(None),
+            }
+        };
+    let mut stopped = false;
+    'epochs: while state.step < total {
+        let epoch = state.step / spe;
+        let skip = state.step % spe;
+        let drop_path = recipe.drop_path * epoch as f64 / recipe.epochs as f64;
+        let mut seen = skip;
+        for batch in data.train.epoch(epoch, skip) {
+            let batch = batch?;
+            seen += 1;
+            tch::manual_seed(step_seed(recipe.seed, state.step));
+            let x = batch.images.to_device(device);
+            let y = batch.labels.to_device(device);
+            let mut f = Forward {
+                drop_path_prob: drop_path,
+                ..Forward::train()
+            };
+            let logits = tch::autocast(recipe.autocast && device.is_cuda(), || {
+                net.forward(&x, &mut f)
+            });
+            let mut loss = smoothed_cross_entropy(&logits, &y, recipe.label_smoothing);
+            if let (Some(aux), true) = (f.aux_logits.take(), recipe.aux_weight > 0.0) {
+                loss = loss
+                    + smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
+            }
+            opt.zero_grad();
+            loss.backward();
+            if let Some(max) = recipe.grad_clip {
+                opt.clip_grad_norm(max);
+            }
+            opt.step(schedule.lr(state.step));
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    step: state.step,
+                    epoch,
+                    loss: value,
+                });
+            }
+            state.step += 1;
+            state.last_loss = value;
+            state.epoch_loss_sum += value;
+            state.epoch_loss_count += 1;
+            state.epoch = state.step / spe;
+            state.batch_in_epoch = state.step % spe;
+            if state.batch_in_epoch == 0 {
+                state
+                    .epoch_losses
+                    .push(state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64);
+                state.epoch_loss_sum = 0.0;
+                state.epoch_loss_count = 0;
+                if options.progress {
+                    eprintln!(
+                        "train {}: epoch {}/{} loss {:.4} lr {:.5} ({:.0} images/s)",
+                        state.arch,
+                        epoch + 1,
+                        recipe.epochs,
+                        state.epoch_losses.last().copied().unwrap_or(f64::NAN),
+                        schedule.lr(state.step - 1),
+                        ((state.step - first_step) * recipe.batch_size) as f64
+                            / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            let periodic = recipe.checkpoint_every > 0 && state.step % recipe.checkpoint_every == 0;
+            let stop = options.stop_after_step.is_some_and(|s| state.step >= s);
+            if periodic || stop {
+                if let Some(name) = save(&state, &vs, &opt)? {
+                    last_checkpoint = Some(name);
+                }
+            }
+            if stop {
+                stopped = true;
+                break 'epochs;
+            }
+            if state.batch_in_epoch == 0 {
+                break;
+            }
+        }
+        if !stopped && seen < spe && state.step < total && state.step / spe == epoch {
+            return Err(TrainError::Config(format!(
+                "epoch {epoch} ended after {seen} of {spe} batches"
+            )));
+        }
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    if !stopped
+        && last_checkpoint.as_deref() != Some(checkpoint::checkpoint_name(state.step).as_str())
+    {
+        if let Some(name) = save(&state, &vs, &opt)? {
+            last_checkpoint = Some(name);
+        }
+    }
+    let test = match (&data.test, stopped) {
+        (Some(loader), false) => Some(evaluate(net.as_ref(), loader, device)?),
+        _ => None,
+    };
+    let report = TrainReport {
+        arch: state.arch.clone(),
+        recipe: recipe.name.clone(),
+        device: format!("{device:?}"),
+        steps: state.step,
+        steps_total: total,
+        finished: !stopped,
+        resumed_from_step,
+        epoch_losses: state.epoch_losses.clone(),
+        last_loss: state.last_loss,
+        test,
+        seconds: started.elapsed().as_secs_f64(),
+        images_per_second: ((state.step - first_step) * recipe.batch_size) as f64
+            / train_seconds.max(1e-9),
+        last_checkpoint,
+    };
+    Ok(Trained { vs, net, report })
+}
+
+/// Top-1/top-5 accuracy and mean cross-entropy of `net` over every batch of `loader`.
+pub fn evaluate(net: &dyn Net, loader: &Loader, device: Device) -> Result<EvalResult, TrainError> {
+    let (mut top1, mut top5, mut loss_sum, mut n) = (0i64, 0i64, 0f64, 0usize);
+    for batch in loader.epoch(0, 0) {
+        let batch = batch?;
+        let x = batch.images.to_device(device);
+        let y = batch.labels.to_device(device);
+        let logits = tch::no_grad(|| net.forward(&x, &mut Forward::eval())).to_kind(Kind::Float);
+        let b = y.size()[0];
+        let k = logits.size()[1].min(5);
+        let (_, idx) = logits.topk(k, -1, true, true);
+        let correct = idx.eq_tensor(&y.unsqueeze(1));
+        top1 += correct.narrow(1, 0, 1).sum(Kind::Int64).int64_value(&[]);
+        top5 += correct.sum(Kind::Int64).int64_value(&[]);
+        loss_sum += logits.cross_entropy_for_logits(&y).double_value(&[]) * b as f64;
+        n += b as usize;
+    }
+    if n == 0 {
+        return Err(TrainError::Config(
+            "evaluation split holds no images".into(),
+        ));
+    }
+    Ok(EvalResult {
+        top1: top1 as f64 / n as f64,
+        top5: top5 as f64 / n as f64,
+        loss: loss_sum / n as f64,
+        images: n,
+    })
+}
