@@ -41,9 +41,12 @@ fn list_type(path: &[Seg], field: &str, builtin: bool) -> ListType {
     match field {
         "finalizers" => ListType::Set,
         "ownerReferences" => ListType::Map("uid"),
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => {
-            ListType::Map("name")
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => ListType::Map("name"),
         "volumeMounts" => ListType::Map("mountPath"),
         "ports" => ListType::Map("containerPort"),
         "conditions" => ListType::Map("type"),
@@ -151,7 +154,10 @@ fn merge_at(live: &mut Value, applied: &Value, path: &mut FieldPath, builtin: bo
             match list_type(path, &field, builtin) {
                 ListType::Map(key) => {
                     for it in a {
-                        match l.iter_mut().find(|x| x.get(key).is_some() && x.get(key) == it.get(key)) {
+                        match l
+                            .iter_mut()
+                            .find(|x| x.get(key).is_some() && x.get(key) == it.get(key))
+                        {
                             Some(existing) => merge_at(existing, it, path, builtin),
                             None => l.push(it.clone()),
                         }
@@ -173,14 +179,16 @@ fn merge_at(live: &mut Value, applied: &Value, path: &mut FieldPath, builtin: bo
 
 /// Removes one path; an inner map node only if it became empty.
 fn remove(obj: &mut Value, path: &[Seg], leaf: bool) {
-    let Some((last, parent)) = path.split_last() else { return };
+    let Some((last, parent)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parent {
         let next = match (seg, cur) {
             (Seg::Key(k), Value::Object(m)) => m.get_mut(k),
-            (Seg::Item(key, kv), Value::Array(items)) => {
-                items.iter_mut().find(|x| x.get(key).map(Value::to_string).as_deref() == Some(kv))
-            }
+            (Seg::Item(key, kv), Value::Array(items)) => items
+                .iter_mut()
+                .find(|x| x.get(key).map(Value::to_string).as_deref() == Some(kv)),
             _ => None,
         };
         match next {
@@ -205,14 +213,23 @@ fn remove(obj: &mut Value, path: &[Seg], leaf: bool) {
 
 /// Applies `applied` for `manager` onto `live` (or onto an empty object when creating) and
 /// records the manager's new field set in `managers`.
-pub fn apply(live: Option<&Value>, applied: &Value, manager: &str, managers: &mut Managers, builtin: bool) -> Value {
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    managers: &mut Managers,
+    builtin: bool,
+) -> Value {
     let mut out = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     merge(&mut out, applied, builtin);
     let new = field_set(applied, builtin);
     let prev = managers.remove(manager).unwrap_or_default();
     let others: BTreeSet<&FieldPath> = managers.values().flatten().collect();
     // Longest paths first, so that children go before the maps holding them.
-    let mut dropped: Vec<&FieldPath> = prev.iter().filter(|p| !new.contains(*p) && !others.contains(p)).collect();
+    let mut dropped: Vec<&FieldPath> = prev
+        .iter()
+        .filter(|p| !new.contains(*p) && !others.contains(p))
+        .collect();
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in dropped {
         let leaf = !prev.iter().any(|q| q.len() > p.len() && q.starts_with(p));
@@ -231,8 +248,17 @@ mod tests {
     fn apply_merges_and_removes_fields_the_manager_dropped() {
         let mut mgrs = Managers::new();
         let live = json!({"spec": {"a": 1, "b": {"c": 2}, "keep": true}});
-        let v1 = apply(Some(&live), &json!({"spec": {"a": 5, "b": {"c": 3, "d": 4}}}), "m", &mut mgrs, false);
-        assert_eq!(v1, json!({"spec": {"a": 5, "b": {"c": 3, "d": 4}, "keep": true}}));
+        let v1 = apply(
+            Some(&live),
+            &json!({"spec": {"a": 5, "b": {"c": 3, "d": 4}}}),
+            "m",
+            &mut mgrs,
+            false,
+        );
+        assert_eq!(
+            v1,
+            json!({"spec": {"a": 5, "b": {"c": 3, "d": 4}, "keep": true}})
+        );
         let v2 = apply(Some(&v1), &json!({"spec": {"a": 6}}), "m", &mut mgrs, false);
         assert_eq!(v2, json!({"spec": {"a": 6, "keep": true}}));
     }
@@ -240,9 +266,27 @@ mod tests {
     #[test]
     fn another_managers_fields_survive() {
         let mut mgrs = Managers::new();
-        let v1 = apply(None, &json!({"spec": {"x": 1, "y": 1}}), "one", &mut mgrs, false);
-        let v2 = apply(Some(&v1), &json!({"spec": {"y": 2}}), "two", &mut mgrs, false);
-        let v3 = apply(Some(&v2), &json!({"spec": {"x": 1}}), "one", &mut mgrs, false);
+        let v1 = apply(
+            None,
+            &json!({"spec": {"x": 1, "y": 1}}),
+            "one",
+            &mut mgrs,
+            false,
+        );
+        let v2 = apply(
+            Some(&v1),
+            &json!({"spec": {"y": 2}}),
+            "two",
+            &mut mgrs,
+            false,
+        );
+        let v3 = apply(
+            Some(&v2),
+            &json!({"spec": {"x": 1}}),
+            "one",
+            &mut mgrs,
+            false,
+        );
         assert_eq!(v3, json!({"spec": {"x": 1, "y": 2}}));
     }
 
@@ -256,14 +300,23 @@ mod tests {
         assert_eq!(merged["status"]["conditions"][1]["status"], "True");
         let mut mgrs = Managers::new();
         let atomic = apply(Some(&live), &patch, "m", &mut mgrs, false);
-        assert_eq!(atomic["status"]["conditions"], patch["status"]["conditions"]);
+        assert_eq!(
+            atomic["status"]["conditions"],
+            patch["status"]["conditions"]
+        );
     }
 
     #[test]
     fn finalizers_are_a_set_even_on_custom_resources() {
         let mut mgrs = Managers::new();
         let live = json!({"metadata": {"finalizers": ["a"]}});
-        let v = apply(Some(&live), &json!({"metadata": {"finalizers": ["b"]}}), "m", &mut mgrs, false);
+        let v = apply(
+            Some(&live),
+            &json!({"metadata": {"finalizers": ["b"]}}),
+            "m",
+            &mut mgrs,
+            false,
+        );
         assert_eq!(v["metadata"]["finalizers"], json!(["a", "b"]));
         let v = apply(Some(&v), &json!({"metadata": {}}), "m", &mut mgrs, false);
         assert_eq!(v["metadata"]["finalizers"], json!(["a"]));

@@ -30,7 +30,11 @@ pub fn core_versions(addr: &str) -> Value {
 }
 
 fn group_versions(types: &[ResourceType], group: &str) -> Vec<String> {
-    let mut vs: Vec<String> = types.iter().filter(|t| t.group == group).map(|t| t.version.clone()).collect();
+    let mut vs: Vec<String> = types
+        .iter()
+        .filter(|t| t.group == group)
+        .map(|t| t.version.clone())
+        .collect();
     vs.dedup();
     vs
 }
@@ -49,7 +53,11 @@ fn group_doc(types: &[ResourceType], group: &str) -> Value {
 
 /// `/apis`: every named group.
 pub fn group_list(types: &[ResourceType]) -> Value {
-    let mut groups: Vec<&str> = types.iter().map(|t| t.group.as_str()).filter(|g| !g.is_empty()).collect();
+    let mut groups: Vec<&str> = types
+        .iter()
+        .map(|t| t.group.as_str())
+        .filter(|g| !g.is_empty())
+        .collect();
     groups.sort_unstable();
     groups.dedup();
     json!({
@@ -72,7 +80,10 @@ pub fn group(types: &[ResourceType], group: &str) -> Option<Value> {
 /// `/api/v1` or `/apis/<group>/<version>`, if served.
 pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for t in types.iter().filter(|t| t.group == group && t.version == version) {
+    for t in types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
         resources.push(json!({
             "name": t.plural,
             "singularName": t.singular(),
@@ -93,6 +104,12 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

@@ -63,7 +63,9 @@ fn target(store: &Store, segs: &[&str]) -> Result<Option<Target>, ApiError> {
         ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
         _ => return Ok(None),
     };
-    let Some(ty) = store.type_id(group, plural) else { return Ok(None) };
+    let Some(ty) = store.type_id(group, plural) else {
+        return Ok(None);
+    };
     if store.types[ty].version != version {
         return Ok(None);
     }
@@ -72,7 +74,12 @@ fn target(store: &Store, segs: &[&str]) -> Result<Option<Target>, ApiError> {
         Some("status") if store.types[ty].status_subresource => true,
         Some(_) => return Ok(None),
     };
-    Ok(Some(Target { ty, ns: ns.map(String::from), name: name.map(String::from), status }))
+    Ok(Some(Target {
+        ty,
+        ns: ns.map(String::from),
+        name: name.map(String::from),
+        status,
+    }))
 }
 
 fn query(req: &Request<Incoming>) -> HashMap<String, String> {
@@ -83,7 +90,10 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 }
 
 /// Answers one request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     Ok(match route(shared, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -92,7 +102,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
 
 async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let store = shared.store.clone();
     let types = &store.types;
     if req.method() == Method::GET {
@@ -109,7 +123,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
             return Ok(json_response(StatusCode::OK, &d));
         }
     }
-    let Some(t) = target(&store, &segs)? else { return Err(ApiError::no_route(&path)) };
+    let Some(t) = target(&store, &segs)? else {
+        return Err(ApiError::no_route(&path));
+    };
     let q = query(&req);
     let rt = store.types[t.ty].clone();
     let method = req.method().clone();
@@ -130,7 +146,8 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
         .to_bytes();
     let parse_body = || -> Result<Value, ApiError> {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))
     };
     match (method, t.name.as_deref()) {
         (Method::GET, None) => {
@@ -140,7 +157,10 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
                 return watch(shared, t.ty, t.ns, label, field, &q);
             }
             let (items, rv) = store.list(t.ty, t.ns.as_deref());
-            let items: Vec<Value> = items.into_iter().filter(|o| label.matches(o) && field.matches(o)).collect();
+            let items: Vec<Value> = items
+                .into_iter()
+                .filter(|o| label.matches(o) && field.matches(o))
+                .collect();
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -151,16 +171,24 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
                 }),
             ))
         }
-        (Method::GET, Some(name)) => {
-            Ok(json_response(StatusCode::OK, &store.get(t.ty, t.ns.as_deref().unwrap_or_default(), name)?))
-        }
+        (Method::GET, Some(name)) => Ok(json_response(
+            StatusCode::OK,
+            &store.get(t.ty, t.ns.as_deref().unwrap_or_default(), name)?,
+        )),
         (Method::POST, None) => {
-            let ns = t.ns.ok_or_else(|| ApiError::method_not_allowed("create needs a namespace"))?;
+            let ns =
+                t.ns.ok_or_else(|| ApiError::method_not_allowed("create needs a namespace"))?;
             let obj = store.create(t.ty, &ns, parse_body()?, Default::default())?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         (Method::PUT, Some(name)) => {
-            let obj = store.replace(t.ty, t.ns.as_deref().unwrap_or_default(), name, parse_body()?, t.status)?;
+            let obj = store.replace(
+                t.ty,
+                t.ns.as_deref().unwrap_or_default(),
+                name,
+                parse_body()?,
+                t.status,
+            )?;
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::PATCH, Some(name)) => {
@@ -168,19 +196,29 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
                 "application/merge-patch+json" => PatchKind::Merge,
                 "application/json-patch+json" => PatchKind::Json,
                 "application/strategic-merge-patch+json" => PatchKind::Strategic,
-                "application/apply-patch+yaml" | "application/apply-patch+yaml+cbor" => PatchKind::Apply,
+                "application/apply-patch+yaml" | "application/apply-patch+yaml+cbor" => {
+                    PatchKind::Apply
+                }
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let ns = t.ns.as_deref().unwrap_or_default();
             let existed = store.get(t.ty, ns, name).is_ok();
             let manager = q.get("fieldManager").map(String::as_str);
             let obj = store.patch(t.ty, ns, name, kind, &body, t.status, manager)?;
-            let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, name) => {
             let mut opts = DeleteOptions::default();
-            let parsed: Value = if body.is_empty() { Value::Null } else { parse_body()? };
+            let parsed: Value = if body.is_empty() {
+                Value::Null
+            } else {
+                parse_body()?
+            };
             let policy = parsed
                 .get("propagationPolicy")
                 .and_then(Value::as_str)
@@ -193,11 +231,20 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
                     ))
                 })?);
             } else if let Some(orphan) = parsed.get("orphanDependents").and_then(Value::as_bool) {
-                opts.propagation = Some(if orphan { Propagation::Orphan } else { Propagation::Background });
+                opts.propagation = Some(if orphan {
+                    Propagation::Orphan
+                } else {
+                    Propagation::Background
+                });
             }
-            opts.precondition_uid = parsed.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-            opts.precondition_rv =
-                parsed.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+            opts.precondition_uid = parsed
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from);
+            opts.precondition_rv = parsed
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(String::from);
             let ns = t.ns.clone().unwrap_or_default();
             match name {
                 Some(name) => match store.delete(t.ty, &ns, name, &opts)? {
@@ -207,18 +254,35 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
                         Ok(json_response(StatusCode::OK, &obj))
                     }
                     Deleted::Now(obj) => {
-                        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
-                        Ok(json_response(StatusCode::OK, &success_status(&rt, name, uid)))
+                        let uid = obj
+                            .pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        Ok(json_response(
+                            StatusCode::OK,
+                            &success_status(&rt, name, uid),
+                        ))
                     }
                 },
                 None => {
-                    let label = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-                    let field = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+                    let label =
+                        LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+                    let field =
+                        FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
                     let (items, _) = store.list(t.ty, t.ns.as_deref());
                     let mut deleted = Vec::new();
-                    for o in items.into_iter().filter(|o| label.matches(o) && field.matches(o)) {
-                        let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                        let ons = o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+                    for o in items
+                        .into_iter()
+                        .filter(|o| label.matches(o) && field.matches(o))
+                    {
+                        let name = o
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let ons = o
+                            .pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
                         match store.delete(t.ty, ons, name, &opts) {
                             Ok(Deleted::Now(d) | Deleted::Pending(d)) => deleted.push(d),
                             Err(e) if e.code == 404 => {}
@@ -282,9 +346,15 @@ fn watch(
     }
     let start: Option<u64> = match rv_param {
         "" | "0" => None,
-        s => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        s => Some(
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
-    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1800);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Frame<Bytes>>(256);
     let mut notify = store.subscribe();
     let mut shutdown = shared.shutdown.clone();
@@ -293,7 +363,8 @@ fn watch(
         let kind = rt.kind.clone();
         let av = rt.api_version();
         let in_scope = |o: &Value| {
-            ns.as_deref().is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
+            ns.as_deref()
+                .is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n))
                 && label.matches(o)
                 && field.matches(o)
         };
@@ -302,11 +373,20 @@ fn watch(
             _ => {
                 let (items, rv) = store.list(ty, ns.as_deref());
                 for o in items.into_iter().filter(|o| in_scope(o)) {
-                    if tx.send(line(&json!({"type": "ADDED", "object": o}))).await.is_err() {
+                    if tx
+                        .send(line(&json!({"type": "ADDED", "object": o})))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
-                if send_initial && tx.send(line(&bookmark(&kind, &av, rv, true))).await.is_err() {
+                if send_initial
+                    && tx
+                        .send(line(&bookmark(&kind, &av, rv, true)))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
                 rv
@@ -317,7 +397,9 @@ fn watch(
         loop {
             match store.events_since(cursor) {
                 Err(gone) => {
-                    let _ = tx.send(line(&json!({"type": "ERROR", "object": gone.to_status()}))).await;
+                    let _ = tx
+                        .send(line(&json!({"type": "ERROR", "object": gone.to_status()})))
+                        .await;
                     return;
                 }
                 Ok(events) => {
@@ -336,7 +418,11 @@ fn watch(
                             EventType::Modified if was_in => "DELETED",
                             _ => continue,
                         };
-                        if tx.send(line(&json!({"type": kind, "object": e.object}))).await.is_err() {
+                        if tx
+                            .send(line(&json!({"type": kind, "object": e.object})))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -355,7 +441,8 @@ fn watch(
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|f| f.map(Ok::<_, Infallible>)));
+    let stream =
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|f| f.map(Ok::<_, Infallible>)));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

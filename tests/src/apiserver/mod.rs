@@ -77,7 +77,9 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts serving on a free port of 127.0.0.1.
     pub async fn start(config: ApiServerConfig) -> Result<ApiServer, ApiServerError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(ApiServerError::Bind)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(ApiServerError::Bind)?;
         let addr = listener.local_addr().map_err(ApiServerError::Bind)?;
         let mut types = resources::builtins();
         types.extend(config.custom);
@@ -108,7 +110,12 @@ impl ApiServer {
                 }
             }
         });
-        Ok(ApiServer { addr, store, shutdown, task })
+        Ok(ApiServer {
+            addr,
+            store,
+            shutdown,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -123,14 +130,19 @@ impl ApiServer {
 
     /// A kube `Config` pointed at the double, default namespace `default`.
     pub fn kube_config(&self) -> kube::Config {
-        let uri = self.url().parse().expect("a socket address makes a valid URI");
+        let uri = self
+            .url()
+            .parse()
+            .expect("a socket address makes a valid URI");
         kube::Config::new(uri)
     }
 
     /// A kube client pointed at the double.
     pub fn client(&self) -> Result<kube::Client, ApiServerError> {
-        kube::Client::try_from(self.kube_config())
-            .map_err(|source| ApiServerError::Client { url: self.url(), source })
+        kube::Client::try_from(self.kube_config()).map_err(|source| ApiServerError::Client {
+            url: self.url(),
+            source,
+        })
     }
 
     /// The store, for direct inspection in tests.
@@ -153,7 +165,9 @@ impl ApiServer {
 
     /// One object, if present.
     pub fn object(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        self.store.type_id(group, plural).and_then(|ty| self.store.get(ty, ns, name).ok())
+        self.store
+            .type_id(group, plural)
+            .and_then(|ty| self.store.get(ty, ns, name).ok())
     }
 
     /// Stops serving and ends open watches.

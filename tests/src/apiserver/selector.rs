@@ -42,8 +42,16 @@ fn set_values(rest: &str, src: &str) -> Result<Vec<String>, ApiError> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {src}: expected a parenthesised set of values")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: {src}: expected a parenthesised set of values"
+            ))
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -68,7 +76,9 @@ impl LabelSelector {
             } else if let Some((k, rest)) = p.split_once(" in ") {
                 Requirement::In(k.trim().into(), set_values(rest, p)?)
             } else if p.contains(char::is_whitespace) || p.contains('(') {
-                return Err(ApiError::bad_request(format!("unable to parse requirement: {p}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {p}"
+                )));
             } else {
                 Requirement::Exists(p.to_string())
             };
@@ -108,7 +118,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             };
             reqs.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
@@ -155,7 +167,8 @@ mod tests {
 
     #[test]
     fn field_selectors_read_dotted_paths() {
-        let o = json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
+        let o =
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Running"}});
         let m = |s: &str| FieldSelector::parse(s).unwrap().matches(&o);
         assert!(m("metadata.name=a"));
         assert!(!m("metadata.name=b"));

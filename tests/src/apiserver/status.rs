@@ -49,7 +49,10 @@ impl ApiError {
         ApiError {
             code: 409,
             reason: "Conflict",
-            message: format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.qualified()),
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                rt.qualified()
+            ),
             details: Some(Self::details(rt, name)),
         }
     }
@@ -65,17 +68,26 @@ impl ApiError {
 
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { code: 400, reason: "BadRequest", message: message.into(), details: None }
+        ApiError {
+            code: 400,
+            reason: "BadRequest",
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 422 Invalid, naming the field.
     pub fn invalid(rt: &ResourceType, name: &str, field: &str, detail: &str) -> Self {
         let mut details = Self::details(rt, name);
-        details["causes"] = json!([{ "reason": "FieldValueInvalid", "message": detail, "field": field }]);
+        details["causes"] =
+            json!([{ "reason": "FieldValueInvalid", "message": detail, "field": field }]);
         ApiError {
             code: 422,
             reason: "Invalid",
-            message: format!("{} \"{name}\" is invalid: {field}: {detail}", rt.qualified()),
+            message: format!(
+                "{} \"{name}\" is invalid: {field}: {detail}",
+                rt.qualified()
+            ),
             details: Some(details),
         }
     }
@@ -95,7 +107,9 @@ impl ApiError {
         ApiError {
             code: 405,
             reason: "MethodNotAllowed",
-            message: format!("the server does not allow this method on the requested resource ({what})"),
+            message: format!(
+                "the server does not allow this method on the requested resource ({what})"
+            ),
             details: None,
         }
     }

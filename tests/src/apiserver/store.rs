@@ -95,27 +95,39 @@ fn now() -> String {
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -137,7 +149,9 @@ fn spec_part(obj: &Value, strip_status: bool) -> Value {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -164,7 +178,9 @@ impl Store {
 
     /// The type with this group and plural.
     pub fn type_id(&self, group: &str, plural: &str) -> Option<TypeId> {
-        self.types.iter().position(|t| t.group == group && t.plural == plural)
+        self.types
+            .iter()
+            .position(|t| t.group == group && t.plural == plural)
     }
 
     /// A receiver that sees the latest resourceVersion after every change.
@@ -194,9 +210,22 @@ impl Store {
         Ok(g.log.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 
-    fn record(&self, g: &mut Inner, ty: TypeId, kind: EventType, object: Value, old: Option<Value>) {
+    fn record(
+        &self,
+        g: &mut Inner,
+        ty: TypeId,
+        kind: EventType,
+        object: Value,
+        old: Option<Value>,
+    ) {
         let rv = g.rv;
-        g.log.push_back(Event { rv, ty, kind, object, old });
+        g.log.push_back(Event {
+            rv,
+            ty,
+            kind,
+            object,
+            old,
+        });
         while g.log.len() > self.max_events {
             if let Some(e) = g.log.pop_front() {
                 g.compacted = e.rv;
@@ -250,7 +279,9 @@ impl Store {
             }
         }
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         obj["apiVersion"] = json!(t.api_version());
         obj["kind"] = json!(t.kind);
@@ -269,21 +300,50 @@ impl Store {
     }
 
     /// Creates an object (POST, or server-side apply of an absent one).
-    pub fn create(&self, ty: TypeId, ns: &str, mut obj: Value, managers: Managers) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        ty: TypeId,
+        ns: &str,
+        mut obj: Value,
+        managers: Managers,
+    ) -> Result<Value, ApiError> {
         let t = &self.types[ty];
         self.check_identity(ty, ns, &mut obj)?;
         let mut g = self.lock();
         let m = meta_mut(&mut obj);
-        if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        if m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
-        let mut name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
-            let prefix = m.get("generateName").and_then(Value::as_str).unwrap_or_default();
+            let prefix = m
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(t, "", "metadata.name", "Required value: name or generateName is required"));
+                return Err(ApiError::invalid(
+                    t,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                ));
             }
-            let suffix: String = uuid::Uuid::new_v4().simple().to_string().chars().filter(|c| c.is_ascii_alphanumeric()).take(5).collect();
+            let suffix: String = uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(5)
+                .collect();
             name = format!("{prefix}{suffix}");
         }
         if !valid_name(&name) {
@@ -311,14 +371,26 @@ impl Store {
                 o.remove("status");
             }
         }
-        g.objects[ty].insert(key, Stored { obj: obj.clone(), managers });
+        g.objects[ty].insert(
+            key,
+            Stored {
+                obj: obj.clone(),
+                managers,
+            },
+        );
         self.record(&mut g, ty, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
 
     /// Builds the stored form of an update: server-owned metadata from `old`, status per the
     /// subresource rules, generation bumped on spec change.
-    fn prepare_update(&self, ty: TypeId, old: &Value, mut new: Value, status_only: bool) -> Result<Value, ApiError> {
+    fn prepare_update(
+        &self,
+        ty: TypeId,
+        old: &Value,
+        mut new: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
         let t = &self.types[ty];
         let name = meta_str(old, "name").unwrap_or_default().to_string();
         if status_only {
@@ -364,13 +436,23 @@ impl Store {
                 ));
             }
         }
-        let mut generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let mut generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         if spec_part(old, t.status_subresource) != spec_part(&new, t.status_subresource) {
             generation += 1;
         }
         let om = old.get("metadata").cloned().unwrap_or_default();
         let m = meta_mut(&mut new);
-        for f in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        for f in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             match om.get(f) {
                 Some(v) => m.insert(f.into(), v.clone()),
                 None => m.remove(f),
@@ -384,8 +466,11 @@ impl Store {
     fn commit(&self, g: &mut Inner, ty: TypeId, key: &Key, mut obj: Value) -> Value {
         let rv = Self::next_rv(g);
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        let done = obj.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&obj).is_empty();
-        let Some(stored) = g.objects[ty].get_mut(key) else { return obj };
+        let done =
+            obj.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&obj).is_empty();
+        let Some(stored) = g.objects[ty].get_mut(key) else {
+            return obj;
+        };
         let old = std::mem::replace(&mut stored.obj, obj.clone());
         self.record(g, ty, EventType::Modified, obj.clone(), Some(old));
         if done {
@@ -394,7 +479,13 @@ impl Store {
         obj
     }
 
-    fn locate(&self, g: &Inner, ty: TypeId, ns: &str, name: &str) -> Result<(Key, Value), ApiError> {
+    fn locate(
+        &self,
+        g: &Inner,
+        ty: TypeId,
+        ns: &str,
+        name: &str,
+    ) -> Result<(Key, Value), ApiError> {
         let key = (ns.to_string(), name.to_string());
         match g.objects[ty].get(&key) {
             Some(s) => Ok((key, s.obj.clone())),
@@ -402,7 +493,13 @@ impl Store {
         }
     }
 
-    fn check_rv(&self, ty: TypeId, name: &str, current: &Value, given: &Value) -> Result<(), ApiError> {
+    fn check_rv(
+        &self,
+        ty: TypeId,
+        name: &str,
+        current: &Value,
+        given: &Value,
+    ) -> Result<(), ApiError> {
         match meta_str(given, "resourceVersion") {
             Some(rv) if !rv.is_empty() && Some(rv) != meta_str(current, "resourceVersion") => {
                 Err(ApiError::stale(&self.types[ty], name))
@@ -412,7 +509,14 @@ impl Store {
     }
 
     /// PUT on the object or its `/status`.
-    pub fn replace(&self, ty: TypeId, ns: &str, name: &str, body: Value, status: bool) -> Result<Value, ApiError> {
+    pub fn replace(
+        &self,
+        ty: TypeId,
+        ns: &str,
+        name: &str,
+        body: Value,
+        status: bool,
+    ) -> Result<Value, ApiError> {
         let mut g = self.lock();
         let (key, old) = self.locate(&g, ty, ns, name)?;
         self.check_rv(ty, name, &old, &body)?;
@@ -434,17 +538,21 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let t = &self.types[ty];
         let parse_json = |b: &[u8]| -> Result<Value, ApiError> {
-            serde_json::from_slice(b).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+            serde_json::from_slice(b)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
         };
         if kind == PatchKind::Apply {
-            let manager = field_manager
-                .filter(|m| !m.is_empty())
-                .ok_or_else(|| ApiError::bad_request("PATCH: fieldManager is required for apply requests"))?;
-            let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            let mut applied: Value =
-                serde_yaml::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let manager = field_manager.filter(|m| !m.is_empty()).ok_or_else(|| {
+                ApiError::bad_request("PATCH: fieldManager is required for apply requests")
+            })?;
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let mut applied: Value = serde_yaml::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             if !applied.is_object() {
-                return Err(ApiError::bad_request("the applied configuration must be an object"));
+                return Err(ApiError::bad_request(
+                    "the applied configuration must be an object",
+                ));
             }
             if let Some(n) = meta_str(&applied, "name") {
                 if n != name {
@@ -453,7 +561,11 @@ impl Store {
                     )));
                 }
             }
-            let mgr_key = if status { format!("{manager}/status") } else { manager.to_string() };
+            let mgr_key = if status {
+                format!("{manager}/status")
+            } else {
+                manager.to_string()
+            };
             if t.status_subresource {
                 let o = applied.as_object_mut().expect("checked object");
                 if status {
@@ -464,7 +576,9 @@ impl Store {
             }
             let existing = {
                 let g = self.lock();
-                g.objects[ty].get(&(ns.to_string(), name.to_string())).map(|s| (s.obj.clone(), s.managers.clone()))
+                g.objects[ty]
+                    .get(&(ns.to_string(), name.to_string()))
+                    .map(|s| (s.obj.clone(), s.managers.clone()))
             };
             let Some((old, mut managers)) = existing else {
                 if status {
@@ -501,7 +615,9 @@ impl Store {
             }
             PatchKind::Strategic => {
                 if !t.builtin {
-                    return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+                    return Err(ApiError::unsupported_media_type(
+                        "application/strategic-merge-patch+json",
+                    ));
                 }
                 // Approximated by a JSON merge patch (lists are replaced, not merged by key).
                 let p = parse_json(body)?;
@@ -509,12 +625,15 @@ impl Store {
                 json_patch::merge(&mut new, &p);
             }
             PatchKind::Json => {
-                let p: json_patch::Patch = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+                let p: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding JSON patch: {e}"))
+                })?;
                 json_patch::patch(&mut new, &p).map_err(|e| ApiError {
                     code: 422,
                     reason: "Invalid",
-                    message: format!("the server rejected our request due to an error in our request: {e}"),
+                    message: format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ),
                     details: None,
                 })?;
                 self.check_rv(ty, name, &old, &new)?;
@@ -526,16 +645,26 @@ impl Store {
     }
 
     /// DELETE of one object.
-    pub fn delete(&self, ty: TypeId, ns: &str, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
+    pub fn delete(
+        &self,
+        ty: TypeId,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let mut g = self.lock();
         let (key, old) = self.locate(&g, ty, ns, name)?;
         let t = &self.types[ty];
         if let Some(uid) = &opts.precondition_uid {
             if Some(uid.as_str()) != meta_str(&old, "uid") {
-                return Err(ApiError::conflict(t, name, &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&old, "uid").unwrap_or_default()
-                )));
+                return Err(ApiError::conflict(
+                    t,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&old, "uid").unwrap_or_default()
+                    ),
+                ));
             }
         }
         if let Some(rv) = &opts.precondition_rv {
@@ -559,7 +688,10 @@ impl Store {
                 return Deleted::Pending(old);
             }
             let mut new = old.clone();
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             let m = meta_mut(&mut new);
             m.insert("deletionTimestamp".into(), json!(now()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
@@ -589,24 +721,35 @@ impl Store {
     }
 
     fn uid_exists(g: &Inner, ns: &str, uid: &str) -> bool {
-        g.objects.iter().flat_map(|o| o.iter()).any(|((n, _), s)| n == ns && meta_str(&s.obj, "uid") == Some(uid))
+        g.objects
+            .iter()
+            .flat_map(|o| o.iter())
+            .any(|((n, _), s)| n == ns && meta_str(&s.obj, "uid") == Some(uid))
     }
 
     /// Removes an object for good and runs the garbage collector over its dependents.
     fn remove(&self, g: &mut Inner, ty: TypeId, key: &Key, policy: Propagation) -> Value {
-        let Some(stored) = g.objects[ty].remove(key) else { return Value::Null };
+        let Some(stored) = g.objects[ty].remove(key) else {
+            return Value::Null;
+        };
         let rv = Self::next_rv(g);
         let mut obj = stored.obj;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         self.record(g, ty, EventType::Deleted, obj.clone(), None);
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
         for (dty, dkey) in self.dependents(g, &key.0, &uid) {
-            let Some(dep) = g.objects[dty].get(&dkey).map(|s| s.obj.clone()) else { continue };
-            let other_owner_alive =
-                owner_uids(&dep).iter().any(|u| *u != uid && Self::uid_exists(g, &key.0, u));
+            let Some(dep) = g.objects[dty].get(&dkey).map(|s| s.obj.clone()) else {
+                continue;
+            };
+            let other_owner_alive = owner_uids(&dep)
+                .iter()
+                .any(|u| *u != uid && Self::uid_exists(g, &key.0, u));
             if policy == Propagation::Orphan || other_owner_alive {
                 let mut new = dep.clone();
-                if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                if let Some(refs) = new
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()));
                 }
                 self.commit(g, dty, &dkey, new);

@@ -12,7 +12,11 @@ pub fn format(set: &BTreeSet<i32>) -> String {
             end += 1;
             it.next();
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
     }
     parts.join(",")
 }

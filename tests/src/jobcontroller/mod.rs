@@ -99,7 +99,11 @@ struct Records {
 }
 
 enum Command {
-    Disrupt { namespace: String, pod: String, reply: tokio::sync::oneshot::Sender<bool> },
+    Disrupt {
+        namespace: String,
+        pod: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 struct PodExit {
@@ -144,7 +148,11 @@ impl JobController {
             exits: tokio::sync::mpsc::unbounded_channel(),
         };
         let task = tokio::spawn(ctl.run(cmd_rx));
-        JobController { records, commands, task }
+        JobController {
+            records,
+            commands,
+            task,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
@@ -161,20 +169,30 @@ impl JobController {
         self.lock()
             .runs
             .iter()
-            .filter(|r| r.namespace == namespace && r.job == job && (index.is_none() || r.index == index))
+            .filter(|r| {
+                r.namespace == namespace && r.job == job && (index.is_none() || r.index == index)
+            })
             .count()
     }
 
     /// The most processes of a Job that ran at once.
     pub fn max_active(&self, namespace: &str, job: &str) -> usize {
-        self.lock().max_active.get(&(namespace.to_string(), job.to_string())).copied().unwrap_or(0)
+        self.lock()
+            .max_active
+            .get(&(namespace.to_string(), job.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Disrupts a running pod as an eviction would: the pod gets the DisruptionTarget
     /// condition and its process is stopped. False if no such pod runs.
     pub async fn disrupt(&self, namespace: &str, pod: &str) -> bool {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let cmd = Command::Disrupt { namespace: namespace.into(), pod: pod.into(), reply };
+        let cmd = Command::Disrupt {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            reply,
+        };
         if self.commands.send(cmd).await.is_err() {
             return false;
         }
@@ -194,7 +212,10 @@ struct Ctl {
     config: JobControllerConfig,
     jobs: HashMap<String, Entry>,
     records: Arc<Mutex<Records>>,
-    exits: (tokio::sync::mpsc::UnboundedSender<PodExit>, tokio::sync::mpsc::UnboundedReceiver<PodExit>),
+    exits: (
+        tokio::sync::mpsc::UnboundedSender<PodExit>,
+        tokio::sync::mpsc::UnboundedReceiver<PodExit>,
+    ),
 }
 
 fn suffix() -> String {
@@ -211,7 +232,9 @@ impl Ctl {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
-        let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
@@ -241,7 +264,9 @@ impl Ctl {
     }
 
     async fn on_job(&mut self, job: Job) {
-        let Some(uid) = job.metadata.uid.clone() else { return };
+        let Some(uid) = job.metadata.uid.clone() else {
+            return;
+        };
         if job.metadata.deletion_timestamp.is_some() {
             if let Some(e) = self.jobs.get_mut(&uid) {
                 Self::stop_all(e, StopReason::Deleted);
@@ -249,7 +274,11 @@ impl Ctl {
             return;
         }
         let Some(spec) = job.spec.clone() else { return };
-        if spec.managed_by.as_deref().is_some_and(|m| m != "kubernetes.io/job-controller") {
+        if spec
+            .managed_by
+            .as_deref()
+            .is_some_and(|m| m != "kubernetes.io/job-controller")
+        {
             return;
         }
         match self.jobs.get_mut(&uid) {
@@ -283,7 +312,9 @@ impl Ctl {
     }
 
     async fn reconcile(&mut self, uid: &str) {
-        let Some(e) = self.jobs.get_mut(uid) else { return };
+        let Some(e) = self.jobs.get_mut(uid) else {
+            return;
+        };
         if e.tracker.terminal() && e.pods.is_empty() {
             return;
         }
@@ -297,7 +328,9 @@ impl Ctl {
             let (ns, job) = (e.namespace.clone(), e.job.clone());
             match self.start_pod(uid, &ns, &job, index).await {
                 Some((pod, handle)) => {
-                    let Some(e) = self.jobs.get_mut(uid) else { return };
+                    let Some(e) = self.jobs.get_mut(uid) else {
+                        return;
+                    };
                     e.tracker.start();
                     e.tracker.active.insert(pod.clone(), index);
                     e.pods.insert(pod, handle);
@@ -305,26 +338,44 @@ impl Ctl {
                 None => break,
             }
         }
-        let Some(e) = self.jobs.get_mut(uid) else { return };
+        let Some(e) = self.jobs.get_mut(uid) else {
+            return;
+        };
         e.tracker.settle();
         {
             let mut r = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            let m = r.max_active.entry((e.namespace.clone(), e.name.clone())).or_insert(0);
+            let m = r
+                .max_active
+                .entry((e.namespace.clone(), e.name.clone()))
+                .or_insert(0);
             *m = (*m).max(e.tracker.active.len());
         }
         let status = e.tracker.status();
         if status != e.last_status {
             let api: Api<Job> = Api::namespaced(self.client.clone(), &e.namespace);
             let patch = json!({"status": status});
-            match api.patch_status(&e.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch_status(&e.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => e.last_status = status,
-                Err(err) => tracing::warn!("job controller double: status of job {}/{}: {err}", e.namespace, e.name),
+                Err(err) => tracing::warn!(
+                    "job controller double: status of job {}/{}: {err}",
+                    e.namespace,
+                    e.name
+                ),
             }
         }
     }
 
     /// Resolves the container's environment as the kubelet does.
-    async fn environment(&self, ns: &str, pod: &Value, c: &Container, index: Option<i32>) -> Vec<(String, String)> {
+    async fn environment(
+        &self,
+        ns: &str,
+        pod: &Value,
+        c: &Container,
+        index: Option<i32>,
+    ) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = Vec::new();
         for k in &self.config.inherit_env {
             if let Ok(v) = std::env::var(k) {
@@ -351,12 +402,21 @@ impl Ctl {
             let prefix = src.prefix.clone().unwrap_or_default();
             if let Some(r) = &src.config_map_ref {
                 if let Ok(cm) = cms.get(&r.name).await {
-                    env.extend(cm.data.unwrap_or_default().into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+                    env.extend(
+                        cm.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (format!("{prefix}{k}"), v)),
+                    );
                 }
             }
             if let Some(r) = &src.secret_ref {
                 if let Ok(s) = secrets.get(&r.name).await {
-                    env.extend(secret_data(&s).into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+                    env.extend(
+                        secret_data(&s)
+                            .into_iter()
+                            .map(|(k, v)| (format!("{prefix}{k}"), v)),
+                    );
                 }
             }
         }
@@ -367,24 +427,43 @@ impl Ctl {
             } else if let Some(from) = &var.value_from {
                 if let Some(f) = &from.field_ref {
                     let p = f.field_path.as_str();
-                    let meta = |k: &str| pod.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).map(String::from);
+                    let meta = |k: &str| {
+                        pod.pointer(&format!("/metadata/{k}"))
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    };
                     let keyed = |field: &str| {
-                        let key = p.strip_prefix(&format!("metadata.{field}['"))?.strip_suffix("']")?;
-                        pod.pointer(&format!("/metadata/{field}"))?.get(key)?.as_str().map(String::from)
+                        let key = p
+                            .strip_prefix(&format!("metadata.{field}['"))?
+                            .strip_suffix("']")?;
+                        pod.pointer(&format!("/metadata/{field}"))?
+                            .get(key)?
+                            .as_str()
+                            .map(String::from)
                     };
                     match p {
                         "metadata.name" | "metadata.namespace" | "metadata.uid" => meta(&p[9..]),
                         "spec.nodeName" => Some("e2e-node".into()),
                         "spec.serviceAccountName" => Some(
-                            pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default").into(),
+                            pod.pointer("/spec/serviceAccountName")
+                                .and_then(Value::as_str)
+                                .unwrap_or("default")
+                                .into(),
                         ),
                         "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
                         _ => keyed("labels").or_else(|| keyed("annotations")),
                     }
                 } else if let Some(r) = &from.config_map_key_ref {
-                    cms.get(&r.name).await.ok().and_then(|cm| cm.data.unwrap_or_default().get(&r.key).cloned())
+                    cms.get(&r.name)
+                        .await
+                        .ok()
+                        .and_then(|cm| cm.data.unwrap_or_default().get(&r.key).cloned())
                 } else if let Some(r) = &from.secret_key_ref {
-                    secrets.get(&r.name).await.ok().and_then(|s| secret_data(&s).get(&r.key).cloned())
+                    secrets
+                        .get(&r.name)
+                        .await
+                        .ok()
+                        .and_then(|s| secret_data(&s).get(&r.key).cloned())
                 } else {
                     None
                 }
@@ -400,7 +479,13 @@ impl Ctl {
     }
 
     /// Creates the Pod object and starts its process.
-    async fn start_pod(&mut self, uid: &str, ns: &str, job: &Job, index: Option<i32>) -> Option<(String, PodHandle)> {
+    async fn start_pod(
+        &mut self,
+        uid: &str,
+        ns: &str,
+        job: &Job,
+        index: Option<i32>,
+    ) -> Option<(String, PodHandle)> {
         let jname = job.metadata.name.clone().unwrap_or_default();
         let template = job.spec.as_ref()?.template.clone();
         let pod_spec = template.spec.clone()?;
@@ -417,8 +502,14 @@ impl Ctl {
         labels.insert("controller-uid".into(), uid.into());
         labels.insert("job-name".into(), jname.clone());
         if let Some(i) = index {
-            labels.insert("batch.kubernetes.io/job-completion-index".into(), i.to_string());
-            annotations.insert("batch.kubernetes.io/job-completion-index".into(), i.to_string());
+            labels.insert(
+                "batch.kubernetes.io/job-completion-index".into(),
+                i.to_string(),
+            );
+            annotations.insert(
+                "batch.kubernetes.io/job-completion-index".into(),
+                i.to_string(),
+            );
         }
         let mut spec_json = serde_json::to_value(&pod_spec).unwrap_or_default();
         spec_json["nodeName"] = json!("e2e-node");
@@ -450,7 +541,10 @@ impl Ctl {
 
         let dir = self.config.workdir.join(ns).join(&pod_name);
         let termination_file = dir.join("termination-log");
-        let tpath = container.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        let tpath = container
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
         let tfile = termination_file.to_string_lossy().into_owned();
         let mut env = self.environment(ns, &created_json, &container, index).await;
         for (_, v) in env.iter_mut() {
@@ -466,45 +560,75 @@ impl Ctl {
         let image = container.image.clone().unwrap_or_default();
         let mut argv: Vec<String> = match &container.command {
             Some(c) if !c.is_empty() => c.clone(),
-            _ => self.config.entrypoints.get(&image).cloned().unwrap_or_default(),
+            _ => self
+                .config
+                .entrypoints
+                .get(&image)
+                .cloned()
+                .unwrap_or_default(),
         };
         argv.extend(container.args.clone().unwrap_or_default());
-        let mut argv: Vec<String> = argv.iter().map(|a| process::expand(a, &vars).replace(&tpath, &tfile)).collect();
+        let mut argv: Vec<String> = argv
+            .iter()
+            .map(|a| process::expand(a, &vars).replace(&tpath, &tfile))
+            .collect();
         if let Some(first) = argv.first_mut() {
-            let base = std::path::Path::new(first.as_str()).file_name().map(|b| b.to_string_lossy().into_owned());
-            if let Some(p) = self.config.binaries.get(first.as_str()).or_else(|| base.and_then(|b| self.config.binaries.get(&b))) {
+            let base = std::path::Path::new(first.as_str())
+                .file_name()
+                .map(|b| b.to_string_lossy().into_owned());
+            if let Some(p) = self
+                .config
+                .binaries
+                .get(first.as_str())
+                .or_else(|| base.and_then(|b| self.config.binaries.get(&b)))
+            {
                 *first = p.to_string_lossy().into_owned();
             }
         }
-        let grace = Duration::from_secs(pod_spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64)
-            .min(self.config.grace);
+        let grace = Duration::from_secs(
+            pod_spec
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        )
+        .min(self.config.grace);
         let launch = Launch {
             argv: argv.clone(),
             env,
             dir: dir.clone(),
             termination_file,
             log_file: dir.join("log"),
-            fallback_to_logs: container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
+            fallback_to_logs: container.termination_message_policy.as_deref()
+                == Some("FallbackToLogsOnError"),
             grace,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let exits = self.exits.0.clone();
-        let (uid_s, ns_s, pod_s, cname) = (uid.to_string(), ns.to_string(), pod_name.clone(), container.name.clone());
+        let (uid_s, ns_s, pod_s, cname) = (
+            uid.to_string(),
+            ns.to_string(),
+            pod_name.clone(),
+            container.name.clone(),
+        );
         let started = if argv.is_empty() {
             Err(process::LaunchError::NoCommand(image.clone()))
         } else {
             Running::spawn(launch)
         };
         let pid = started.as_ref().ok().and_then(Running::pid);
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).runs.push(RunRecord {
-            namespace: ns.into(),
-            job: jname.clone(),
-            index,
-            pod: pod_name.clone(),
-            pid,
-            exit_code: None,
-            message: None,
-        });
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .runs
+            .push(RunRecord {
+                namespace: ns.into(),
+                job: jname.clone(),
+                index,
+                pod: pod_name.clone(),
+                pid,
+                exit_code: None,
+                message: None,
+            });
         match started {
             Ok(running) => {
                 let status = json!({"status": {
@@ -515,12 +639,22 @@ impl Ctl {
                         "restartCount": 0, "state": {"running": {"startedAt": now()}}
                     }]
                 }});
-                if let Err(err) = pods.patch_status(&pod_name, &PatchParams::default(), &Patch::Merge(&status)).await {
+                if let Err(err) = pods
+                    .patch_status(&pod_name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await
+                {
                     tracing::warn!("job controller double: status of pod {ns}/{pod_name}: {err}");
                 }
                 tokio::spawn(async move {
                     let exit = running.wait(stop_rx).await;
-                    let _ = exits.send(PodExit { uid: uid_s, namespace: ns_s, pod: pod_s, container: cname, index, exit });
+                    let _ = exits.send(PodExit {
+                        uid: uid_s,
+                        namespace: ns_s,
+                        pod: pod_s,
+                        container: cname,
+                        index,
+                        exit,
+                    });
                 });
             }
             Err(err) => {
@@ -532,16 +666,33 @@ impl Ctl {
                     started_at: now(),
                     finished_at: now(),
                 };
-                let _ = exits.send(PodExit { uid: uid_s, namespace: ns_s, pod: pod_s, container: cname, index, exit });
+                let _ = exits.send(PodExit {
+                    uid: uid_s,
+                    namespace: ns_s,
+                    pod: pod_s,
+                    container: cname,
+                    index,
+                    exit,
+                });
             }
         }
-        Some((pod_name, PodHandle { stop: Some(stop_tx) }))
+        Some((
+            pod_name,
+            PodHandle {
+                stop: Some(stop_tx),
+            },
+        ))
     }
 
     async fn on_exit(&mut self, x: PodExit) {
         {
             let mut r = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(rec) = r.runs.iter_mut().rev().find(|r| r.namespace == x.namespace && r.pod == x.pod) {
+            if let Some(rec) = r
+                .runs
+                .iter_mut()
+                .rev()
+                .find(|r| r.namespace == x.namespace && r.pod == x.pod)
+            {
                 rec.exit_code = Some(x.exit.exit_code);
                 rec.message = Some(x.exit.message.clone());
             }
@@ -551,7 +702,18 @@ impl Ctl {
         let image = self
             .jobs
             .get(&x.uid)
-            .and_then(|e| e.job.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.clone())
+            .and_then(|e| {
+                e.job
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()?
+                    .containers
+                    .first()?
+                    .image
+                    .clone()
+            })
             .unwrap_or_default();
         let mut status = json!({
             "phase": if ok { "Succeeded" } else { "Failed" },
@@ -567,7 +729,9 @@ impl Ctl {
                 }}
             }]
         });
-        let mut conditions = vec![json!({"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()})];
+        let mut conditions = vec![
+            json!({"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()}),
+        ];
         if disrupted {
             conditions.push(json!({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
                 "message": "Eviction API: evicting", "lastTransitionTime": now()}));
@@ -575,8 +739,16 @@ impl Ctl {
         status["conditions"] = json!(conditions);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &x.namespace);
         // The pod may be gone already (cascade deletion); that is fine.
-        let _ = pods.patch_status(&x.pod, &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await;
-        let Some(e) = self.jobs.get_mut(&x.uid) else { return };
+        let _ = pods
+            .patch_status(
+                &x.pod,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
+            .await;
+        let Some(e) = self.jobs.get_mut(&x.uid) else {
+            return;
+        };
         e.pods.remove(&x.pod);
         let outcome = PodOutcome {
             pod: x.pod.clone(),
@@ -586,7 +758,10 @@ impl Ctl {
             exit_code: x.exit.exit_code,
             disrupted,
         };
-        let stopped = matches!(x.exit.stopped, Some(StopReason::Suspended | StopReason::Deleted));
+        let stopped = matches!(
+            x.exit.stopped,
+            Some(StopReason::Suspended | StopReason::Deleted)
+        );
         e.tracker.pod_finished(&outcome, stopped);
         let uid = x.uid.clone();
         self.reconcile(&uid).await;

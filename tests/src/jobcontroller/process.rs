@@ -107,7 +107,10 @@ fn now() -> String {
 /// Exit code as the container runtime reports it: the code, or 128 + signal.
 fn code_of(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(255)
 }
 
 /// Signals the whole process group (the pod's process and its children).
@@ -156,7 +159,11 @@ impl Running {
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| LaunchError::Spawn { argv0, source })?;
-        Ok(Running { child, launch, started_at: now() })
+        Ok(Running {
+            child,
+            launch,
+            started_at: now(),
+        })
     }
 
     /// The process id.
@@ -197,7 +204,13 @@ impl Running {
             let lines: Vec<&str> = tail.lines().collect();
             message = lines[lines.len().saturating_sub(80)..].join("\n");
         }
-        Exit { exit_code, message, stopped, started_at: self.started_at, finished_at: now() }
+        Exit {
+            exit_code,
+            message,
+            stopped,
+            started_at: self.started_at,
+            finished_at: now(),
+        }
     }
 }
 
@@ -207,7 +220,8 @@ mod tests {
 
     #[test]
     fn expands_kubernetes_variable_references() {
-        let env: HashMap<String, String> = [("A".to_string(), "1".to_string())].into_iter().collect();
+        let env: HashMap<String, String> =
+            [("A".to_string(), "1".to_string())].into_iter().collect();
         assert_eq!(expand("x$(A)y", &env), "x1y");
         assert_eq!(expand("$(B)", &env), "$(B)");
         assert_eq!(expand("$$(A)", &env), "$(A)");

@@ -31,7 +31,11 @@ impl JobPlan {
             completions: spec.completions,
             parallelism: spec.parallelism.unwrap_or(1).max(0),
             // backoffLimit defaults to 6, or to MaxInt32 when backoffLimitPerIndex is set.
-            backoff_limit: spec.backoff_limit.unwrap_or(if per_index.is_some() { i32::MAX } else { 6 }),
+            backoff_limit: spec.backoff_limit.unwrap_or(if per_index.is_some() {
+                i32::MAX
+            } else {
+                6
+            }),
             backoff_limit_per_index: per_index,
             max_failed_indexes: spec.max_failed_indexes,
             pod_failure_policy: spec.pod_failure_policy.clone(),
@@ -141,14 +145,19 @@ impl Tracker {
                 *c = condition(kind, status, reason, message);
             }
         } else {
-            self.conditions.push(condition(kind, status, reason, message));
+            self.conditions
+                .push(condition(kind, status, reason, message));
         }
     }
 
     fn fail(&mut self, reason: &str, message: String) {
         if self.finish.is_none() {
             self.set_condition("FailureTarget", "True", reason, &message);
-            self.finish = Some(Finish { complete: false, reason: reason.into(), message });
+            self.finish = Some(Finish {
+                complete: false,
+                reason: reason.into(),
+                message,
+            });
         }
     }
 
@@ -273,11 +282,15 @@ impl Tracker {
             }
         }
         if self.failed > self.plan.backoff_limit {
-            return self.fail("BackoffLimitExceeded", "Job has reached the specified backoff limit".into());
+            return self.fail(
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit".into(),
+            );
         }
         let done = if self.plan.indexed {
             let total = self.plan.completions.unwrap_or(1);
-            if (self.succeeded_indexes.len() + self.failed_indexes.len()) as i64 >= i64::from(total) {
+            if (self.succeeded_indexes.len() + self.failed_indexes.len()) as i64 >= i64::from(total)
+            {
                 if !self.failed_indexes.is_empty() {
                     return self.fail("FailedIndexes", "Job has failed indexes".into());
                 }
@@ -294,7 +307,11 @@ impl Tracker {
         if done {
             let message = "Reached expected number of succeeded pods".to_string();
             self.set_condition("SuccessCriteriaMet", "True", "CompletionsReached", &message);
-            self.finish = Some(Finish { complete: true, reason: "CompletionsReached".into(), message });
+            self.finish = Some(Finish {
+                complete: true,
+                reason: "CompletionsReached".into(),
+                message,
+            });
         }
     }
 
@@ -308,7 +325,9 @@ impl Tracker {
             let running: BTreeSet<i32> = self.active.values().flatten().copied().collect();
             (0..self.plan.completions.unwrap_or(1))
                 .filter(|i| {
-                    !self.succeeded_indexes.contains(i) && !self.failed_indexes.contains(i) && !running.contains(i)
+                    !self.succeeded_indexes.contains(i)
+                        && !self.failed_indexes.contains(i)
+                        && !running.contains(i)
                 })
                 .take(room)
                 .map(Some)
@@ -319,7 +338,9 @@ impl Tracker {
                 None if self.succeeded == 0 => self.plan.parallelism as usize,
                 None => 0,
             };
-            let n = wanted.min(self.plan.parallelism as usize).saturating_sub(self.active.len());
+            let n = wanted
+                .min(self.plan.parallelism as usize)
+                .saturating_sub(self.active.len());
             vec![None; n]
         }
     }
