@@ -198,15 +198,17 @@ fn remove(obj: &mut Value, path: &[Seg], leaf: bool) {
     }
     let removable = |v: &Value| leaf || matches!(v, Value::Object(m) if m.is_empty());
     match (last, cur) {
-        (Seg::Key(k), Value::Object(m)) => {
-            if m.get(k).is_some_and(removable) {
-                m.remove(k);
-            }
+        (Seg::Key(k), Value::Object(m)) if m.get(k).is_some_and(removable) => {
+            m.remove(k);
         }
         (Seg::Item(key, kv), Value::Array(items)) => {
             items.retain(|x| x.get(key).map(Value::to_string).as_deref() != Some(kv));
         }
-        (Seg::Member(j), Value::Array(items)) => items.retain(|x| x.to_string() != *j),
+        (Seg::Member(j), Value::Array(items)) => items.retain(|x| {
+            // Set members are compared by their JSON text, as recorded in the field set.
+            let text = x.to_string();
+            text != *j
+        }),
         _ => {}
     }
 }

@@ -409,7 +409,7 @@ fn watch(
                             continue;
                         }
                         let now_in = in_scope(&e.object);
-                        let was_in = e.old.as_ref().is_some_and(|o| in_scope(o));
+                        let was_in = e.old.as_ref().is_some_and(&in_scope);
                         let kind = match e.kind {
                             EventType::Added if now_in => "ADDED",
                             EventType::Deleted if now_in => "DELETED",
