@@ -157,7 +157,7 @@ pub fn smoothed_cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Ten
     if eps == 0.0 {
         return nll.mean(Kind::Float);
     }
-    let uniform = -logp.mean_dim([-1i64], false, Kind::Float);
+    let uniform = -logp.mean_dim(&[-1i64][..], false, Kind::Float);
     (nll * (1.0 - eps) + uniform * eps).mean(Kind::Float)
 }
 
