@@ -5,6 +5,7 @@
 //!   the termination summary the runner hands back.
 //! * [`layout`]: the artifact key layout under one search's prefix.
 //! * [`records`]: result records (score lines, rankings, training metrics, summary).
+//! * [`uri`]: store locations (`s3://bucket/key`, `file:///path`, plain paths).
 //!
 //! No libtorch, no Kubernetes client runtime and no AWS SDK here: both binaries depend on it.
 
@@ -12,3 +13,4 @@ pub mod contract;
 pub mod crd;
 pub mod layout;
 pub mod records;
+pub mod uri;
