@@ -7,6 +7,7 @@
 //!   the termination summary the runner hands back.
 //! * [`layout`]: the artifact key layout under one search's prefix.
 //! * [`records`]: result records (score lines, rankings, training metrics, summary).
+//! * [`uri`]: store locations (`s3://bucket/key`, `file:///path`, plain paths).
 //!
 //! No libtorch, no Kubernetes client runtime and no AWS SDK here: both binaries depend on it.
 
@@ -17,3 +18,4 @@ pub mod records;
 pub mod resolved;
 pub mod spec;
 pub mod validate;
+pub mod uri;
