@@ -17,5 +17,5 @@ pub mod layout;
 pub mod records;
 pub mod resolved;
 pub mod spec;
-pub mod validate;
 pub mod uri;
+pub mod validate;

@@ -25,6 +25,8 @@ enum Command {
     Inspect(nas_runner::stages::inspect::InspectArgs),
     /// Score architectures with metrics: one JSON line per architecture, in input order.
     Score(nas_runner::stages::score_cli::ScoreArgs),
+    /// Run a whole search (every stage) in this process against a local folder.
+    Local(nas_runner::stages::local::LocalArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,19 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("score: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Local(args) => {
+            nas_runner::telemetry::init(nas_runner::telemetry::LogFormat::Text);
+            match nas_runner::stages::local::run(&args) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("local: {e}");
                     ExitCode::from(e.exit_code())
                 }
             }

@@ -5,7 +5,6 @@ mod train_util;
 
 use nas_runner::data::{stage_data, Split, StageConfig};
 use nas_runner::store::{LocalStore, ObjectStore};
-use nas_runner::train::schedule::Schedule;
 use nas_runner::train::{train, Recipe, TrainData, TrainError, TrainOptions};
 use std::sync::Arc;
 use tch::Tensor;
