@@ -74,7 +74,7 @@ pub(crate) fn visit(
         let len = std::fs::metadata(&path)
             .map_err(DataError::io(path.display()))?
             .len() as usize;
-        if len % RECORD != 0 {
+        if !len.is_multiple_of(RECORD) {
             return Err(DataError::Truncated {
                 path: path.display().to_string(),
                 entries: len / RECORD,

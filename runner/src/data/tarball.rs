@@ -236,7 +236,7 @@ pub(crate) fn visit_webdataset(
         if current.as_ref().is_some_and(|c| c.key != key) {
             finish(current.take().expect("checked"), f)?;
         }
-        let cur = current.get_or_insert_with(|| Pending {
+        let cur = current.get_or_insert(Pending {
             key,
             image: None,
             cls: None,

@@ -234,6 +234,8 @@ pub(crate) enum Layer {
 }
 
 /// A built operation.
+// Built once per network; boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Op {
     Seq(Vec<Layer>),
     Identity,

@@ -103,7 +103,7 @@ impl CellGenotype {
             space: SPACE,
             message,
         };
-        if self.edges.is_empty() || self.edges.len() % 2 != 0 {
+        if self.edges.is_empty() || !self.edges.len().is_multiple_of(2) {
             return Err(inv(format!(
                 "{which}: expected a non-empty, even number of (op, input) pairs (two per node), \
                  got {}",

@@ -215,6 +215,8 @@ fn load_batches(
         } else {
             n.div_ceil(classes)
         };
+        #[allow(clippy::map_entry)]
+        // the insert is fallible (`?` inside), entry() cannot express it
         if !cache.contains_key(&per_class) {
             let batch = if args.data == "random" {
                 MetricBatch::random(

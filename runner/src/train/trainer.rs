@@ -254,8 +254,8 @@ pub fn train(
             });
             let mut loss = smoothed_cross_entropy(&logits, &y, recipe.label_smoothing);
             if let (Some(aux), true) = (f.aux_logits.take(), recipe.aux_weight > 0.0) {
-                loss = loss
-                    + smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
+                loss +=
+                    smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
             }
             opt.zero_grad();
             loss.backward();
@@ -296,7 +296,8 @@ pub fn train(
                     );
                 }
             }
-            let periodic = recipe.checkpoint_every > 0 && state.step % recipe.checkpoint_every == 0;
+            let periodic =
+                recipe.checkpoint_every > 0 && state.step.is_multiple_of(recipe.checkpoint_every);
             let stop = options.stop_after_step.is_some_and(|s| state.step >= s);
             if periodic || stop {
                 if let Some(name) = save(&state, &vs, &opt)? {
