@@ -24,7 +24,13 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 
 # The CRD, generated from the Rust types. The operator needs no libtorch.
-cargo run --quiet --locked -p nas-operator -- crd > "$tmp/crd.yaml"
+# scripts/test.sh passes the binary its `cargo test --workspace` just built (NAS_OPERATOR_BIN):
+# `cargo run -p nas-operator` alone unifies features differently and rebuilds kube from scratch.
+if [ -n "${NAS_OPERATOR_BIN:-}" ] && [ -x "$NAS_OPERATOR_BIN" ]; then
+  "$NAS_OPERATOR_BIN" crd > "$tmp/crd.yaml"
+else
+  cargo run --quiet --locked -p nas-operator -- crd > "$tmp/crd.yaml"
+fi
 
 render() { helm template nas-operator "$chart" --namespace nas-system --include-crds "$@"; }
 

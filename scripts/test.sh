@@ -14,7 +14,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 # Two test threads: the machine this must fit has two cores, and several tests train networks.
-cargo test --workspace --locked "$@" -- --test-threads=2 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" -- --test-threads=2 2>&1 | tee "$log" || status=$?
+export NAS_OPERATOR_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/nas-operator"
 
 if [ -x scripts/check-packaging.sh ]; then
   if scripts/check-packaging.sh; then echo "test result: ok. 1 passed; 0 failed (packaging)" | tee -a "$log"
