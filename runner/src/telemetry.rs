@@ -2,6 +2,7 @@
 //!
 //! Every stage runs inside a span carrying the search, stage and shard, so each log line names
 //! them; in JSON mode they appear as fields.
+use std::io::IsTerminal;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Log line format, from `--log-format` or `NAS_LOG_FORMAT`.
@@ -18,7 +19,12 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
