@@ -273,14 +273,11 @@ pub fn run(args: &LocalArgs) -> Result<Value, LocalError> {
         .collect();
 
     // select: the paper's search rank (angle_loss rank + #Param rank), constraints, top K
-    let params: Vec<f64> = candidates
+    let sizes: Vec<(f64, f64)> = candidates
         .iter()
-        .map(|a| build(a).map(|b| b.param_count() as f64))
+        .map(|a| build(a).map(|b| (b.param_count() as f64, b.flops() as f64)))
         .collect::<Result<_, _>>()?;
-    let flops: Vec<f64> = candidates
-        .iter()
-        .map(|a| build(a).map(|b| b.flops() as f64))
-        .collect::<Result<_, _>>()?;
+    let (params, flops): (Vec<f64>, Vec<f64>) = sizes.into_iter().unzip();
     let angle: Vec<AngleLoss> = scores
         .iter()
         .map(|r| {
@@ -353,27 +350,15 @@ pub fn run(args: &LocalArgs) -> Result<Value, LocalError> {
     let short = recipe_for(&spec.train, seed)?;
     let mut trained: Vec<(usize, f64, Value)> = Vec::new();
     for &i in &top {
-        let key = format!("train/cand-{i:06}/metrics.json");
-        let report: Value = if store.exists(&key).map_err(transient)? {
-            serde_json::from_slice(&store.get(&key).map_err(transient)?).map_err(transient)?
-        } else {
-            let data = TrainData::open(store.clone(), "data", &short).map_err(transient)?;
-            let ckpt = format!("train/cand-{i:06}/checkpoints");
-            let options = TrainOptions {
-                device,
-                checkpoints: Some((store.as_ref(), &ckpt)),
-                resume: true,
-                stop_after_step: None,
-                progress: true,
-            };
-            let result = train::train(build(&candidates[i])?.as_ref(), &short, &data, &options)
-                .map_err(|e| LocalError::Undoable(format!("training candidate {i}: {e}")))?;
-            let v = json!(result.report);
-            store
-                .put(&key, v.to_string().as_bytes())
-                .map_err(transient)?;
-            v
-        };
+        let report = train_or_load(
+            &store,
+            &format!("train/cand-{i:06}/metrics.json"),
+            &format!("train/cand-{i:06}/checkpoints"),
+            build(&candidates[i])?.as_ref(),
+            &short,
+            device,
+        )
+        .map_err(|e| with_context(e, &format!("training candidate {i}")))?;
         let top1 = report["test"]["top1"].as_f64().unwrap_or(0.0);
         trained.push((i, top1, report));
     }
@@ -386,32 +371,15 @@ pub fn run(args: &LocalArgs) -> Result<Value, LocalError> {
 
     // evaluate: the winner with the evaluation recipe
     let t = Instant::now();
-    let eval: Value = if store.exists("eval/report.json").map_err(transient)? {
-        serde_json::from_slice(&store.get("eval/report.json").map_err(transient)?)
-            .map_err(transient)?
-    } else {
-        let recipe = recipe_for(&spec.evaluate, seed)?;
-        let data = TrainData::open(store.clone(), "data", &recipe).map_err(transient)?;
-        let options = TrainOptions {
-            device,
-            checkpoints: Some((store.as_ref(), "eval/checkpoints")),
-            resume: true,
-            stop_after_step: None,
-            progress: true,
-        };
-        let result = train::train(
-            build(&candidates[winner])?.as_ref(),
-            &recipe,
-            &data,
-            &options,
-        )
-        .map_err(|e| LocalError::Undoable(format!("evaluating the winner: {e}")))?;
-        let v = json!(result.report);
-        store
-            .put("eval/report.json", v.to_string().as_bytes())
-            .map_err(transient)?;
-        v
-    };
+    let eval = train_or_load(
+        &store,
+        "eval/report.json",
+        "eval/checkpoints",
+        build(&candidates[winner])?.as_ref(),
+        &recipe_for(&spec.evaluate, seed)?,
+        device,
+    )
+    .map_err(|e| with_context(e, "evaluating the winner"))?;
     cost.insert("evaluate", t.elapsed().as_secs_f64());
 
     // report
@@ -444,6 +412,43 @@ pub fn run(args: &LocalArgs) -> Result<Value, LocalError> {
         )
         .map_err(transient)?;
     Ok(summary)
+}
+
+/// Trains `builder` with `recipe` on the staged data, checkpointing under `ckpt`, and stores the
+/// report at `key`; a report already there is returned as is, so a re-run does no work twice.
+fn train_or_load(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    ckpt: &str,
+    builder: &dyn NetBuilder,
+    recipe: &Recipe,
+    device: tch::Device,
+) -> Result<Value, LocalError> {
+    if store.exists(key).map_err(transient)? {
+        return serde_json::from_slice(&store.get(key).map_err(transient)?).map_err(transient);
+    }
+    let data = TrainData::open(store.clone(), "data", recipe).map_err(transient)?;
+    let options = TrainOptions {
+        device,
+        checkpoints: Some((store.as_ref(), ckpt)),
+        resume: true,
+        stop_after_step: None,
+        progress: true,
+    };
+    let result = train::train(builder, recipe, &data, &options)
+        .map_err(|e| LocalError::Undoable(e.to_string()))?;
+    let v = json!(result.report);
+    store
+        .put(key, v.to_string().as_bytes())
+        .map_err(transient)?;
+    Ok(v)
+}
+
+fn with_context(e: LocalError, what: &str) -> LocalError {
+    match e {
+        LocalError::Undoable(m) => LocalError::Undoable(format!("{what}: {m}")),
+        other => other,
+    }
 }
 
 fn write_report(
