@@ -1,4 +1,5 @@
 //! The contract between operator and runner: stages, exit codes, the termination summary.
+use crate::crd::CandidateSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,7 +83,10 @@ impl Outcome {
 /// What a runner writes to [`TERMINATION_MESSAGE_PATH`] on exit; the operator reads it from the
 /// Pod status. Always serialise it with [`TerminationSummary::to_json_bounded`], which keeps it
 /// within [`TERMINATION_MESSAGE_MAX_BYTES`] (Kubernetes would cut it, leaving invalid JSON).
+///
+/// camelCase like the resource: the candidate summaries go into the status as they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TerminationSummary {
     #[serde(default = "schema_v1")]
     pub schema: u32,
@@ -94,15 +98,28 @@ pub struct TerminationSummary {
     pub exit_code: i32,
     /// One human-readable line (the error, or what was done).
     pub message: String,
-    /// Counters such as `scored`, `failed`, `skipped`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub counts: BTreeMap<String, u64>,
-    /// Headline numbers such as `best_val_acc` or `top1_err`.
+    /// Candidates this pod scored (score stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<u64>,
+    /// Candidates this pod could not score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
+    /// The best candidate this pod knows of: its trained finalist (train), the winner with its
+    /// test errors (evaluate, report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<CandidateSummary>,
+    /// The selected candidates, best first (select).
+    #[serde(default, rename = "topK", skip_serializing_if = "Vec::is_empty")]
+    pub top_k: Vec<CandidateSummary>,
+    /// Where the results are (report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_uri: Option<String>,
+    /// Why the pod failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Headline numbers such as `seconds` or `imagesPerSecond`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, f64>,
-    /// Candidate indices of interest (the top K after select, the winner after train).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub candidates: Vec<u64>,
     /// The first per-candidate errors, for the status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -137,9 +154,13 @@ impl TerminationSummary {
             outcome,
             exit_code: outcome.exit_code(),
             message: message.into(),
-            counts: BTreeMap::new(),
+            scored: None,
+            failed: None,
+            best: None,
+            top_k: Vec::new(),
+            results_uri: None,
+            error: None,
             values: BTreeMap::new(),
-            candidates: Vec::new(),
             errors: Vec::new(),
             artifacts: Vec::new(),
             truncated: false,
@@ -147,8 +168,8 @@ impl TerminationSummary {
     }
 
     /// Compact JSON of at most [`TERMINATION_MESSAGE_MAX_BYTES`] bytes. Shortens, in order:
-    /// each error line, the artifact, error and candidate lists (from the end), the counters and
-    /// values, then the message; sets `truncated` when anything was cut. Non-finite values are
+    /// each error line, the artifact, error and top-K lists (from the end), the values, the
+    /// error, then the message; sets `truncated` when anything was cut. Non-finite values are
     /// dropped from `values` (JSON has no NaN).
     pub fn to_json_bounded(&self) -> String {
         let mut s = self.clone();
@@ -172,12 +193,14 @@ impl TerminationSummary {
         if pop_while_over(&mut s.errors, &mut len) {
             len = s.json().len();
         }
-        if pop_while_over(&mut s.candidates, &mut len) {
+        if pop_while_over(&mut s.top_k, &mut len) {
             len = s.json().len();
         }
-        while len > TERMINATION_MESSAGE_MAX_BYTES
-            && (s.counts.pop_last().is_some() || s.values.pop_last().is_some())
-        {
+        while len > TERMINATION_MESSAGE_MAX_BYTES && s.values.pop_last().is_some() {
+            len = s.json().len();
+        }
+        if len > TERMINATION_MESSAGE_MAX_BYTES && s.error.is_some() {
+            s.error = s.error.as_deref().map(|e| shorten(e, MAX_ERROR_CHARS));
             len = s.json().len();
         }
         if len <= TERMINATION_MESSAGE_MAX_BYTES {
@@ -247,7 +270,7 @@ fn cut_to_escaped_len(s: &str, budget: usize) -> String {
 
 fn minimal(s: &TerminationSummary) -> String {
     format!(
-        r#"{{"schema":{},"stage":"{}","outcome":{},"exit_code":{},"message":"","truncated":true}}"#,
+        r#"{{"schema":{},"stage":"{}","outcome":{},"exitCode":{},"message":"","truncated":true}}"#,
         s.schema,
         s.stage.as_str(),
         serde_json::to_string(&s.outcome).unwrap_or_else(|_| "\"failed\"".into()),
@@ -258,6 +281,17 @@ fn minimal(s: &TerminationSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn candidate(i: u64) -> CandidateSummary {
+        CandidateSummary {
+            index: Some(i),
+            arch: format!(
+                "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~{i}|"
+            ),
+            rank: Some(i as u32 + 1),
+            ..CandidateSummary::default()
+        }
+    }
 
     fn big() -> TerminationSummary {
         let mut s = TerminationSummary::new(
@@ -272,8 +306,8 @@ mod tests {
         s.artifacts = (0..500)
             .map(|i| format!("score/shard-{i:05}.jsonl"))
             .collect();
-        s.candidates = (0..1000).collect();
-        s.counts = (0..100).map(|i| (format!("c{i}"), i)).collect();
+        s.top_k = (0..1000).map(candidate).collect();
+        s.values = (0..100).map(|i| (format!("v{i}"), f64::from(i))).collect();
         s.values.insert("nan".into(), f64::NAN);
         s
     }
@@ -281,7 +315,7 @@ mod tests {
     #[test]
     fn small_summary_is_unchanged() {
         let mut s = TerminationSummary::new(Stage::Select, None, Outcome::Succeeded, "ranked 100");
-        s.candidates = vec![3, 1];
+        s.top_k = vec![candidate(3), candidate(1)];
         let json = s.to_json_bounded();
         let back: TerminationSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
@@ -341,7 +375,7 @@ mod tests {
         fn always_within_the_limit(msg in ".{0,6000}", errs in proptest::collection::vec(".{0,400}", 0..40), n in 0usize..2000) {
             let mut s = TerminationSummary::new(Stage::Train, Some(3), Outcome::Failed, msg);
             s.errors = errs;
-            s.candidates = (0..n as u64).collect();
+            s.top_k = (0..n as u64).map(candidate).collect();
             let json = s.to_json_bounded();
             proptest::prop_assert!(json.len() <= TERMINATION_MESSAGE_MAX_BYTES);
             let back: TerminationSummary = serde_json::from_str(&json).unwrap();

@@ -141,11 +141,15 @@ pub struct RankingEntry {
     pub arch: String,
     pub params: u64,
     pub flops: u64,
-    /// The metric's rank among the candidates (1 is best).
+    /// The metric's average rank among the eligible candidates, ascending (the highest is the
+    /// best); `null` for excluded candidates.
+    #[serde(with = "nan_as_null")]
     pub metric_rank: f64,
-    /// The #Param rank the paper's search rank adds (1 is most parameters).
+    /// The #Param average rank the paper's search rank adds (the highest is the most
+    /// parameters).
+    #[serde(with = "nan_as_null")]
     pub param_rank: f64,
-    /// The combined score that orders the list (lower is better).
+    /// The combined score that orders the list (higher is better).
     #[serde(with = "nan_as_null")]
     pub score: f64,
     /// Why this candidate was left out (a constraint, a scoring error).
@@ -170,14 +174,17 @@ pub struct EpochMetrics {
     pub epoch: u32,
     #[serde(with = "nan_as_null")]
     pub train_loss: f64,
-    #[serde(with = "nan_as_null")]
-    pub train_acc: f64,
+    /// Training accuracy, when the trainer measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_acc: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f64>,
-    pub lr: f64,
-    pub seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// `train/{candidate}/metrics.json`.
@@ -248,6 +255,9 @@ pub struct Summary {
     pub topk: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winner: Option<Winner>,
+    /// The finalists whose short training finished, best first.
+    #[serde(default)]
+    pub finalists: Vec<Winner>,
     /// Seconds per stage, keyed by the stage's command name.
     #[serde(default)]
     pub stage_seconds: BTreeMap<String, f64>,
@@ -325,6 +335,7 @@ mod tests {
                 top1_err: None,
                 top5_err: None,
             }),
+            finalists: Vec::new(),
             stage_seconds: [("score".to_string(), 12.5)].into(),
         };
         let back: Summary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();

@@ -97,6 +97,37 @@ mod tests {
         assert_eq!(s.top_k[0].params, Some(10));
     }
 
+    /// The runner writes `nas_api::contract::TerminationSummary`; every field the operator
+    /// folds into the status must come through.
+    #[test]
+    fn reads_what_the_runner_writes() {
+        use nas_api::contract::{Outcome, Stage, TerminationSummary};
+        let mut w = TerminationSummary::new(Stage::Train, Some(1), Outcome::Undoable, "boom");
+        w.scored = Some(7);
+        w.failed = Some(2);
+        w.error = Some("diverged".into());
+        w.results_uri = Some("s3://b/summary.json".into());
+        w.best = Some(CandidateSummary {
+            arch: "x".into(),
+            top1_error: Some(24.1),
+            ..CandidateSummary::default()
+        });
+        w.top_k = vec![CandidateSummary {
+            arch: "y".into(),
+            rank: Some(1),
+            ..CandidateSummary::default()
+        }];
+        let TerminationMessage::Summary(r) = parse(&w.to_json_bounded()) else {
+            panic!("the runner's summary does not parse")
+        };
+        assert_eq!(r.stage.as_deref(), Some("train"));
+        assert_eq!((r.index, r.scored, r.failed), (Some(1), Some(7), Some(2)));
+        assert_eq!(r.error.as_deref(), Some("diverged"));
+        assert_eq!(r.results_uri.as_deref(), Some("s3://b/summary.json"));
+        assert_eq!(r.best, w.best);
+        assert_eq!(r.top_k, w.top_k);
+    }
+
     #[test]
     fn oversized_or_non_json_messages_become_bounded_text() {
         let big = format!("{{\"stage\":\"score\",\"error\":\"{}\"}}", "x".repeat(5000));

@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod nn;
+pub mod pipeline;
 pub mod space;
 pub mod stages;
 pub mod store;

@@ -1,5 +1,7 @@
 //! `nas-runner`: the one binary every Kubernetes Job of a search runs, and the local pipeline.
 use clap::{Parser, Subcommand};
+use nas_api::contract::Stage;
+use nas_runner::stages::stage_cmd::{self, StageArgs};
 use std::process::ExitCode;
 
 /// Runs the stages of a neural architecture search: stage a data set into packed shards, score
@@ -23,8 +25,21 @@ enum Command {
     /// Print the size of one architecture as JSON: parameters, multiply-adds, and a breakdown
     /// per stem, cell and head.
     Inspect(nas_runner::stages::inspect::InspectArgs),
-    /// Score architectures with metrics: one JSON line per architecture, in input order.
+    /// Stage: decode, resize and pack the raw data set into shards in the artifact store.
+    StageData(StageArgs),
+    /// Stage with `--spec`: score this pod's shard of the candidates. Without it: score the
+    /// architectures of a file with metrics, one JSON line per architecture, in input order.
     Score(nas_runner::stages::score_cli::ScoreArgs),
+    /// Stage: merge the score shards, apply the constraints, rank, keep the top K.
+    Select(StageArgs),
+    /// Stage: short training of this pod's finalist (`--shard I`, or `JOB_COMPLETION_INDEX`).
+    Train(StageArgs),
+    /// Stage: final training of the best finalist and its held-out top-1/top-5 error.
+    Evaluate(StageArgs),
+    /// Stage: summary.json, candidates.csv, report.md and plots.
+    Report(StageArgs),
+    /// Delete every artifact of a search (the operator's finalizer runs it).
+    Cleanup(StageArgs),
     /// Run a whole search (every stage) in this process against a local folder.
     Local(nas_runner::stages::local::LocalArgs),
 }
@@ -32,6 +47,23 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::StageData(a) => ExitCode::from(stage_cmd::main(Stage::StageData, &a)),
+        Command::Select(a) => ExitCode::from(stage_cmd::main(Stage::Select, &a)),
+        Command::Train(a) => ExitCode::from(stage_cmd::main(Stage::Train, &a)),
+        Command::Evaluate(a) => ExitCode::from(stage_cmd::main(Stage::Evaluate, &a)),
+        Command::Report(a) => ExitCode::from(stage_cmd::main(Stage::Report, &a)),
+        Command::Cleanup(a) => ExitCode::from(stage_cmd::cleanup(&a)),
+        Command::Score(args) if args.spec.is_some() => {
+            let stage_args = StageArgs {
+                spec: args.spec.clone().unwrap_or_default(),
+                shard: args.shard.clone(),
+                device: args.device.clone(),
+                log_format: args.log_format,
+                termination_log: args.termination_log.clone(),
+                quiet: args.quiet,
+            };
+            ExitCode::from(stage_cmd::main(Stage::Score, &stage_args))
+        }
         Command::Score(args) => {
             use nas_runner::stages::score_cli;
             match score_cli::run(&args, &score_cli::default_resolver) {
@@ -46,12 +78,12 @@ fn main() -> ExitCode {
             nas_runner::telemetry::init(nas_runner::telemetry::LogFormat::Text);
             match nas_runner::stages::local::run(&args) {
                 Ok(summary) => {
-                    println!("{summary}");
+                    println!("{}", serde_json::to_string(&summary).unwrap_or_default());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("local: {e}");
-                    ExitCode::from(e.exit_code())
+                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
                 }
             }
         }

@@ -281,7 +281,7 @@ pub struct MetricsSpec {
     #[serde(default = "default_metric_batch")]
     #[schemars(range(min = 1, max = 4096))]
     pub batch_size: u32,
-    /// Training steps of `angle_loss`'s short training.
+    /// Training steps of `angle_loss`'s short training (the paper: 50).
     #[serde(default = "default_angle_steps")]
     #[schemars(range(min = 1, max = 100000))]
     pub angle_loss_steps: u32,
@@ -297,8 +297,9 @@ fn default_metric_names() -> Vec<Metric> {
 fn default_metric_batch() -> u32 {
     64
 }
+/// The paper's 50-step training.
 fn default_angle_steps() -> u32 {
-    200
+    50
 }
 fn default_repeats() -> u32 {
     1

@@ -57,10 +57,28 @@ pub fn load_balanced_sample_with(
     seed: u64,
     options: &SampleOptions,
 ) -> Result<ImageBatch, DataError> {
+    sample_source(
+        &DataSource::open(location)?,
+        split,
+        per_class,
+        seed,
+        options,
+    )
+}
+
+/// [`load_balanced_sample_with`] from an opened source (e.g. [`DataSource::staged`] shards in
+/// the artifact store).
+pub fn sample_source(
+    source: &DataSource,
+    split: Split,
+    per_class: usize,
+    seed: u64,
+    options: &SampleOptions,
+) -> Result<ImageBatch, DataError> {
     if per_class == 0 {
         return Err(DataError::Invalid("per_class must be at least 1".into()));
     }
-    let source = DataSource::open(location)?;
+    let location = &source.shown();
     let channels = source.channels()?;
     let mut reservoirs: BTreeMap<ClassRef, Reservoir> = BTreeMap::new();
     let summary = source.visit(split, &mut |record| {

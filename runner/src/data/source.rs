@@ -8,6 +8,7 @@ use super::shards::ShardIndex;
 use super::{cifar_bin, idx, tarball, DataError, Normalization, Split};
 use crate::store::{LocalStore, ObjectStore};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A data-set format the readers know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -52,10 +53,22 @@ pub struct RawRecord {
 }
 
 /// A detected data set at a local path.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataSource {
     pub location: PathBuf,
     pub format: Format,
+    /// Staged shards read through an object store (the pipeline's `data/` prefix) rather than
+    /// from a local folder: the store and the prefix that holds `train/`, `test/`.
+    staged_in: Option<(Arc<dyn ObjectStore>, String)>,
+}
+
+impl std::fmt::Debug for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSource")
+            .field("location", &self.shown())
+            .field("format", &self.format)
+            .finish()
+    }
 }
 
 /// What a visit saw besides the records: class folders (empty ones included), when the format
@@ -102,6 +115,7 @@ impl DataSource {
             Ok(DataSource {
                 location: path.clone(),
                 format,
+                staged_in: None,
             })
         };
         if meta.is_file() {
@@ -164,8 +178,29 @@ impl DataSource {
         Err(unknown())
     }
 
-    fn shown(&self) -> String {
-        self.location.display().to_string()
+    /// Staged shards under `prefix` of `store` (as `stage-data` writes them), for stages that
+    /// read the pipeline's own copy of the data set rather than the raw files.
+    pub fn staged(store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        DataSource {
+            location: PathBuf::from(prefix),
+            format: Format::Staged,
+            staged_in: Some((store, prefix.trim_end_matches('/').to_string())),
+        }
+    }
+
+    pub(crate) fn shown(&self) -> String {
+        match &self.staged_in {
+            Some((store, prefix)) => format!("{}/{prefix}", store.describe()),
+            None => self.location.display().to_string(),
+        }
+    }
+
+    /// The store and key prefix the staged splits live under.
+    fn staged_root(&self) -> (Arc<dyn ObjectStore>, String) {
+        match &self.staged_in {
+            Some((store, prefix)) => (store.clone(), prefix.clone()),
+            None => (Arc::new(LocalStore::new(&self.location)), String::new()),
+        }
     }
 
     fn missing_split(&self, split: Split, looked_for: String) -> DataError {
@@ -220,10 +255,11 @@ impl DataSource {
     }
 
     pub(crate) fn staged_index(&self, split: Split) -> Result<ShardIndex, DataError> {
-        let store = LocalStore::new(&self.location);
+        let (store, prefix) = self.staged_root();
         for alias in split.aliases() {
-            if store.exists(&format!("{alias}/index.json"))? {
-                return ShardIndex::load(&store, alias);
+            let dir = super::shards::join_key(&prefix, alias);
+            if store.exists(&super::shards::join_key(&dir, "index.json"))? {
+                return ShardIndex::load(store.as_ref(), &dir);
             }
         }
         Err(self.missing_split(split, format!("{}/index.json", split.aliases().join("|"))))
@@ -391,9 +427,9 @@ impl DataSource {
             }
             Format::Idx => idx::visit(&self.location, split, f).map(|_| VisitSummary::default()),
             Format::Staged => {
-                let store = LocalStore::new(&self.location);
+                let (store, _) = self.staged_root();
                 let index = self.staged_index(split)?;
-                index.visit(&store, f)?;
+                index.visit(store.as_ref(), f)?;
                 Ok(VisitSummary::default())
             }
         }

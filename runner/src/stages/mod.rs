@@ -3,3 +3,4 @@
 pub mod inspect;
 pub mod local;
 pub mod score_cli;
+pub mod stage_cmd;

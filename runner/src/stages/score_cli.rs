@@ -20,22 +20,38 @@ use crate::data::{load_balanced_sample, Split};
 use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec, MetricValue};
 use crate::nn::NetBuilder;
 
-/// Arguments of `nas-runner score`.
+/// Arguments of `nas-runner score`: the ad-hoc form (`--space --archs --metrics --data`) or
+/// the pipeline stage (`--spec`, with the stage options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScoreArgs {
+    /// Pipeline stage: the resolved spec; scores this pod's shard of `candidates.jsonl`.
+    #[arg(long, conflicts_with_all = ["space", "archs", "metrics", "data", "out"])]
+    pub spec: Option<String>,
+    /// Pipeline stage: this pod's shard, `I` or `I/N` (default `JOB_COMPLETION_INDEX`).
+    #[arg(long, requires = "spec", value_name = "I[/N]")]
+    pub shard: Option<String>,
+    /// Pipeline stage: log lines as `text` or `json`.
+    #[arg(long, value_enum, requires = "spec")]
+    pub log_format: Option<crate::telemetry::LogFormat>,
+    /// Pipeline stage: where the termination summary goes.
+    #[arg(long, requires = "spec")]
+    pub termination_log: Option<PathBuf>,
+    /// Pipeline stage: no progress lines.
+    #[arg(long, requires = "spec")]
+    pub quiet: bool,
     /// Search space of the architectures (`nb201`, `darts`, or `toy` for small test nets).
-    #[arg(long)]
-    pub space: String,
+    #[arg(long, required_unless_present = "spec")]
+    pub space: Option<String>,
     /// File with one architecture a line (blank lines and `#` comments are skipped).
-    #[arg(long)]
-    pub archs: PathBuf,
+    #[arg(long, required_unless_present = "spec")]
+    pub archs: Option<PathBuf>,
     /// Comma-separated metric names.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "spec")]
     pub metrics: Vec<String>,
     /// Data-set location (CIFAR-10 folder, ImageNet-style folder or tar, IDX folder, shards),
     /// or `random` for a synthetic batch.
-    #[arg(long)]
-    pub data: String,
+    #[arg(long, required_unless_present = "spec")]
+    pub data: Option<String>,
     /// Overrides every metric's reference batch size.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -142,12 +158,15 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
     let mut ctx = MetricContext::new(args.seed, device);
     ctx.batch_size = args.batch_size;
     ctx.options = parse_options(&args.options)?;
-    let archs = read_archs(&args.archs)?;
+    let missing = |flag: &str| ScoreError::Config(format!("{flag} is required without --spec"));
+    let space = args.space.as_deref().ok_or_else(|| missing("--space"))?;
+    let archs = read_archs(args.archs.as_ref().ok_or_else(|| missing("--archs"))?)?;
+    let data = args.data.as_deref().ok_or_else(|| missing("--data"))?;
     let builders: Vec<Result<Box<dyn NetBuilder>, String>> =
-        archs.iter().map(|a| resolve(&args.space, a)).collect();
+        archs.iter().map(|a| resolve(space, a)).collect();
 
     let batches = match builders.iter().find_map(|b| b.as_ref().ok()) {
-        Some(first) => load_batches(args, &specs, &ctx, first.as_ref())?,
+        Some(first) => load_batches(args, data, &specs, &ctx, first.as_ref())?,
         None => Batches::default(),
     };
 
@@ -200,6 +219,7 @@ pub struct Batches {
 
 fn load_batches(
     args: &ScoreArgs,
+    data: &str,
     specs: &[&'static MetricSpec],
     ctx: &MetricContext,
     first: &dyn NetBuilder,
@@ -218,7 +238,7 @@ fn load_batches(
         #[allow(clippy::map_entry)]
         // the insert is fallible (`?` inside), entry() cannot express it
         if !cache.contains_key(&per_class) {
-            let batch = if args.data == "random" {
+            let batch = if data == "random" {
                 MetricBatch::random(
                     (per_class * classes) as i64,
                     first.input_shape(),
@@ -227,10 +247,10 @@ fn load_batches(
                     ctx.device,
                 )
             } else {
-                let raw = load_balanced_sample(&args.data, Split::Train, per_class, args.seed)
-                    .map_err(|e| ScoreError::Config(format!("--data {}: {e}", args.data)))?;
+                let raw = load_balanced_sample(data, Split::Train, per_class, args.seed)
+                    .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))?;
                 MetricBatch::from_image_batch(&raw, ctx.device)
-                    .map_err(|e| ScoreError::Config(format!("--data {}: {e}", args.data)))?
+                    .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))?
             };
             cache.insert(per_class, batch);
         }

@@ -9,6 +9,7 @@
 //! | `AWS_REGION`, else `AWS_DEFAULT_REGION` | region (default `us-east-1`) |
 //! | `AWS_S3_FORCE_PATH_STYLE` (`true`/`1`) | path-style addressing (`endpoint/bucket/key`) |
 //! | `AWS_CA_BUNDLE` | PEM file of extra trusted CA certificates |
+//! | `NAS_S3_MAX_ATTEMPTS`, `NAS_S3_RETRY_BASE_MS` | retries of throttling, 5xx and timeouts (default 6 attempts from 200 ms, doubling) |
 //! | credentials | the SDK's default chain: environment, web identity, profile, container, IMDS |
 use super::{RetryPolicy, StoreError};
 use std::fmt;
@@ -125,6 +126,22 @@ impl S3Config {
             };
         }
         c.ca_bundle = var("AWS_CA_BUNDLE").map(PathBuf::from);
+        if let Some(v) = var("NAS_S3_MAX_ATTEMPTS") {
+            c.retry.max_attempts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                StoreError::Config(format!(
+                    "NAS_S3_MAX_ATTEMPTS is '{v}': expected a whole number of at least 1"
+                ))
+            })?;
+        }
+        if let Some(v) = var("NAS_S3_RETRY_BASE_MS") {
+            let ms: u64 = v.trim().parse().map_err(|_| {
+                StoreError::Config(format!(
+                    "NAS_S3_RETRY_BASE_MS is '{v}': expected milliseconds"
+                ))
+            })?;
+            c.retry.base_delay = std::time::Duration::from_millis(ms);
+            c.retry.max_delay = c.retry.max_delay.max(c.retry.base_delay);
+        }
         Ok(c)
     }
 

@@ -1,0 +1,174 @@
+//! `stage-data`: decode, resize and pack the raw data set into `data/{train,test}/` shards.
+//!
+//! The raw data set is a local path (`/path`, `file:///path`: a volume) or an `s3://` object or
+//! prefix, which is downloaded to a scratch folder first (`NAS_SCRATCH`, else the temporary
+//! folder) with the same S3 settings as the artifacts.
+use std::path::{Path, PathBuf};
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::spec::DatasetFormat;
+use nas_api::uri::StoreUri;
+
+use super::{Search, StageError, StageResult};
+use crate::data::{self, DataError, Split, StageConfig};
+use crate::store::{self, ObjectStore};
+
+const SPLITS: [(Split, &str); 2] = [(Split::Train, "train"), (Split::Test, "test")];
+
+/// Stages both splits; a split whose `_SUCCESS` exists is left alone.
+pub fn run(search: &Search) -> StageResult {
+    search.ensure_spec()?;
+    if SPLITS
+        .iter()
+        .map(|(_, name)| search.done(&format!("data/{name}/_SUCCESS")))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .all(|d| d)
+    {
+        return Ok(super::skipped(Stage::StageData, None, "staging"));
+    }
+    let location = local_source(search)?;
+    let config = stage_config(search);
+    let mut summary = TerminationSummary::new(Stage::StageData, None, Outcome::Succeeded, "");
+    let mut parts = Vec::new();
+    for (split, name) in SPLITS {
+        let prefix = format!("data/{name}");
+        let report = data::stage_data(&location, split, search.store.as_ref(), &prefix, &config)
+            .map_err(|e| data_error(e, &search.spec().dataset.source))?;
+        parts.push(format!(
+            "{name}: {} images in {} shards ({} corrupt skipped)",
+            report.images, report.shards, report.bad
+        ));
+        summary
+            .values
+            .insert(format!("{name}Images"), report.images as f64);
+        summary
+            .values
+            .insert(format!("{name}Corrupt"), report.bad as f64);
+        summary.artifacts.push(format!("{prefix}/"));
+        tracing::info!(
+            split = name,
+            images = report.images,
+            bad = report.bad,
+            shards = report.shards,
+            skipped = report.skipped,
+            "staged"
+        );
+    }
+    summary.message = parts.join("; ");
+    Ok(summary)
+}
+
+/// Errors of the data layer, in the contract's terms.
+pub(crate) fn data_error(e: DataError, source: &str) -> StageError {
+    match e {
+        DataError::TooManyBad { .. } => {
+            StageError::Undoable(format!("spec.dataset.source {source}: {e}"))
+        }
+        DataError::Store(s) => StageError::from(s),
+        DataError::Checksum { .. } | DataError::Tensor(_) => StageError::Transient(e.to_string()),
+        other => StageError::Config(format!("spec.dataset.source {source}: {other}")),
+    }
+}
+
+/// How the split is packed: ImageNet-style folders are resized (short side `resolution * 8/7`,
+/// test split centre-cropped to `resolution`); CIFAR-10 and Fashion-MNIST keep their size unless
+/// another resolution is asked for.
+fn stage_config(search: &Search) -> StageConfig {
+    let d = &search.spec().dataset;
+    let native = match d.format {
+        DatasetFormat::Cifar10 => Some(32),
+        DatasetFormat::FashionMnist => Some(28),
+        DatasetFormat::ImageFolder | DatasetFormat::WebDataset => None,
+    };
+    let mut config = StageConfig {
+        progress: search.progress,
+        ..StageConfig::default()
+    };
+    match native {
+        Some(n) if n == d.resolution => {}
+        Some(_) => {
+            config.short_side = Some(d.resolution);
+            config.center_crop = Some(d.resolution);
+        }
+        None => {
+            config = StageConfig {
+                short_side: Some(d.resolution * 8 / 7),
+                center_crop: Some(d.resolution),
+                progress: search.progress,
+                ..StageConfig::imagenet()
+            };
+        }
+    }
+    config
+}
+
+/// A local path to read the raw data set from, downloading an `s3://` source first.
+fn local_source(search: &Search) -> Result<String, StageError> {
+    let source = &search.spec().dataset.source;
+    let uri = StoreUri::parse(source)
+        .map_err(|e| StageError::Config(format!("spec.dataset.source: {e}")))?;
+    match uri {
+        StoreUri::File { path } => Ok(path.to_string_lossy().into_owned()),
+        StoreUri::S3 { bucket, key } => {
+            let store = store::open_store(
+                &StoreUri::S3 {
+                    bucket,
+                    key: String::new(),
+                },
+                None,
+            )?;
+            let scratch = std::env::var_os("NAS_SCRATCH")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("nas-source-{}", search.resolved.uid));
+            download(store.as_ref(), key.trim_end_matches('/'), &scratch)
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| StageError::from(e).context("spec.dataset.source"))
+        }
+    }
+}
+
+/// Downloads the object `key` (returns its local file) or every object under `key/` (returns
+/// the folder). Files already downloaded whole (downloads are atomic) are kept.
+fn download(store: &dyn ObjectStore, key: &str, into: &Path) -> Result<PathBuf, store::StoreError> {
+    std::fs::create_dir_all(into).map_err(|e| store::StoreError::Io {
+        context: into.display().to_string(),
+        source: e,
+    })?;
+    if !key.is_empty() && store.exists(key)? {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let path = into.join(name);
+        if !path.is_file() {
+            store.get_to_file(key, &path)?;
+        }
+        return Ok(path);
+    }
+    let prefix = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}/")
+    };
+    let keys = store.list(&prefix)?;
+    if keys.is_empty() {
+        return Err(store::StoreError::NotFound {
+            location: store.describe(),
+            key: prefix,
+        });
+    }
+    for k in keys {
+        let rel = &k[prefix.len()..];
+        let path = into.join(rel);
+        if path.is_file() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| store::StoreError::Io {
+                context: parent.display().to_string(),
+                source: e,
+            })?;
+        }
+        store.get_to_file(&k, &path)?;
+    }
+    Ok(into.to_path_buf())
+}

@@ -1,0 +1,324 @@
+//! `report`: `summary.json`, `candidates.csv` (every candidate with every metric), `report.md`
+//! and `plots/*.svg`, then the search's root `_SUCCESS`.
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::records::{
+    EvalReport, MetricValue, RankingEntry, ScoreRecord, Summary, TrainMetrics, Winner,
+    SCHEMA_VERSION,
+};
+
+use super::plots::{self, Series};
+use super::{candidates, evaluate, schema_ok, score, select, Search, StageResult};
+
+pub const SUMMARY: &str = "summary.json";
+pub const TABLE: &str = "candidates.csv";
+pub const MARKDOWN: &str = "report.md";
+pub const SUCCESS: &str = "_SUCCESS";
+const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
+const PLOT_TRAIN: &str = "plots/training-loss.svg";
+
+pub fn run(search: &Search) -> StageResult {
+    search.ensure_spec()?;
+    let results_uri = format!("{}{SUMMARY}", search.resolved.artifacts_root);
+    if search.done(SUCCESS)? {
+        let summary: Summary = search.get_json(SUMMARY)?;
+        let mut s = super::skipped(Stage::Report, None, "report");
+        s.results_uri = Some(results_uri);
+        s.best = summary.winner.as_ref().map(winner_status);
+        return Ok(s);
+    }
+    let cands = candidates::load(search)?;
+    let mut scores: BTreeMap<u64, ScoreRecord> = BTreeMap::new();
+    for shard in 0..search.spec().sampling.shards {
+        if search.done(&score::success_key(shard))? {
+            for r in search.get_jsonl::<ScoreRecord>(&score::shard_key(shard))? {
+                scores.insert(r.index, r);
+            }
+        }
+    }
+    let ranking: Vec<RankingEntry> = search.get_jsonl(select::RANKING)?;
+    let topk = super::train::load_topk(search)?;
+    let finalists = evaluate::finalists(search)?;
+    let eval: Option<EvalReport> = if search.done(evaluate::SUCCESS)? {
+        let r: EvalReport = search.get_json(evaluate::REPORT)?;
+        schema_ok("eval report", r.schema)?;
+        Some(r)
+    } else {
+        None
+    };
+
+    let winner = eval.as_ref().map(|e| Winner {
+        index: e.index,
+        arch: e.arch.clone(),
+        params: e.params,
+        flops: e.flops,
+        val_acc: finalists
+            .iter()
+            .find(|(r, _)| r.index == e.index)
+            .map(|(_, m)| m.best_val_acc),
+        top1_err: Some(e.top1_err),
+        top5_err: Some(e.top5_err),
+    });
+    let mut stage_seconds = BTreeMap::new();
+    stage_seconds.insert(
+        "score".to_string(),
+        scores
+            .values()
+            .flat_map(|r| r.seconds.values())
+            .sum::<f64>(),
+    );
+    stage_seconds.insert(
+        "train".to_string(),
+        finalists.iter().map(|(_, m)| m.seconds).sum::<f64>(),
+    );
+    if let Some(e) = &eval {
+        stage_seconds.insert("evaluate".to_string(), e.seconds);
+    }
+    let summary = Summary {
+        schema: SCHEMA_VERSION,
+        namespace: search.resolved.namespace.clone(),
+        name: search.resolved.name.clone(),
+        uid: search.resolved.uid.clone(),
+        space: search.space_name().to_string(),
+        dataset: search.spec().dataset.source.clone(),
+        metric: topk.metric.clone(),
+        candidates: cands.len() as u64,
+        scored: scores.values().filter(|r| r.error.is_none()).count() as u64,
+        failed: (cands.len() - scores.values().filter(|r| r.error.is_none()).count()) as u64,
+        topk: topk.entries.iter().map(|e| e.index).collect(),
+        winner,
+        finalists: finalists
+            .iter()
+            .map(|(r, m)| Winner {
+                index: r.index,
+                arch: r.arch.clone(),
+                params: r.params,
+                flops: r.flops,
+                val_acc: Some(m.best_val_acc),
+                top1_err: None,
+                top5_err: None,
+            })
+            .collect(),
+        stage_seconds,
+    };
+    let metric_names: Vec<&str> = search
+        .spec()
+        .metrics
+        .names
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    search
+        .store
+        .put(TABLE, table(&ranking, &scores, &metric_names).as_bytes())?;
+    search.store.put(
+        MARKDOWN,
+        markdown(search, &summary, &finalists, eval.as_ref()).as_bytes(),
+    )?;
+    search
+        .store
+        .put(PLOT_RANK, rank_plot(&ranking, &topk.entries).as_bytes())?;
+    search.store.put(
+        PLOT_TRAIN,
+        training_plot(&finalists, eval.as_ref()).as_bytes(),
+    )?;
+    search.put_json(SUMMARY, &summary)?;
+    search.mark_done(SUCCESS)?;
+
+    let mut s = TerminationSummary::new(
+        Stage::Report,
+        None,
+        Outcome::Succeeded,
+        match &summary.winner {
+            Some(w) => format!(
+                "winner candidate {}: top-1 error {:.2}%; results in {results_uri}",
+                w.index,
+                100.0 * w.top1_err.unwrap_or(f64::NAN)
+            ),
+            None => format!("no evaluated winner; results in {results_uri}"),
+        },
+    );
+    s.results_uri = Some(results_uri);
+    s.best = summary.winner.as_ref().map(winner_status);
+    s.artifacts = vec![
+        SUMMARY.into(),
+        TABLE.into(),
+        MARKDOWN.into(),
+        PLOT_RANK.into(),
+        PLOT_TRAIN.into(),
+    ];
+    Ok(s)
+}
+
+fn winner_status(w: &Winner) -> nas_api::crd::CandidateSummary {
+    nas_api::crd::CandidateSummary {
+        index: Some(w.index),
+        arch: w.arch.chars().take(512).collect(),
+        rank: None,
+        params: Some(w.params),
+        flops: Some(w.flops),
+        val_accuracy: w.val_acc.filter(|a| a.is_finite()).map(|a| 100.0 * a),
+        top1_error: w.top1_err.filter(|a| a.is_finite()).map(|a| 100.0 * a),
+        top5_error: w.top5_err.filter(|a| a.is_finite()).map(|a| 100.0 * a),
+    }
+}
+
+/// RFC 4180 field: quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        String::new()
+    }
+}
+
+/// Every candidate in rank order (excluded ones last), every metric; `angle_loss` as its
+/// `cos`, `loss` and `degenerate` columns.
+fn table(
+    ranking: &[RankingEntry],
+    scores: &BTreeMap<u64, ScoreRecord>,
+    metrics: &[&str],
+) -> String {
+    let mut header = vec!["rank", "index", "arch", "params", "flops", "score"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for m in metrics {
+        if *m == "angle_loss" {
+            header.extend(
+                ["angle_loss.cos", "angle_loss.loss", "angle_loss.degenerate"].map(String::from),
+            );
+        } else {
+            header.push((*m).to_string());
+        }
+    }
+    header.extend(["excluded", "error"].map(String::from));
+    let mut out = header.join(",") + "\n";
+    for e in ranking {
+        let rec = scores.get(&e.index);
+        let mut row = vec![
+            e.rank.map(|r| r.to_string()).unwrap_or_default(),
+            e.index.to_string(),
+            csv_field(&e.arch),
+            e.params.to_string(),
+            e.flops.to_string(),
+            number(e.score),
+        ];
+        for m in metrics {
+            let v = rec.and_then(|r| r.metrics.get(*m));
+            match (*m, v) {
+                ("angle_loss", Some(MetricValue::AngleLoss(a))) => {
+                    row.extend([number(a.cos), number(a.loss), a.degenerate.to_string()])
+                }
+                ("angle_loss", _) => row.extend([String::new(), String::new(), String::new()]),
+                (_, Some(v)) => row.push(v.as_scalar().map(number).unwrap_or_default()),
+                (_, None) => row.push(String::new()),
+            }
+        }
+        row.push(csv_field(e.excluded.as_deref().unwrap_or("")));
+        row.push(csv_field(
+            rec.and_then(|r| r.error.as_deref()).unwrap_or(""),
+        ));
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn markdown(
+    search: &Search,
+    s: &Summary,
+    finalists: &[(RankingEntry, TrainMetrics)],
+    eval: Option<&EvalReport>,
+) -> String {
+    let mut md = format!(
+        "# NAS search {}/{}\n\nSpace `{}`, data set `{}`, {} candidates ({} scored, {} failed), ranked by `{}`.\n\n",
+        s.namespace, s.name, s.space, s.dataset, s.candidates, s.scored, s.failed, s.metric
+    );
+    match eval {
+        Some(e) => {
+            let _ = write!(
+                md,
+                "## Winner\n\n`{}`\n\n| | |\n|---|---|\n| candidate | {} |\n| parameters | {} |\n| multiply-adds | {} |\n| epochs | {} |\n| top-1 error | {:.2}% |\n| top-5 error | {:.2}% |\n| seconds | {:.0} |\n\n",
+                e.arch, e.index, e.params, e.flops, e.epochs, 100.0 * e.top1_err, 100.0 * e.top5_err, e.seconds
+            );
+        }
+        None => md.push_str("## Winner\n\nThe evaluation did not finish.\n\n"),
+    }
+    md.push_str("## Finalists\n\n| rank | candidate | parameters | held-out top-1 after short training | architecture |\n|---|---|---|---|---|\n");
+    for (r, m) in finalists {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2}% | `{}` |",
+            r.rank.map(|x| x.to_string()).unwrap_or_default(),
+            r.index,
+            r.params,
+            100.0 * m.best_val_acc,
+            r.arch
+        );
+    }
+    let _ = write!(
+        md,
+        "\n## Files\n\n- `{TABLE}`: every candidate with every metric, in rank order\n- `select/ranking.jsonl`, `select/topk.json`: the ranking\n- `{PLOT_RANK}`, `{PLOT_TRAIN}`\n- `spec.json`: the resolved spec (hash `{}`)\n",
+        search.resolved.spec_hash
+    );
+    md
+}
+
+fn rank_plot(ranking: &[RankingEntry], top: &[RankingEntry]) -> String {
+    let point = |e: &RankingEntry| (e.params as f64, e.score);
+    plots::scatter(
+        "Search score against #Param",
+        "parameters",
+        "search score (higher is better)",
+        &[
+            Series {
+                name: "candidates".into(),
+                points: ranking
+                    .iter()
+                    .filter(|e| e.rank.is_some())
+                    .map(point)
+                    .collect(),
+            },
+            Series {
+                name: "top K".into(),
+                points: top.iter().map(point).collect(),
+            },
+        ],
+    )
+}
+
+fn training_plot(finalists: &[(RankingEntry, TrainMetrics)], eval: Option<&EvalReport>) -> String {
+    let mut series: Vec<Series> = finalists
+        .iter()
+        .map(|(r, m)| Series {
+            name: format!("finalist {}", r.index),
+            points: m
+                .history
+                .iter()
+                .map(|h| (f64::from(h.epoch), h.train_loss))
+                .collect(),
+        })
+        .collect();
+    if let Some(e) = eval {
+        series.push(Series {
+            name: format!("evaluation {}", e.index),
+            points: e
+                .history
+                .iter()
+                .map(|h| (f64::from(h.epoch), h.train_loss))
+                .collect(),
+        });
+    }
+    plots::lines("Training loss", "epoch", "mean training loss", &series)
+}

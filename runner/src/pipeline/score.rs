@@ -1,0 +1,203 @@
+//! `score`: shard `i` of `n` scores its contiguous slice of `candidates.jsonl` with the spec's
+//! metrics and writes `score/shard-{i:05}.jsonl`, then `score/shard-{i:05}._SUCCESS`.
+//!
+//! Metrics read a balanced sample of the staged training split (the same for every candidate
+//! and every shard: drawn with the spec's seed): `angle_loss` its 10 images per class (the
+//! paper's 100 images on CIFAR-10), the other data metrics `spec.metrics.batchSize` images.
+//! A metric that fails on one candidate is recorded in that candidate's `error` and the shard
+//! goes on; a shard where every candidate fails is not marked done and exits 3.
+use std::collections::BTreeMap;
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::records::{AngleLoss, MetricValue, ScoreRecord, SCHEMA_VERSION};
+
+use super::{candidates, DataShape, Search, StageError, StageResult};
+use crate::data::sample::{sample_source, SampleOptions};
+use crate::data::{DataSource, Split};
+use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec};
+use crate::stages::score_cli::{score_one, Batches};
+
+/// Images per class of `angle_loss`'s sample (the paper: 100 images of CIFAR-10's 10 classes).
+const ANGLE_LOSS_PER_CLASS: usize = 10;
+
+pub fn shard_key(shard: u32) -> String {
+    format!("score/shard-{shard:05}.jsonl")
+}
+
+pub fn success_key(shard: u32) -> String {
+    format!("score/shard-{shard:05}._SUCCESS")
+}
+
+/// Scores shard `shard` of `spec.sampling.shards`.
+pub fn run(search: &Search, shard: u32) -> StageResult {
+    let shards = search.spec().sampling.shards;
+    if shard >= shards {
+        return Err(StageError::Config(format!(
+            "shard index {shard} is out of range: spec.sampling.shards is {shards}"
+        )));
+    }
+    search.ensure_spec()?;
+    if search.done(&success_key(shard))? {
+        let done: Vec<ScoreRecord> = search.get_jsonl(&shard_key(shard))?;
+        let mut s = super::skipped(Stage::Score, Some(shard), &format!("shard {shard}"));
+        s.scored = Some(done.iter().filter(|r| r.error.is_none()).count() as u64);
+        s.failed = Some(done.iter().filter(|r| r.error.is_some()).count() as u64);
+        return Ok(s);
+    }
+    let candidates = candidates::ensure(search)?;
+    let range = candidates::shard_range(candidates.len(), shard, shards);
+    let shape = DataShape::of(search)?;
+    let specs: Vec<&'static MetricSpec> = search
+        .spec()
+        .metrics
+        .names
+        .iter()
+        .map(|m| {
+            metrics::lookup(m.as_str())
+                .map_err(|e| StageError::Config(format!("spec.metrics.names: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let ctx = metric_context(search);
+    let batches = load_batches(search, &specs, &ctx, &shape)?;
+
+    let total = range.len();
+    let mut records = Vec::with_capacity(total);
+    for (done, c) in candidates[range].iter().enumerate() {
+        let record = match search.build(&c.arch, &shape) {
+            Ok(builder) => {
+                let r = score_one(builder.as_ref(), &specs, &batches, &ctx);
+                let error = (!r.errors.is_empty()).then(|| {
+                    r.errors
+                        .iter()
+                        .map(|(m, e)| format!("{m}: {e}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                });
+                ScoreRecord {
+                    schema: SCHEMA_VERSION,
+                    index: c.index,
+                    arch: c.arch.clone(),
+                    metrics: r
+                        .metrics
+                        .into_iter()
+                        .map(|(k, v)| (k, to_record(v)))
+                        .collect(),
+                    seconds: r.seconds,
+                    error,
+                }
+            }
+            Err(e) => ScoreRecord {
+                schema: SCHEMA_VERSION,
+                index: c.index,
+                arch: c.arch.clone(),
+                metrics: BTreeMap::new(),
+                seconds: BTreeMap::new(),
+                error: Some(e.to_string()),
+            },
+        };
+        if search.progress {
+            eprintln!(
+                "score: shard {shard}: {}/{total} candidate {}",
+                done + 1,
+                c.index
+            );
+        }
+        tracing::info!(
+            shard,
+            candidate = c.index,
+            failed = record.error.is_some(),
+            "scored"
+        );
+        records.push(record);
+    }
+
+    let failed: Vec<&ScoreRecord> = records.iter().filter(|r| r.error.is_some()).collect();
+    search.put_jsonl(&shard_key(shard), &records)?;
+    let mut summary = TerminationSummary::new(Stage::Score, Some(shard), Outcome::Succeeded, "");
+    summary.scored = Some((records.len() - failed.len()) as u64);
+    summary.failed = Some(failed.len() as u64);
+    summary.errors = failed
+        .iter()
+        .take(5)
+        .map(|r| {
+            format!(
+                "candidate {}: {}",
+                r.index,
+                r.error.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if !records.is_empty() && failed.len() == records.len() {
+        return Err(StageError::Undoable(format!(
+            "shard {shard}: every one of its {} candidates failed; first: {}",
+            records.len(),
+            summary.errors.first().cloned().unwrap_or_default()
+        )));
+    }
+    search.mark_done(&success_key(shard))?;
+    summary.message = format!(
+        "shard {shard}: scored {} of {} candidates",
+        records.len() - failed.len(),
+        records.len()
+    );
+    summary.artifacts = vec![shard_key(shard), success_key(shard)];
+    Ok(summary)
+}
+
+/// The spec's metric settings as metric options.
+pub(crate) fn metric_context(search: &Search) -> MetricContext {
+    let m = &search.spec().metrics;
+    let mut ctx = MetricContext::new(search.seed(), search.device);
+    ctx.batch_size = Some(m.batch_size as usize);
+    ctx.options
+        .insert("iterations".into(), f64::from(m.angle_loss_steps));
+    ctx.options.insert("repeats".into(), f64::from(m.repeats));
+    ctx
+}
+
+/// One balanced sample per distinct size, shared by the metrics that ask for that size.
+fn load_batches(
+    search: &Search,
+    specs: &[&'static MetricSpec],
+    ctx: &MetricContext,
+    shape: &DataShape,
+) -> Result<Batches, StageError> {
+    let source = DataSource::staged(search.store.clone(), "data");
+    let classes = shape.classes.max(1);
+    let mut cache: BTreeMap<usize, MetricBatch> = BTreeMap::new();
+    let mut by_metric = BTreeMap::new();
+    for spec in specs.iter().filter(|s| s.needs.data) {
+        let per_class = if spec.name == "angle_loss" {
+            ANGLE_LOSS_PER_CLASS
+        } else {
+            ctx.batch_size_for(spec).max(1).div_ceil(classes)
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(per_class) {
+            let raw = sample_source(
+                &source,
+                Split::Train,
+                per_class,
+                search.seed(),
+                &SampleOptions::default(),
+            )
+            .map_err(|e| StageError::Config(format!("metric sample of the staged data: {e}")))?;
+            let batch = MetricBatch::from_image_batch(&raw, ctx.device)
+                .map_err(|e| StageError::Transient(format!("metric sample: {e}")))?;
+            slot.insert(batch);
+        }
+        by_metric.insert(spec.name, cache[&per_class].shallow());
+    }
+    Ok(Batches { by_metric })
+}
+
+/// The metric layer's value as the record type (the same JSON).
+fn to_record(v: metrics::MetricValue) -> MetricValue {
+    match v {
+        metrics::MetricValue::Number(x) => MetricValue::Scalar(x),
+        metrics::MetricValue::AngleLoss(a) => MetricValue::AngleLoss(AngleLoss {
+            cos: a.cos,
+            loss: a.loss,
+            degenerate: a.degenerate,
+        }),
+    }
+}

@@ -1,0 +1,221 @@
+//! `select`: merge the score shards, apply the constraints, rank, keep the top K.
+//!
+//! The ranking metric is the first of `spec.metrics.names`. For `angle_loss` the paper's fusion
+//! applies (rank of the cosine plus rank of the final loss, re-ranked); with `rank: rankSum` (the
+//! default, the paper's search rank) the #Param rank is added. Ranks are average ranks over the
+//! eligible candidates, ascending: the highest score is the best. A candidate is eligible when
+//! its shard finished, it has the ranking metric, and it meets `maxParams` / `maxFlops`.
+use std::collections::BTreeMap;
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::records::{MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION};
+use nas_api::spec::RankRule;
+
+use super::{candidates, schema_ok, score, DataShape, Search, StageError, StageResult};
+use crate::metrics::{self, fusion, rank::average_ranks};
+
+pub const RANKING: &str = "select/ranking.jsonl";
+pub const TOPK: &str = "select/topk.json";
+pub const SUCCESS: &str = "select/_SUCCESS";
+
+pub fn run(search: &Search) -> StageResult {
+    search.ensure_spec()?;
+    if search.done(SUCCESS)? {
+        let topk: TopK = search.get_json(TOPK)?;
+        let mut s = super::skipped(Stage::Select, None, "select");
+        s.top_k = topk
+            .entries
+            .iter()
+            .map(|e| super::train::candidate_summary(e, None))
+            .collect();
+        return Ok(s);
+    }
+    let cands = candidates::load(search)?;
+    let shards = search.spec().sampling.shards;
+    let mut records: BTreeMap<u64, ScoreRecord> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for shard in 0..shards {
+        if !search.done(&score::success_key(shard))? {
+            missing.push(shard);
+            continue;
+        }
+        for r in search.get_jsonl::<ScoreRecord>(&score::shard_key(shard))? {
+            schema_ok("score record", r.schema)?;
+            records.insert(r.index, r);
+        }
+    }
+    if missing.len() == shards as usize {
+        return Err(StageError::Undoable(
+            "no score shard finished: nothing to select from".into(),
+        ));
+    }
+    let shape = DataShape::of(search)?;
+    let metric = search
+        .spec()
+        .metrics
+        .names
+        .first()
+        .map(|m| m.as_str())
+        .ok_or_else(|| StageError::Config("spec.metrics.names is empty".into()))?;
+    let spec = metrics::lookup(metric).map_err(|e| StageError::Config(e.to_string()))?;
+
+    // Size of every candidate, and why each ineligible one is out.
+    let mut rows = Vec::with_capacity(cands.len());
+    for c in &cands {
+        let b = search.build(&c.arch, &shape)?;
+        let (params, flops) = (b.param_count() as u64, b.flops() as u64);
+        let c_ = &search.spec().constraints;
+        let value = records
+            .get(&c.index)
+            .and_then(|r| r.metrics.get(metric))
+            .copied();
+        let excluded = match records.get(&c.index) {
+            None => Some(format!(
+                "shard {} did not finish",
+                shard_of(c.index as usize, cands.len(), shards)
+            )),
+            Some(r) if value.is_none() => Some(format!(
+                "no {metric}: {}",
+                r.error.as_deref().unwrap_or("not computed")
+            )),
+            _ if c_.max_params.is_some_and(|m| params > m) => {
+                Some(format!("{params} parameters > constraints.maxParams"))
+            }
+            _ if c_.max_flops.is_some_and(|m| flops > m) => {
+                Some(format!("{flops} multiply-adds > constraints.maxFlops"))
+            }
+            _ => None,
+        };
+        rows.push((c, params, flops, value, excluded));
+    }
+
+    let eligible: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].4.is_none()).collect();
+    if eligible.is_empty() {
+        return Err(StageError::Undoable(format!(
+            "no candidate is eligible (first reason: {})",
+            rows.first().and_then(|r| r.4.clone()).unwrap_or_default()
+        )));
+    }
+    let params: Vec<f64> = eligible.iter().map(|&i| rows[i].1 as f64).collect();
+    let param_rank = average_ranks(&params);
+    let use_params = search.spec().selection.rank == RankRule::RankSum && metric != "params";
+    let metric_rank: Vec<f64> = if metric == "angle_loss" {
+        let values: Vec<metrics::AngleLoss> =
+            eligible.iter().map(|&i| as_angle(rows[i].3)).collect();
+        let opts = fusion::FusionOptions::default();
+        fusion::metric_rank(&values, &opts).unwrap_or_else(|| vec![0.0; values.len()])
+    } else {
+        let sign = if spec.higher_is_better { 1.0 } else { -1.0 };
+        let v: Vec<f64> = eligible
+            .iter()
+            .map(|&i| {
+                let x = rows[i].3.and_then(|v| v.as_scalar()).unwrap_or(f64::NAN);
+                if x.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    sign * x
+                }
+            })
+            .collect();
+        average_ranks(&v)
+    };
+    let score: Vec<f64> = metric_rank
+        .iter()
+        .zip(&param_rank)
+        .map(|(m, p)| if use_params { m + p } else { *m })
+        .collect();
+    let mut order: Vec<usize> = (0..eligible.len()).collect();
+    // Best first; ties keep the sampling order.
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+
+    let mut ranking: Vec<RankingEntry> = Vec::with_capacity(rows.len());
+    for (r, &j) in order.iter().enumerate() {
+        let (c, params, flops, _, _) = &rows[eligible[j]];
+        ranking.push(RankingEntry {
+            schema: SCHEMA_VERSION,
+            rank: Some(r as u32 + 1),
+            index: c.index,
+            arch: c.arch.clone(),
+            params: *params,
+            flops: *flops,
+            metric_rank: metric_rank[j],
+            param_rank: param_rank[j],
+            score: score[j],
+            excluded: None,
+        });
+    }
+    for (c, params, flops, _, excluded) in rows.iter().filter(|r| r.4.is_some()) {
+        ranking.push(RankingEntry {
+            schema: SCHEMA_VERSION,
+            rank: None,
+            index: c.index,
+            arch: c.arch.clone(),
+            params: *params,
+            flops: *flops,
+            metric_rank: f64::NAN,
+            param_rank: f64::NAN,
+            score: f64::NAN,
+            excluded: excluded.clone(),
+        });
+    }
+    let k = search.spec().selection.top_k;
+    let topk = TopK {
+        schema: SCHEMA_VERSION,
+        metric: metric.to_string(),
+        k,
+        entries: ranking
+            .iter()
+            .take((k as usize).min(eligible.len()))
+            .cloned()
+            .collect(),
+    };
+    search.put_jsonl(RANKING, &ranking)?;
+    search.put_json(TOPK, &topk)?;
+    search.mark_done(SUCCESS)?;
+
+    let mut s = TerminationSummary::new(
+        Stage::Select,
+        None,
+        Outcome::Succeeded,
+        format!(
+            "ranked {} eligible of {} candidates by {metric}{}; kept {}",
+            eligible.len(),
+            cands.len(),
+            if use_params { " + #Param rank" } else { "" },
+            topk.entries.len()
+        ),
+    );
+    s.top_k = topk
+        .entries
+        .iter()
+        .map(|e| super::train::candidate_summary(e, None))
+        .collect();
+    s.errors = missing
+        .iter()
+        .map(|m| format!("score shard {m} did not finish; its candidates were left out"))
+        .collect();
+    s.artifacts = vec![RANKING.into(), TOPK.into(), SUCCESS.into()];
+    Ok(s)
+}
+
+fn shard_of(index: usize, total: usize, shards: u32) -> u32 {
+    (0..shards)
+        .find(|&s| candidates::shard_range(total, s, shards).contains(&index))
+        .unwrap_or(0)
+}
+
+/// A stored `angle_loss`, or the worst value for anything else.
+fn as_angle(v: Option<MetricValue>) -> metrics::AngleLoss {
+    match v {
+        Some(MetricValue::AngleLoss(a)) => metrics::AngleLoss {
+            cos: a.cos,
+            loss: a.loss,
+            degenerate: a.degenerate,
+        },
+        _ => metrics::AngleLoss {
+            cos: f64::NAN,
+            loss: f64::NAN,
+            degenerate: true,
+        },
+    }
+}

@@ -1,0 +1,195 @@
+//! `train`: finalist `i` of `select/topk.json` gets the short training of `spec.train`;
+//! `train/cand-NNNNNN/metrics.json`, checkpoints beside it, then `_SUCCESS`.
+//!
+//! Training resumes from the newest checkpoint, so a retried pod picks up where the killed one
+//! stopped. Finalists are compared on their held-out accuracy after this training.
+use std::time::Instant;
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::crd::CandidateSummary;
+use nas_api::layout::candidate_name;
+use nas_api::records::{EpochMetrics, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
+use nas_api::spec::{RecipePreset, RecipeSpec};
+use serde_json::{json, Value};
+
+use super::{schema_ok, select, DataShape, Search, StageError, StageResult};
+use crate::nn::NetBuilder;
+use crate::train::{self, Recipe, TrainData, TrainError, TrainOptions, TrainReport};
+
+pub fn metrics_key(candidate: u64) -> String {
+    format!("train/{}/metrics.json", candidate_name(candidate))
+}
+
+pub fn success_key(candidate: u64) -> String {
+    format!("train/{}/_SUCCESS", candidate_name(candidate))
+}
+
+fn checkpoints_prefix(candidate: u64) -> String {
+    format!("train/{}/checkpoints", candidate_name(candidate))
+}
+
+/// Reads `select/topk.json` (select must have finished).
+pub fn load_topk(search: &Search) -> Result<TopK, StageError> {
+    if !search.done(select::SUCCESS)? {
+        return Err(StageError::Transient(
+            "select has not finished: select/_SUCCESS is missing".into(),
+        ));
+    }
+    let topk: TopK = search.get_json(select::TOPK)?;
+    schema_ok("select/topk.json", topk.schema)?;
+    Ok(topk)
+}
+
+/// Trains finalist `finalist` (0-based position in the top K).
+pub fn run(search: &Search, finalist: u32) -> StageResult {
+    let k = search.spec().selection.top_k;
+    if finalist >= k {
+        return Err(StageError::Config(format!(
+            "finalist index {finalist} is out of range: spec.selection.topK is {k}"
+        )));
+    }
+    search.ensure_spec()?;
+    let topk = load_topk(search)?;
+    let Some(entry) = topk.entries.get(finalist as usize) else {
+        return Ok(TerminationSummary::new(
+            Stage::Train,
+            Some(finalist),
+            Outcome::Skipped,
+            format!(
+                "only {} candidates met the constraints: no finalist {finalist}",
+                topk.entries.len()
+            ),
+        ));
+    };
+    let c = entry.index;
+    if search.done(&success_key(c))? {
+        let m: TrainMetrics = search.get_json(&metrics_key(c))?;
+        let mut s = super::skipped(Stage::Train, Some(finalist), &format!("candidate {c}"));
+        s.best = Some(candidate_summary(entry, Some(m.best_val_acc)));
+        return Ok(s);
+    }
+    let shape = DataShape::of(search)?;
+    let builder = search.build(&entry.arch, &shape)?;
+    let recipe = recipe_for(&search.spec().train, search.seed())?;
+    let started = Instant::now();
+    let report = fit(search, builder.as_ref(), &recipe, &checkpoints_prefix(c))
+        .map_err(|e| e.context(&format!("training candidate {c}")))?;
+    let acc = report.test.as_ref().map_or(f64::NAN, |t| t.top1);
+    let metrics = TrainMetrics {
+        schema: SCHEMA_VERSION,
+        index: c,
+        arch: entry.arch.clone(),
+        epochs: recipe.epochs as u32,
+        best_val_acc: acc,
+        history: history(&report),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    search.put_json(&metrics_key(c), &metrics)?;
+    search.mark_done(&success_key(c))?;
+    let mut s = TerminationSummary::new(
+        Stage::Train,
+        Some(finalist),
+        Outcome::Succeeded,
+        format!(
+            "candidate {c}: {:.2}% held-out top-1 after {} epochs",
+            100.0 * acc,
+            recipe.epochs
+        ),
+    );
+    s.best = Some(candidate_summary(entry, Some(acc)));
+    s.values.insert("seconds".into(), metrics.seconds);
+    s.artifacts = vec![metrics_key(c), success_key(c)];
+    Ok(s)
+}
+
+/// A ranking entry as the status shows it (accuracy in percent).
+pub(crate) fn candidate_summary(e: &RankingEntry, acc: Option<f64>) -> CandidateSummary {
+    CandidateSummary {
+        index: Some(e.index),
+        arch: e.arch.chars().take(512).collect(),
+        rank: e.rank,
+        params: Some(e.params),
+        flops: Some(e.flops),
+        val_accuracy: acc.filter(|a| a.is_finite()).map(|a| 100.0 * a),
+        ..CandidateSummary::default()
+    }
+}
+
+/// Trains `builder` on the staged data, checkpointing under `checkpoints` and resuming from
+/// the newest checkpoint there.
+pub(crate) fn fit(
+    search: &Search,
+    builder: &dyn NetBuilder,
+    recipe: &Recipe,
+    checkpoints: &str,
+) -> Result<TrainReport, StageError> {
+    let data = TrainData::open(search.store.clone(), "data", recipe).map_err(train_error)?;
+    let options = TrainOptions {
+        device: search.device,
+        checkpoints: Some((search.store.as_ref(), checkpoints)),
+        resume: true,
+        stop_after_step: None,
+        progress: search.progress,
+    };
+    train::train(builder, recipe, &data, &options)
+        .map(|t| t.report)
+        .map_err(train_error)
+}
+
+fn train_error(e: TrainError) -> StageError {
+    match e {
+        TrainError::Config(_) => StageError::Config(e.to_string()),
+        TrainError::Store(s) => StageError::from(s),
+        TrainError::Data(d) => super::data_stage::data_error(d, "staged data"),
+        // Diverged, out of memory, a broken checkpoint: this candidate cannot be done.
+        other => StageError::Undoable(other.to_string()),
+    }
+}
+
+/// Per-epoch history from the trainer's report.
+pub(crate) fn history(report: &TrainReport) -> Vec<EpochMetrics> {
+    report
+        .epoch_losses
+        .iter()
+        .enumerate()
+        .map(|(i, &loss)| EpochMetrics {
+            epoch: i as u32 + 1,
+            train_loss: loss,
+            train_acc: None,
+            val_loss: None,
+            val_acc: None,
+            lr: None,
+            seconds: None,
+        })
+        .collect()
+}
+
+/// The trainer's recipe for a spec's recipe section: the preset, then the overrides.
+pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError> {
+    let name = match r.preset {
+        RecipePreset::Short | RecipePreset::Nb201 => "nb201-cifar",
+        RecipePreset::DartsCifar => "darts-cifar",
+        RecipePreset::DartsImagenet => "darts-imagenet",
+    };
+    let o = &r.overrides;
+    let mut fields = serde_json::Map::new();
+    if matches!(r.preset, RecipePreset::Short) {
+        fields.insert("epochs".into(), json!(5));
+    }
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            fields.insert(k.into(), v);
+        }
+    };
+    set("epochs", o.epochs.map(|v| json!(v)));
+    set("batch_size", o.batch_size.map(|v| json!(v)));
+    set("lr", o.learning_rate.map(|v| json!(v)));
+    set("weight_decay", o.weight_decay.map(|v| json!(v)));
+    set("label_smoothing", o.label_smoothing.map(|v| json!(v)));
+    set("aux_weight", o.auxiliary_weight.map(|v| json!(v)));
+    set("drop_path", o.drop_path.map(|v| json!(v)));
+    set("grad_clip", o.grad_clip.map(|v| json!(v)));
+    fields.insert("seed".into(), json!(seed));
+    Recipe::with_overrides(name, &Value::Object(fields))
+        .map_err(|e| StageError::Config(format!("recipe {name}: {e}")))
+}

@@ -1,0 +1,264 @@
+//! The cluster's stage commands: `nas-runner <stage> --spec <uri>`, one pipeline stage per pod.
+//!
+//! Reads the resolved spec (the operator mounts it from a ConfigMap; any store URI works),
+//! opens the search's artifact store, runs the stage, and reports per the stage contract: the
+//! termination summary (at most 4 KiB) on stdout and in the termination-message file, and the
+//! exit code 0 done, 2 invalid configuration, 3 this shard or candidate cannot be done, 1 retry.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nas_api::contract::{Stage, TerminationSummary, TERMINATION_MESSAGE_PATH};
+use nas_api::resolved::{ResolvedSpec, RESOLVED_SPEC_SCHEMA_VERSION};
+use nas_api::uri::StoreUri;
+
+use crate::pipeline::{self, Search, StageError};
+use crate::store::{self, ObjectStore, S3Config};
+use crate::telemetry::{self, LogFormat};
+
+/// Arguments every stage command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StageArgs {
+    /// The resolved spec: a path, `file:///path/spec.json` or `s3://bucket/key/spec.json`.
+    #[arg(long)]
+    pub spec: String,
+    /// This pod's unit, `I` or `I/N`: the score shard, the train finalist. Default:
+    /// `JOB_COMPLETION_INDEX` (Indexed Jobs), else 0.
+    #[arg(long, alias = "index", value_name = "I[/N]")]
+    pub shard: Option<String>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Log lines on stderr: `text` or `json` (default: `NAS_LOG_FORMAT`, else text).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Where the termination summary goes. Default: `NAS_TERMINATION_LOG`, else
+    /// `/dev/termination-log` when it exists (in a pod).
+    #[arg(long)]
+    pub termination_log: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs `stage` and returns the process exit code; never panics on bad input.
+pub fn main(stage: Stage, args: &StageArgs) -> u8 {
+    let format =
+        args.log_format
+            .unwrap_or_else(|| match std::env::var("NAS_LOG_FORMAT").as_deref() {
+                Ok("json") => LogFormat::Json,
+                _ => LogFormat::Text,
+            });
+    telemetry::init(format);
+    let unit = parse_unit(
+        args.shard.as_deref(),
+        std::env::var("JOB_COMPLETION_INDEX").ok(),
+    );
+    let index = unit.as_ref().ok().map(|u| u.0);
+    let result = unit.and_then(|unit| run(stage, args, unit));
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(stage = stage.as_str(), error = %e, exit_code = e.exit_code(), "stage failed");
+            let mut s = TerminationSummary::new(
+                stage,
+                stage_index(stage, index),
+                e.outcome(),
+                e.to_string(),
+            );
+            s.error = Some(e.to_string());
+            s
+        }
+    };
+    let json = summary.to_json_bounded();
+    println!("{json}");
+    if let Some(path) = termination_log(args) {
+        if let Err(e) = std::fs::write(&path, &json) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
+        }
+    }
+    u8::try_from(summary.exit_code).unwrap_or(1)
+}
+
+fn stage_index(stage: Stage, index: Option<u32>) -> Option<u32> {
+    matches!(stage, Stage::Score | Stage::Train)
+        .then_some(index)
+        .flatten()
+}
+
+/// `I`, `I/N` or `JOB_COMPLETION_INDEX`: the index and, when given, the count.
+fn parse_unit(flag: Option<&str>, env: Option<String>) -> Result<(u32, Option<u32>), StageError> {
+    let (what, text) = match (flag, env) {
+        (Some(f), _) => ("--shard", f.to_string()),
+        (None, Some(e)) => ("JOB_COMPLETION_INDEX", e),
+        (None, None) => return Ok((0, None)),
+    };
+    let bad = || StageError::Config(format!("{what} '{text}': expected I or I/N with I < N"));
+    let (i, n) = match text.trim().split_once('/') {
+        Some((i, n)) => (i, Some(n)),
+        None => (text.trim(), None),
+    };
+    let i: u32 = i.trim().parse().map_err(|_| bad())?;
+    let n: Option<u32> = n.map(|n| n.trim().parse().map_err(|_| bad())).transpose()?;
+    if n.is_some_and(|n| i >= n) {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn termination_log(args: &StageArgs) -> Option<PathBuf> {
+    args.termination_log
+        .clone()
+        .or_else(|| std::env::var_os("NAS_TERMINATION_LOG").map(PathBuf::from))
+        .or_else(|| {
+            let p = Path::new(TERMINATION_MESSAGE_PATH);
+            p.exists().then(|| p.to_path_buf())
+        })
+}
+
+/// Reads the resolved spec at `uri`.
+pub fn read_spec(uri: &str) -> Result<ResolvedSpec, StageError> {
+    let parsed =
+        StoreUri::parse(uri).map_err(|e| StageError::Config(format!("--spec {uri}: {e}")))?;
+    let (store, key) = store::open_object(&parsed, None)
+        .map_err(|e| StageError::from(e).context(&format!("--spec {uri}")))?;
+    let bytes = store.get(&key).map_err(|e| match e {
+        store::StoreError::NotFound { .. } => StageError::Config(format!("--spec {uri}: {e}")),
+        other => StageError::from(other).context(&format!("--spec {uri}")),
+    })?;
+    let spec: ResolvedSpec = serde_json::from_slice(&bytes).map_err(|e| {
+        StageError::Config(format!("--spec {uri}: not a resolved NASSearch spec: {e}"))
+    })?;
+    if spec.schema_version > RESOLVED_SPEC_SCHEMA_VERSION {
+        return Err(StageError::Config(format!(
+            "--spec {uri}: schemaVersion {} is newer than this runner reads ({RESOLVED_SPEC_SCHEMA_VERSION}); use a newer runner image",
+            spec.schema_version
+        )));
+    }
+    nas_api::validate::validate(&spec.spec).map_err(|errs| {
+        StageError::Config(format!(
+            "--spec {uri}: {}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    Ok(spec)
+}
+
+/// Opens the store at the search's artifact root, with the S3 settings of the environment,
+/// completed by the spec's `artifacts` (endpoint, region, path style).
+pub fn open_artifacts(resolved: &ResolvedSpec) -> Result<Arc<dyn ObjectStore>, StageError> {
+    let root = resolved.artifacts_root.trim_end_matches('/');
+    let uri = StoreUri::parse(root)
+        .map_err(|e| StageError::Config(format!("artifactsRoot {root}: {e}")))?;
+    let s3 = match &uri {
+        StoreUri::S3 { bucket, .. } => {
+            let a = &resolved.spec.artifacts;
+            let mut c = S3Config::from_env(bucket.clone())?;
+            if c.endpoint.is_none() {
+                c.endpoint = a.endpoint.clone();
+            }
+            if c.region.is_none() {
+                c.region = a.region.clone();
+            }
+            c.path_style |= a.force_path_style;
+            Some(c)
+        }
+        StoreUri::File { .. } => None,
+    };
+    Ok(Arc::from(store::open_store(&uri, s3.as_ref())?))
+}
+
+fn run(
+    stage: Stage,
+    args: &StageArgs,
+    unit: (u32, Option<u32>),
+) -> Result<TerminationSummary, StageError> {
+    let resolved = read_spec(&args.spec)?;
+    let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
+    let (index, count) = unit;
+    let expected = match stage {
+        Stage::Score => Some(resolved.spec.sampling.shards),
+        Stage::Train => Some(resolved.spec.selection.top_k),
+        _ => None,
+    };
+    if let (Some(n), Some(e)) = (count, expected) {
+        if n != e {
+            return Err(StageError::Config(format!(
+                "--shard {index}/{n}: the spec asks for {e} ({}), not {n}",
+                if stage == Stage::Score {
+                    "spec.sampling.shards"
+                } else {
+                    "spec.selection.topK"
+                }
+            )));
+        }
+    }
+    let span = tracing::info_span!("stage", search = %format!("{}/{}", resolved.namespace, resolved.name), stage = stage.as_str(), shard = index);
+    let _guard = span.enter();
+    let store = open_artifacts(&resolved)?;
+    tracing::info!(store = %store.describe(), spec_hash = %resolved.spec_hash, "stage starts");
+    let search = Search {
+        resolved,
+        store,
+        device,
+        progress: !args.quiet,
+    };
+    let summary = match stage {
+        Stage::StageData => pipeline::data_stage::run(&search),
+        Stage::Score => pipeline::score::run(&search, index),
+        Stage::Select => pipeline::select::run(&search),
+        Stage::Train => pipeline::train::run(&search, index),
+        Stage::Evaluate => pipeline::evaluate::run(&search),
+        Stage::Report => pipeline::report::run(&search),
+    }?;
+    tracing::info!(outcome = ?summary.outcome, message = %summary.message, "stage done");
+    Ok(summary)
+}
+
+/// `nas-runner cleanup --spec`: deletes every artifact of the search (the operator's finalizer
+/// runs it when `deleteArtifactsOnDeletion` is set). Returns the number of objects deleted.
+pub fn cleanup(args: &StageArgs) -> u8 {
+    telemetry::init(args.log_format.unwrap_or_default());
+    let result = read_spec(&args.spec).and_then(|resolved| {
+        let store = open_artifacts(&resolved)?;
+        let keys = store.list("")?;
+        for k in &keys {
+            store.delete(k)?;
+        }
+        Ok((store.describe(), keys.len()))
+    });
+    match result {
+        Ok((where_, n)) => {
+            println!("{}", serde_json::json!({"deleted": n, "store": where_}));
+            0
+        }
+        Err(e) => {
+            eprintln!("cleanup: {e}");
+            u8::try_from(e.exit_code()).unwrap_or(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_parse_from_the_flag_or_the_job_index() {
+        assert_eq!(parse_unit(Some("3/8"), None).unwrap(), (3, Some(8)));
+        assert_eq!(parse_unit(Some("2"), Some("5".into())).unwrap(), (2, None));
+        assert_eq!(parse_unit(None, Some("5".into())).unwrap(), (5, None));
+        assert_eq!(parse_unit(None, None).unwrap(), (0, None));
+        for bad in ["8/8", "x", "1/", "-1", "1/0"] {
+            let e = parse_unit(Some(bad), None).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--shard"), "{e}");
+        }
+        assert!(parse_unit(None, Some("abc".into()))
+            .unwrap_err()
+            .to_string()
+            .contains("JOB_COMPLETION_INDEX"));
+    }
+}

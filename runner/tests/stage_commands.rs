@@ -1,0 +1,424 @@
+//! The cluster's stage commands as the operator runs them: one `nas-runner <stage> --spec`
+//! process per pod, against a real S3 protocol server (s3s + s3s-fs, in-process), on a small
+//! cut of the real Fashion-MNIST. Checks the stage contract: artifacts, `_SUCCESS` skipping,
+//! termination summaries, exit codes 0/2/1, and that no secret reaches the output.
+mod train_util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
+use nas_api::records::{ScoreRecord, Summary, TopK};
+use nas_api::resolved::ResolvedSpec;
+use nas_runner::store::testing::{S3TestServer, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY};
+use nas_runner::store::{ObjectStore, S3Store};
+
+const BUCKET: &str = "nas-test";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    server: S3TestServer,
+    data: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = S3TestServer::start(&dir.path().join("s3")).unwrap();
+        server.create_bucket(BUCKET).unwrap();
+        let data = dir.path().join("fashion");
+        train_util::fashion_subset(&data, "train", 400);
+        train_util::fashion_subset(&data, "t10k", 200);
+        Fixture { dir, server, data }
+    }
+
+    /// A resolved spec for search `uid` written to a local file (as the operator's ConfigMap
+    /// mount), with `edit` applied to its YAML first.
+    fn spec(
+        &self,
+        uid: &str,
+        candidates: u32,
+        edit: &dyn Fn(String) -> String,
+    ) -> (PathBuf, ResolvedSpec) {
+        let yaml = format!(
+            r#"
+apiVersion: nas.example.dev/v1alpha1
+kind: NASSearch
+metadata: {{name: tiny, namespace: team-a, uid: {uid}}}
+spec:
+  runner: {{image: nas-runner:test}}
+  dataset: {{source: "{data}", format: fashionMnist, resolution: 28}}
+  space: {{name: nb201, channels: 4, cells: 1}}
+  sampling: {{candidates: {candidates}, seed: 3, shards: 2}}
+  metrics: {{names: [angle_loss, params, synflow], angleLossSteps: 5}}
+  selection: {{topK: 2}}
+  train: {{preset: short, overrides: {{epochs: 1, batchSize: 64}}}}
+  evaluate: {{preset: nb201, overrides: {{epochs: 1, batchSize: 64}}}}
+  artifacts:
+    bucket: {BUCKET}
+    prefix: runs
+    endpoint: "{endpoint}"
+    forcePathStyle: true
+    credentials: {{fromEnvironment: true}}
+"#,
+            data = self.data.display(),
+            endpoint = self.server.endpoint(),
+        );
+        let resolved = ResolvedSpec::from_yaml(&edit(yaml)).expect("test spec is valid");
+        let path = self.dir.path().join(format!("spec-{uid}.json"));
+        std::fs::write(&path, resolved.to_json()).unwrap();
+        (path, resolved)
+    }
+
+    /// The bucket, for reading artifacts.
+    fn bucket(&self) -> S3Store {
+        S3Store::open(self.server.config(BUCKET)).unwrap()
+    }
+}
+
+/// `nas-runner <stage> --spec <spec> --device cpu` with the test server's credentials.
+fn runner(stage: &str, spec: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
+    cmd.arg(stage)
+        .arg("--spec")
+        .arg(spec)
+        .args(["--device", "cpu"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
+        .env("AWS_REGION", TEST_REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NAS_S3_MAX_ATTEMPTS", "3")
+        .env("NAS_S3_RETRY_BASE_MS", "20")
+        .env("NAS_SCRATCH", std::env::temp_dir());
+    cmd
+}
+
+/// One pod: the stage's process, its termination summary checked against its exit code.
+fn stage(
+    stage: &str,
+    spec: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Output, TerminationSummary) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = runner(stage, spec);
+    cmd.args(args)
+        .args(["--quiet", "--log-format", "json", "--termination-log"])
+        .arg(log.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let message = std::fs::read_to_string(log.path()).unwrap();
+    assert_eq!(
+        stdout.trim(),
+        message.trim(),
+        "stdout and the termination message differ"
+    );
+    assert!(message.len() <= 4096);
+    let summary: TerminationSummary = serde_json::from_str(&message).unwrap_or_else(|e| {
+        panic!(
+            "{stage}: termination message is not a summary ({e}): {message}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(Some(summary.exit_code), out.status.code(), "{message}");
+    (out, summary)
+}
+
+fn ok(stage_name: &str, spec: &Path, args: &[&str]) -> TerminationSummary {
+    let (out, s) = stage(stage_name, spec, args, &[]);
+    assert!(
+        out.status.success(),
+        "{stage_name} {args:?} failed: {s:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+fn get(store: &dyn ObjectStore, root: &str, key: &str) -> Vec<u8> {
+    store.get(&format!("{root}{key}")).unwrap()
+}
+
+fn metrics_of(bytes: &[u8]) -> Vec<(u64, String)> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str::<ScoreRecord>(l).unwrap())
+        .map(|r| (r.index, serde_json::to_string(&r.metrics).unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
+    let f = Fixture::new();
+    let (spec, resolved) = f.spec("u-1", 6, &|y| y);
+    let root = "runs/team-a/tiny/u-1/";
+
+    let s = ok("stage-data", &spec, &[]);
+    assert_eq!((s.stage, s.outcome), (Stage::StageData, Outcome::Succeeded));
+    assert_eq!(s.values["trainImages"], 400.0);
+    let s0 = ok("score", &spec, &["--shard", "0/2"]);
+    // The second shard takes its index from the Indexed Job's variable.
+    let (out, s1) = stage("score", &spec, &[], &[("JOB_COMPLETION_INDEX", "1")]);
+    assert!(out.status.success(), "{s1:?}");
+    assert_eq!((s0.index, s1.index), (Some(0), Some(1)));
+    assert_eq!(s0.scored.unwrap() + s1.scored.unwrap(), 6);
+    let sel = ok("select", &spec, &[]);
+    assert_eq!(sel.top_k.len(), 2);
+    assert!(sel
+        .top_k
+        .iter()
+        .all(|c| c.params.is_some() && c.rank.is_some()));
+    let t0 = ok("train", &spec, &["--shard", "0"]);
+    let t1 = ok("train", &spec, &["--index", "1"]);
+    for t in [&t0, &t1] {
+        let acc = t.best.as_ref().and_then(|b| b.val_accuracy).unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{t:?}");
+    }
+    let ev = ok("evaluate", &spec, &[]);
+    let best = ev.best.clone().unwrap();
+    assert!(best.top1_error.is_some() && best.top5_error.is_some());
+    let rep = ok("report", &spec, &[]);
+    assert_eq!(
+        rep.results_uri.as_deref(),
+        Some(format!("s3://{BUCKET}/{root}summary.json").as_str())
+    );
+
+    // Every artifact of the layout is in the bucket.
+    let bucket = f.bucket();
+    let keys = bucket.list(root).unwrap();
+    for k in [
+        "spec.json",
+        "data/train/index.json",
+        "data/train/_SUCCESS",
+        "data/test/_SUCCESS",
+        "candidates.jsonl",
+        "score/shard-00000.jsonl",
+        "score/shard-00000._SUCCESS",
+        "score/shard-00001._SUCCESS",
+        "select/ranking.jsonl",
+        "select/topk.json",
+        "eval/report.json",
+        "eval/_SUCCESS",
+        "summary.json",
+        "candidates.csv",
+        "report.md",
+        "plots/search-score-vs-params.svg",
+        "_SUCCESS",
+    ] {
+        assert!(
+            keys.contains(&format!("{root}{k}")),
+            "{k} missing from {keys:?}"
+        );
+    }
+    let topk: TopK = serde_json::from_slice(&get(&bucket, root, "select/topk.json")).unwrap();
+    for e in &topk.entries {
+        let dir = format!("{root}train/cand-{:06}/", e.index);
+        assert!(
+            keys.contains(&format!("{dir}metrics.json"))
+                && keys.contains(&format!("{dir}_SUCCESS"))
+        );
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with(&format!("{dir}checkpoints/"))),
+            "{dir}"
+        );
+    }
+    let summary: Summary = serde_json::from_slice(&get(&bucket, root, "summary.json")).unwrap();
+    assert_eq!(
+        (summary.candidates, summary.scored, summary.uid.as_str()),
+        (6, 6, "u-1")
+    );
+    assert_eq!(summary.winner.as_ref().map(|w| w.index), best.index);
+    let stored: ResolvedSpec = serde_json::from_slice(&get(&bucket, root, "spec.json")).unwrap();
+    assert_eq!(stored.spec_hash, resolved.spec_hash);
+
+    // A retried pod of any stage finds its `_SUCCESS` and does nothing; the bytes stay.
+    let kept = [
+        "score/shard-00000.jsonl",
+        "summary.json",
+        "eval/report.json",
+    ];
+    let snapshot = || -> Vec<Vec<u8>> { kept.iter().map(|k| get(&bucket, root, k)).collect() };
+    let before = snapshot();
+    for (name, args) in [
+        ("stage-data", vec![]),
+        ("score", vec!["--shard", "0/2"]),
+        ("select", vec![]),
+        ("train", vec!["--shard", "1"]),
+        ("evaluate", vec![]),
+        ("report", vec![]),
+    ] {
+        let s = ok(name, &spec, &args);
+        assert_eq!(s.outcome, Outcome::Skipped, "{name}: {s:?}");
+    }
+    let rerun = ok("score", &spec, &["--shard", "0"]);
+    assert_eq!(
+        rerun.scored, s0.scored,
+        "a skipped shard still reports its counts"
+    );
+    assert_eq!(before, snapshot());
+
+    // An index the spec does not have is a configuration error.
+    let (out, s) = stage("score", &spec, &["--shard", "0/3"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s.message.contains("spec.sampling.shards"), "{s:?}");
+    let (out, s) = stage("train", &spec, &["--shard", "5"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s.message.contains("spec.selection.topK"), "{s:?}");
+}
+
+#[test]
+fn a_score_pod_killed_mid_shard_is_redone_alone_and_matches_a_clean_run() {
+    let f = Fixture::new();
+    let (spec, _) = f.spec("u-kill", 12, &|y| y);
+    let root = "runs/team-a/tiny/u-kill/";
+    ok("stage-data", &spec, &[]);
+    let first = ok("score", &spec, &["--shard", "0/2"]);
+    assert_eq!(first.outcome, Outcome::Succeeded);
+
+    // Kill shard 1 after its first candidate.
+    let mut child = runner("score", &spec)
+        .args(["--shard", "1/2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "shard 1 ended before scoring a candidate");
+        if line.contains("score: shard 1: 1/") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bucket = f.bucket();
+    assert!(!bucket
+        .exists(&format!("{root}score/shard-00001._SUCCESS"))
+        .unwrap());
+    assert!(!bucket
+        .exists(&format!("{root}score/shard-00001.jsonl"))
+        .unwrap());
+
+    // The retry: shard 0 is not redone, shard 1 is.
+    let again0 = ok("score", &spec, &["--shard", "0/2"]);
+    let again1 = ok("score", &spec, &["--shard", "1/2"]);
+    assert_eq!(
+        (again0.outcome, again1.outcome),
+        (Outcome::Skipped, Outcome::Succeeded)
+    );
+    assert_eq!(again1.scored, Some(6));
+
+    // Same metric values as a search that was never interrupted.
+    let (clean, _) = f.spec("u-clean", 12, &|y| y);
+    ok("stage-data", &clean, &[]);
+    ok("score", &clean, &["--shard", "1/2"]);
+    let clean_root = "runs/team-a/tiny/u-clean/";
+    assert_eq!(
+        metrics_of(&get(&bucket, root, "score/shard-00001.jsonl")),
+        metrics_of(&get(&bucket, clean_root, "score/shard-00001.jsonl"))
+    );
+}
+
+#[test]
+fn wrong_credentials_exit_2_naming_bucket_and_endpoint_but_not_the_secret() {
+    let f = Fixture::new();
+    let (spec, _) = f.spec("u-cred", 4, &|y| y);
+    let secret = "wrong-secret-DO-NOT-PRINT-42";
+    let (out, s) = stage(
+        "stage-data",
+        &spec,
+        &[],
+        &[("AWS_SECRET_ACCESS_KEY", secret)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{s:?}");
+    assert_eq!(s.outcome, Outcome::InvalidConfig);
+    assert!(
+        s.message.contains(BUCKET) && s.message.contains(&f.server.endpoint()),
+        "{s:?}"
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains(secret) && !all.contains(TEST_SECRET_KEY),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_missing_bucket_exits_2_naming_it() {
+    let f = Fixture::new();
+    let (spec, _) = f.spec("u-nob", 4, &|y| {
+        y.replace("bucket: nas-test", "bucket: no-such-bucket")
+    });
+    let (out, s) = stage("stage-data", &spec, &[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{s:?}");
+    assert!(s.message.contains("no-such-bucket"), "{s:?}");
+}
+
+#[test]
+fn a_stopped_server_is_retried_then_fails_with_a_retryable_exit_code() {
+    let mut f = Fixture::new();
+    let (spec, _) = f.spec("u-stop", 4, &|y| y);
+    ok("stage-data", &spec, &[]);
+    f.server.stop();
+    let (out, s) = stage("score", &spec, &["--shard", "0/2"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{s:?}");
+    assert_eq!(s.outcome, Outcome::Failed);
+    assert!(
+        s.message.contains(&f.server.endpoint()) || s.message.contains("127.0.0.1"),
+        "{s:?}"
+    );
+    // Back up: the retried pod finishes the shard.
+    f.server.restart().unwrap();
+    assert_eq!(
+        ok("score", &spec, &["--shard", "0/2"]).outcome,
+        Outcome::Succeeded
+    );
+}
+
+#[test]
+fn bad_specs_exit_2_naming_the_file_or_field() {
+    let f = Fixture::new();
+    let missing = f.dir.path().join("nope.json");
+    let (out, s) = stage("select", &missing, &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s.message.contains("nope.json"), "{s:?}");
+
+    let garbage = f.dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"schemaVersion\": 1}").unwrap();
+    let (out, s) = stage("select", &garbage, &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        s.message.contains("garbage.json") && s.message.contains("resolved NASSearch spec"),
+        "{s:?}"
+    );
+
+    // A spec.json edited by hand past the CRD's rules names the field.
+    let (spec, _) = f.spec("u-bad", 4, &|y| y);
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("\"topK\": 2", "\"topK\": 0");
+    std::fs::write(&spec, text).unwrap();
+    let (out, s) = stage("select", &spec, &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s.message.contains("topK"), "{s:?}");
+
+    // A spec whose hash differs from the one already in the artifact root is refused.
+    let (spec, _) = f.spec("u-edit", 4, &|y| y);
+    ok("stage-data", &spec, &[]);
+    let (edited, _) = f.spec("u-edit", 5, &|y| y);
+    let (out, s) = stage("score", &edited, &["--shard", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s.message.contains("spec changed"), "{s:?}");
+}
