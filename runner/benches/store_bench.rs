@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p nas-runner --features test-support --bench store_bench -- [MB] [ROUNDS]`
 //! (default 256 MB, 3 rounds; the best round counts). Add `--profile dev` to reuse test builds.
-use nas_runner::store::testing::S3TestServer;
+use nas_runner::store::testing::{S3TestConfig, S3TestServer};
 use nas_runner::store::{LocalStore, ObjectStore, S3Store};
 use std::path::Path;
 use std::time::Instant;

@@ -10,7 +10,9 @@ use std::process::{Command, Output, Stdio};
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{ScoreRecord, Summary, TopK};
 use nas_api::resolved::ResolvedSpec;
-use nas_runner::store::testing::{S3TestServer, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY};
+use nas_runner::store::testing::{
+    S3TestConfig, S3TestServer, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY,
+};
 use nas_runner::store::{ObjectStore, S3Store};
 
 const BUCKET: &str = "nas-test";

@@ -3,7 +3,7 @@
 //! wrong credentials, a missing bucket, the server going away, corrupt objects.
 use nas_api::contract::exit_code;
 use nas_api::uri::StoreUri;
-use nas_runner::store::testing::{S3TestServer, TEST_SECRET_KEY};
+use nas_runner::store::testing::{S3TestConfig, S3TestServer, TEST_SECRET_KEY};
 use nas_runner::store::{
     open_object, open_store, LocalStore, ObjectStore, RetryPolicy, S3Config, S3Credentials,
     S3Store, Secret, StoreError,

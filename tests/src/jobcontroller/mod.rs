@@ -7,7 +7,8 @@
 //! image without a `command` needs an entrypoint in [`JobControllerConfig::entrypoints`]. The
 //! container's terminationMessagePath is rewritten to a per-pod file: every occurrence of the
 //! path in argv and env values is replaced, and [`JobControllerConfig::termination_path_env`]
-//! names an env var that receives it. Retries start at once (no exponential back-off delay);
+//! names an env var that receives it. ConfigMap volumes are written to per-pod folders, their mount
+//! paths rewritten the same way ([`volumes`]). Retries start at once (no exponential back-off delay);
 //! activeDeadlineSeconds, successPolicy, podReplacementPolicy and ttlSecondsAfterFinished are
 //! not acted on; externally deleted Pods are not noticed (delete the Job, or use
 //! [`JobController::disrupt`]).
@@ -15,6 +16,7 @@ mod env;
 pub mod indexes;
 pub mod process;
 pub mod tracker;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -446,8 +448,9 @@ impl Ctl {
             index,
         )
         .await;
+        let mounts = volumes::materialize(&self.client, ns, &pod_spec, &container, &dir).await;
         for (_, v) in env.iter_mut() {
-            *v = v.replace(&tpath, &tfile);
+            *v = volumes::rewrite(&v.replace(&tpath, &tfile), &mounts);
         }
         env.retain(|(k, _)| k != "HOME");
         env.push(("HOME".into(), dir.to_string_lossy().into_owned()));
@@ -469,7 +472,7 @@ impl Ctl {
         argv.extend(container.args.clone().unwrap_or_default());
         let mut argv: Vec<String> = argv
             .iter()
-            .map(|a| process::expand(a, &vars).replace(&tpath, &tfile))
+            .map(|a| volumes::rewrite(&process::expand(a, &vars).replace(&tpath, &tfile), &mounts))
             .collect();
         if let Some(first) = argv.first_mut() {
             let base = std::path::Path::new(first.as_str())

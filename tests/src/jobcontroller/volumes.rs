@@ -66,7 +66,7 @@ pub async fn materialize(
 
 /// Replaces every mount path in `s` by its local folder.
 pub fn rewrite(s: &str, mounts: &[(String, String)]) -> String {
-    mounts
-        .iter()
-        .fold(s.to_string(), |acc, (from, to)| acc.replace(from.as_str(), to))
+    mounts.iter().fold(s.to_string(), |acc, (from, to)| {
+        acc.replace(from.as_str(), to)
+    })
 }
