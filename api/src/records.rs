@@ -261,6 +261,53 @@ pub struct Summary {
     /// Seconds per stage, keyed by the stage's command name.
     #[serde(default)]
     pub stage_seconds: BTreeMap<String, f64>,
+    /// The search's seed (candidates, samples, initialisations).
+    #[serde(default)]
+    pub seed: u64,
+    /// Versions of what produced the results (`nas-runner`, `libtorch`).
+    #[serde(default)]
+    pub versions: BTreeMap<String, String>,
+    /// Kendall's tau of each metric with #Param and, with a ground truth, with accuracy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correlations: Vec<Correlation>,
+    /// The benchmark comparison, when the report was given a ground-truth table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ground_truth: Option<GroundTruthSummary>,
+}
+
+/// One metric's rank agreement over the scored candidates (Kendall's tau-b; metrics oriented
+/// so that higher predicts better).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlation {
+    /// A metric name, or `search_rank` for the ranking `select` used.
+    pub metric: String,
+    /// Candidates with a value.
+    pub n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau_params: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau_accuracy: Option<f64>,
+}
+
+/// The search measured against a benchmark table (such as NAS-Bench-201's accuracies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruthSummary {
+    /// The table file and the accuracy column used.
+    pub table: String,
+    pub column: String,
+    /// Candidates found in the table.
+    pub matched: u64,
+    /// The benchmark accuracy of the evaluated winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner_accuracy: Option<f64>,
+    /// The benchmark accuracy of the candidate `select` ranked first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_ranked_accuracy: Option<f64>,
+    /// The best benchmark accuracy among all candidates, and which one has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_candidate_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_candidate_index: Option<u64>,
 }
 
 #[cfg(test)]
@@ -337,6 +384,15 @@ mod tests {
             }),
             finalists: Vec::new(),
             stage_seconds: [("score".to_string(), 12.5)].into(),
+            seed: 7,
+            versions: BTreeMap::new(),
+            correlations: vec![Correlation {
+                metric: "synflow".into(),
+                n: 100,
+                tau_params: Some(0.8),
+                tau_accuracy: None,
+            }],
+            ground_truth: None,
         };
         let back: Summary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);

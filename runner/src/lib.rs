@@ -9,6 +9,9 @@
 //! * [`stages`]: the stage commands the operator schedules, and `local`.
 //! * [`device`]: picking CPU or CUDA.
 
+/// The libtorch release tch 0.24 binds (and `scripts/bootstrap-libtorch.sh` installs).
+pub const LIBTORCH_VERSION: &str = "2.11.0";
+
 pub mod data;
 pub mod device;
 pub mod metrics;

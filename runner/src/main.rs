@@ -36,8 +36,9 @@ enum Command {
     Train(StageArgs),
     /// Stage: final training of the best finalist and its held-out top-1/top-5 error.
     Evaluate(StageArgs),
-    /// Stage: summary.json, candidates.csv, report.md and plots.
-    Report(StageArgs),
+    /// Stage with `--spec`: summary.json, candidates.csv, report.md and plots. With a folder:
+    /// render a finished run's report again (`--ground-truth` adds a benchmark comparison).
+    Report(stage_cmd::ReportArgs),
     /// Delete every artifact of a search (the operator's finalizer runs it).
     Cleanup(StageArgs),
     /// Run a whole search (every stage) in this process against a local folder.
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         Command::Select(a) => ExitCode::from(stage_cmd::main(Stage::Select, &a)),
         Command::Train(a) => ExitCode::from(stage_cmd::main(Stage::Train, &a)),
         Command::Evaluate(a) => ExitCode::from(stage_cmd::main(Stage::Evaluate, &a)),
-        Command::Report(a) => ExitCode::from(stage_cmd::main(Stage::Report, &a)),
+        Command::Report(a) => ExitCode::from(stage_cmd::report(&a)),
         Command::Cleanup(a) => ExitCode::from(stage_cmd::cleanup(&a)),
         Command::Score(args) if args.spec.is_some() => {
             let stage_args = StageArgs {

@@ -9,6 +9,7 @@
 //! then its `_SUCCESS` marker; a unit whose marker exists is skipped, which is how a retried pod
 //! or a re-run resumes. Outputs are written whole ([`ObjectStore::put`] is atomic), so a killed
 //! pod never leaves a half-written artifact that looks complete.
+pub mod analysis;
 pub mod candidates;
 pub mod data_stage;
 pub mod evaluate;

@@ -147,6 +147,64 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     out
 }
 
+/// Points `(x, y, value)` coloured from blue (lowest value) to red (highest); grey where the
+/// value is unknown. The colour scale's ends are written under the title.
+pub fn scatter_coloured(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    points: &[(f64, f64, f64)],
+    value: &str,
+) -> String {
+    let series = [Series {
+        name: String::new(),
+        points: points.iter().map(|p| (p.0, p.1)).collect(),
+    }];
+    let a = Axes::fit(&series);
+    let (lo, hi) = points
+        .iter()
+        .map(|p| p.2)
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        });
+    let mut out = String::new();
+    frame(&mut out, title, xlabel, ylabel, &a);
+    for &(x, y, v) in points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
+        let fill = if v.is_finite() && hi > lo {
+            let t = (v - lo) / (hi - lo);
+            format!(
+                "rgb({},{},{})",
+                (40.0 + 200.0 * t) as u8,
+                60,
+                (240.0 - 200.0 * t) as u8
+            )
+        } else if v.is_finite() {
+            "rgb(140,60,140)".to_string()
+        } else {
+            "#999999".to_string()
+        };
+        let _ = write!(
+            out,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{fill}" fill-opacity="0.8"/>"##,
+            a.px(x),
+            a.py(y)
+        );
+    }
+    if lo.is_finite() {
+        let _ = write!(
+            out,
+            r##"<text x="{}" y="36" text-anchor="middle" font-size="11">colour: {} from {} (blue) to {} (red)</text>"##,
+            W / 2.0,
+            escape(value),
+            tick(lo),
+            tick(hi)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// Each series as a polyline.
 pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
     let a = Axes::fit(series);
@@ -192,5 +250,15 @@ mod tests {
             assert!(svg.contains("a&lt;b") && !svg.contains("NaN"));
         }
         assert_eq!(scatter("t", "x", "y", &s).matches("<circle").count(), 3);
+        let c = scatter_coloured(
+            "t",
+            "x",
+            "y",
+            &[(1.0, 1.0, 0.0), (2.0, 2.0, 1.0), (3.0, 3.0, f64::NAN)],
+            "acc",
+        );
+        assert!(
+            c.contains("rgb(40,60,240)") && c.contains("rgb(240,60,40)") && c.contains("#999999")
+        );
     }
 }

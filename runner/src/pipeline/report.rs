@@ -5,10 +5,11 @@ use std::fmt::Write;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{
-    EvalReport, MetricValue, RankingEntry, ScoreRecord, Summary, TrainMetrics, Winner,
-    SCHEMA_VERSION,
+    EvalReport, GroundTruthSummary, MetricValue, RankingEntry, ScoreRecord, Summary, TrainMetrics,
+    Winner, SCHEMA_VERSION,
 };
 
+use super::analysis::{self, GroundTruth};
 use super::plots::{self, Series};
 use super::{candidates, evaluate, schema_ok, score, select, Search, StageResult};
 
@@ -19,16 +20,30 @@ pub const SUCCESS: &str = "_SUCCESS";
 const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
 const PLOT_TRAIN: &str = "plots/training-loss.svg";
 
+/// What the report adds beyond the artifacts.
+#[derive(Default)]
+pub struct ReportOptions {
+    /// A benchmark table to measure the candidates against.
+    pub ground_truth: Option<GroundTruth>,
+}
+
+/// The report stage: skipped when the root `_SUCCESS` exists.
 pub fn run(search: &Search) -> StageResult {
     search.ensure_spec()?;
-    let results_uri = format!("{}{SUMMARY}", search.resolved.artifacts_root);
     if search.done(SUCCESS)? {
         let summary: Summary = search.get_json(SUMMARY)?;
         let mut s = super::skipped(Stage::Report, None, "report");
-        s.results_uri = Some(results_uri);
+        s.results_uri = Some(format!("{}{SUMMARY}", search.resolved.artifacts_root));
         s.best = summary.winner.as_ref().map(winner_status);
         return Ok(s);
     }
+    render(search, &ReportOptions::default())
+}
+
+/// Writes the report from the artifacts, whether or not it exists already (`nas-runner report
+/// DIR` and `local` re-render it, e.g. with a ground truth).
+pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
+    let results_uri = format!("{}{SUMMARY}", search.resolved.artifacts_root);
     let cands = candidates::load(search)?;
     let mut scores: BTreeMap<u64, ScoreRecord> = BTreeMap::new();
     for shard in 0..search.spec().sampling.shards {
@@ -102,6 +117,17 @@ pub fn run(search: &Search) -> StageResult {
             })
             .collect(),
         stage_seconds,
+        seed: search.seed(),
+        versions: [
+            (
+                "nas-runner".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            ("libtorch".to_string(), crate::LIBTORCH_VERSION.to_string()),
+        ]
+        .into(),
+        correlations: Vec::new(),
+        ground_truth: None,
     };
     let metric_names: Vec<&str> = search
         .spec()
@@ -110,9 +136,28 @@ pub fn run(search: &Search) -> StageResult {
         .iter()
         .map(|m| m.as_str())
         .collect();
-    search
-        .store
-        .put(TABLE, table(&ranking, &scores, &metric_names).as_bytes())?;
+    // Benchmark accuracy of every ranked candidate, when a ground truth is given.
+    let accuracy: Option<Vec<f64>> = options.ground_truth.as_ref().map(|gt| {
+        ranking
+            .iter()
+            .map(|e| gt.accuracy(&e.arch).unwrap_or(f64::NAN))
+            .collect()
+    });
+    let mut summary = summary;
+    summary.correlations =
+        analysis::correlations(&ranking, &scores, &metric_names, accuracy.as_deref());
+    if let (Some(gt), Some(acc)) = (&options.ground_truth, &accuracy) {
+        summary.ground_truth = Some(ground_truth_summary(
+            gt,
+            &ranking,
+            acc,
+            summary.winner.as_ref(),
+        ));
+    }
+    search.store.put(
+        TABLE,
+        table(&ranking, &scores, &metric_names, accuracy.as_deref()).as_bytes(),
+    )?;
     search.store.put(
         MARKDOWN,
         markdown(search, &summary, &finalists, eval.as_ref()).as_bytes(),
@@ -124,6 +169,17 @@ pub fn run(search: &Search) -> StageResult {
         PLOT_TRAIN,
         training_plot(&finalists, eval.as_ref()).as_bytes(),
     )?;
+    let mut plots = vec![PLOT_RANK.to_string(), PLOT_TRAIN.to_string()];
+    for (key, svg) in metric_plots(
+        &ranking,
+        &scores,
+        &metric_names,
+        accuracy.as_deref(),
+        &finalists,
+    ) {
+        search.store.put(&key, svg.as_bytes())?;
+        plots.push(key);
+    }
     search.put_json(SUMMARY, &summary)?;
     search.mark_done(SUCCESS)?;
 
@@ -142,13 +198,10 @@ pub fn run(search: &Search) -> StageResult {
     );
     s.results_uri = Some(results_uri);
     s.best = summary.winner.as_ref().map(winner_status);
-    s.artifacts = vec![
-        SUMMARY.into(),
-        TABLE.into(),
-        MARKDOWN.into(),
-        PLOT_RANK.into(),
-        PLOT_TRAIN.into(),
-    ];
+    s.artifacts = [SUMMARY.to_string(), TABLE.into(), MARKDOWN.into()]
+        .into_iter()
+        .chain(plots)
+        .collect();
     Ok(s)
 }
 
@@ -188,6 +241,7 @@ fn table(
     ranking: &[RankingEntry],
     scores: &BTreeMap<u64, ScoreRecord>,
     metrics: &[&str],
+    accuracy: Option<&[f64]>,
 ) -> String {
     let mut header = vec!["rank", "index", "arch", "params", "flops", "score"]
         .into_iter()
@@ -202,9 +256,12 @@ fn table(
             header.push((*m).to_string());
         }
     }
+    if accuracy.is_some() {
+        header.push("benchmark_accuracy".into());
+    }
     header.extend(["excluded", "error"].map(String::from));
     let mut out = header.join(",") + "\n";
-    for e in ranking {
+    for (row_i, e) in ranking.iter().enumerate() {
         let rec = scores.get(&e.index);
         let mut row = vec![
             e.rank.map(|r| r.to_string()).unwrap_or_default(),
@@ -224,6 +281,9 @@ fn table(
                 (_, Some(v)) => row.push(v.as_scalar().map(number).unwrap_or_default()),
                 (_, None) => row.push(String::new()),
             }
+        }
+        if let Some(acc) = accuracy {
+            row.push(number(acc[row_i]));
         }
         row.push(csv_field(e.excluded.as_deref().unwrap_or("")));
         row.push(csv_field(
@@ -267,9 +327,24 @@ fn markdown(
             r.arch
         );
     }
+    md.push_str(&correlation_table(s));
+    if let Some(g) = &s.ground_truth {
+        let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+        let _ = write!(
+            md,
+            "\n## Against the benchmark\n\n`{}`, column `{}`, {} candidates found.\n\n| | accuracy |\n|---|---|\n| evaluated winner | {} |\n| ranked first by the search | {} |\n| best candidate (index {}) | {} |\n",
+            g.table,
+            g.column,
+            g.matched,
+            pct(g.winner_accuracy),
+            pct(g.top_ranked_accuracy),
+            g.best_candidate_index.map_or("n/a".into(), |i| i.to_string()),
+            pct(g.best_candidate_accuracy)
+        );
+    }
     let _ = write!(
         md,
-        "\n## Files\n\n- `{TABLE}`: every candidate with every metric, in rank order\n- `select/ranking.jsonl`, `select/topk.json`: the ranking\n- `{PLOT_RANK}`, `{PLOT_TRAIN}`\n- `spec.json`: the resolved spec (hash `{}`)\n",
+        "\n## Files\n\n- `{TABLE}`: every candidate with every metric, in rank order\n- `select/ranking.jsonl`, `select/topk.json`: the ranking\n- `plots/`: each metric against #Param, the search score against #Param, the Pareto front of accuracy against #Param, training curves\n- `spec.json`: the resolved spec (hash `{}`)\n",
         search.resolved.spec_hash
     );
     md
@@ -321,4 +396,176 @@ fn training_plot(finalists: &[(RankingEntry, TrainMetrics)], eval: Option<&EvalR
         });
     }
     plots::lines("Training loss", "epoch", "mean training loss", &series)
+}
+
+fn correlation_table(s: &Summary) -> String {
+    if s.correlations.is_empty() {
+        return String::new();
+    }
+    let tau = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    let mut md = String::from(
+        "\n## Rank correlation (Kendall's tau)\n\n| metric | candidates | with #Param | with accuracy |\n|---|---|---|---|\n",
+    );
+    for c in &s.correlations {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            c.metric,
+            c.n,
+            tau(c.tau_params),
+            tau(c.tau_accuracy)
+        );
+    }
+    md
+}
+
+fn ground_truth_summary(
+    gt: &GroundTruth,
+    ranking: &[RankingEntry],
+    accuracy: &[f64],
+    winner: Option<&Winner>,
+) -> GroundTruthSummary {
+    let best = ranking
+        .iter()
+        .zip(accuracy)
+        .filter(|(_, a)| a.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1));
+    GroundTruthSummary {
+        table: gt.path.display().to_string(),
+        column: gt.column.clone(),
+        matched: accuracy.iter().filter(|a| a.is_finite()).count() as u64,
+        winner_accuracy: winner.and_then(|w| gt.accuracy(&w.arch)),
+        top_ranked_accuracy: ranking
+            .iter()
+            .zip(accuracy)
+            .find(|(e, a)| e.rank == Some(1) && a.is_finite())
+            .map(|(_, a)| *a),
+        best_candidate_accuracy: best.map(|(_, a)| *a),
+        best_candidate_index: best.map(|(e, _)| e.index),
+    }
+}
+
+/// One plot per metric against #Param (coloured by benchmark accuracy when known, else by the
+/// search score), and the Pareto front of accuracy against #Param.
+fn metric_plots(
+    ranking: &[RankingEntry],
+    scores: &BTreeMap<u64, ScoreRecord>,
+    metrics: &[&str],
+    accuracy: Option<&[f64]>,
+    finalists: &[(RankingEntry, TrainMetrics)],
+) -> Vec<(String, String)> {
+    let indices: Vec<u64> = ranking.iter().map(|e| e.index).collect();
+    let params: Vec<f64> = ranking.iter().map(|e| e.params as f64).collect();
+    let colour: Vec<f64> = match accuracy {
+        Some(a) => a.to_vec(),
+        None => ranking.iter().map(|e| e.score).collect(),
+    };
+    let colour_label = if accuracy.is_some() {
+        "benchmark accuracy"
+    } else {
+        "search score"
+    };
+    let oriented = analysis::oriented_scores(&indices, scores, metrics);
+    let mut out = Vec::new();
+    for (name, values) in oriented.iter().filter(|(n, _)| n.as_str() != "params") {
+        let points: Vec<(f64, f64, f64)> = params
+            .iter()
+            .zip(values)
+            .zip(&colour)
+            .map(|((p, v), c)| (*p, *v, *c))
+            .collect();
+        out.push((
+            format!("plots/{name}-vs-params.svg"),
+            plots::scatter_coloured(
+                &format!("{name} against #Param"),
+                "parameters",
+                &format!("{name} (oriented: higher predicts better)"),
+                &points,
+                colour_label,
+            ),
+        ));
+    }
+    // Accuracy against #Param: the benchmark's for every candidate, else the finalists'.
+    let (label, pts): (&str, Vec<(f64, f64)>) = match accuracy {
+        Some(a) => (
+            "benchmark accuracy",
+            params.iter().copied().zip(a.iter().copied()).collect(),
+        ),
+        None => (
+            "held-out accuracy after short training",
+            finalists
+                .iter()
+                .map(|(e, m)| (e.params as f64, 100.0 * m.best_val_acc))
+                .collect(),
+        ),
+    };
+    let front = pareto_front(&pts);
+    out.push((
+        "plots/pareto-accuracy-vs-params.svg".into(),
+        plots::scatter(
+            "Accuracy against #Param (Pareto front)",
+            "parameters",
+            label,
+            &[
+                Series {
+                    name: "candidates".into(),
+                    points: pts,
+                },
+                Series {
+                    name: "Pareto front".into(),
+                    points: front,
+                },
+            ],
+        ),
+    ));
+    out
+}
+
+/// The points no other point beats on both fewer parameters and higher accuracy.
+fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut best = f64::NEG_INFINITY;
+    sorted
+        .into_iter()
+        .filter(|p| {
+            let keep = p.1 > best;
+            best = best.max(p.1);
+            keep
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_keeps_the_undominated_points() {
+        let pts = [
+            (3.0, 70.0),
+            (1.0, 50.0),
+            (2.0, 40.0),
+            (4.0, 90.0),
+            (5.0, 85.0),
+            (f64::NAN, 99.0),
+        ];
+        assert_eq!(
+            pareto_front(&pts),
+            vec![(1.0, 50.0), (3.0, 70.0), (4.0, 90.0)]
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("a"), "a");
+        assert_eq!(
+            csv_field("{\"a\":1,\"b\":2}"),
+            "\"{\"\"a\"\":1,\"\"b\"\":2}\""
+        );
+    }
 }

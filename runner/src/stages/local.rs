@@ -14,6 +14,8 @@ use nas_api::contract::TerminationSummary;
 use nas_api::records::Summary;
 use nas_api::resolved::{ResolveError, ResolvedSpec};
 
+use crate::pipeline::analysis::GroundTruth;
+use crate::pipeline::report::ReportOptions;
 use crate::pipeline::{self, Search, StageError};
 use crate::store::{LocalStore, ObjectStore};
 
@@ -28,9 +30,40 @@ pub struct LocalArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Write to the S3 store the YAML's `artifacts` names (credentials from the environment)
+    /// instead of a local folder.
+    #[arg(long, conflicts_with = "out")]
+    pub s3: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub ground_truth: GroundTruthArgs,
+}
+
+/// A benchmark table the report measures the candidates against (ground-truth mode).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GroundTruthArgs {
+    /// NB201-style table `index,arch,<accuracy columns>` such as NAS-Bench-201's accuracy.csv:
+    /// the report adds each candidate's accuracy and Kendall's tau per metric.
+    #[arg(long, value_name = "CSV")]
+    pub ground_truth: Option<PathBuf>,
+    /// The accuracy column (default `cifar10_test` when present, else the first).
+    #[arg(long, requires = "ground_truth")]
+    pub ground_truth_column: Option<String>,
+}
+
+impl GroundTruthArgs {
+    /// The report options these arguments ask for.
+    pub fn options(&self) -> Result<ReportOptions, StageError> {
+        Ok(ReportOptions {
+            ground_truth: self
+                .ground_truth
+                .as_deref()
+                .map(|p| GroundTruth::load(p, self.ground_truth_column.as_deref()))
+                .transpose()?,
+        })
+    }
 }
 
 /// Why a local run stopped; the exit code follows the stage contract.
@@ -57,6 +90,18 @@ pub fn load_search(path: &Path) -> Result<ResolvedSpec, LocalError> {
 pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
     let mut resolved = load_search(&args.search)?;
     let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
+    let options = args.ground_truth.options()?;
+    if args.s3 {
+        let store = crate::stages::stage_cmd::open_artifacts(&resolved)?;
+        let search = Search {
+            resolved,
+            store,
+            device,
+            progress: !args.quiet,
+        };
+        run_search(&search, &options)?;
+        return search.get_json(pipeline::report::SUMMARY);
+    }
     let out = args
         .out
         .clone()
@@ -75,12 +120,13 @@ pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
         device,
         progress: !args.quiet,
     };
-    run_search(&search)?;
+    run_search(&search, &options)?;
     search.get_json(pipeline::report::SUMMARY)
 }
 
-/// Every stage of `search` in order, every shard and finalist in turn.
-pub fn run_search(search: &Search) -> Result<(), LocalError> {
+/// Every stage of `search` in order, every shard and finalist in turn. The report is rendered
+/// again when `options` add to it (a ground truth).
+pub fn run_search(search: &Search, options: &ReportOptions) -> Result<(), LocalError> {
     let spec = search.spec();
     tracing::info!(search = %search.resolved.name, store = %search.store.describe(), "local run");
     step("stage-data", || pipeline::data_stage::run(search))?;
@@ -92,7 +138,10 @@ pub fn run_search(search: &Search) -> Result<(), LocalError> {
         step("train", || pipeline::train::run(search, finalist))?;
     }
     step("evaluate", || pipeline::evaluate::run(search))?;
-    step("report", || pipeline::report::run(search))?;
+    step("report", || match options.ground_truth {
+        Some(_) => pipeline::report::render(search, options),
+        None => pipeline::report::run(search),
+    })?;
     Ok(())
 }
 

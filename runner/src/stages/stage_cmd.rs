@@ -262,3 +262,66 @@ mod tests {
             .contains("JOB_COMPLETION_INDEX"));
     }
 }
+
+/// Arguments of `nas-runner report`: the stage (`--spec`) or a re-render of a finished run's
+/// artifact folder (`DIR`, e.g. `nas-runner local`'s `--out`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// A run's artifact folder (holding `spec.json`): render its report again.
+    #[arg(conflicts_with = "spec", required_unless_present = "spec")]
+    pub dir: Option<PathBuf>,
+    /// Stage: the resolved spec.
+    #[arg(long)]
+    pub spec: Option<String>,
+    /// Stage: log lines as `text` or `json`.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Stage: where the termination summary goes.
+    #[arg(long)]
+    pub termination_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub ground_truth: crate::stages::local::GroundTruthArgs,
+}
+
+/// `nas-runner report`: the stage, or a re-render of `DIR`; returns the exit code.
+pub fn report(args: &ReportArgs) -> u8 {
+    let Some(dir) = &args.dir else {
+        let stage = StageArgs {
+            spec: args.spec.clone().unwrap_or_default(),
+            shard: None,
+            device: "cpu".into(),
+            log_format: args.log_format,
+            termination_log: args.termination_log.clone(),
+            quiet: true,
+        };
+        if args.ground_truth.ground_truth.is_some() {
+            eprintln!("report: --ground-truth works on a DIR; run `nas-runner report DIR --ground-truth ...` on the downloaded artifacts");
+            return 2;
+        }
+        return main(Stage::Report, &stage);
+    };
+    telemetry::init(args.log_format.unwrap_or_default());
+    let result = (|| {
+        let options = args.ground_truth.options()?;
+        let spec = dir.join("spec.json");
+        let resolved = read_spec(&spec.to_string_lossy())?;
+        let search = Search {
+            resolved,
+            store: Arc::new(store::LocalStore::open(dir)?),
+            device: tch::Device::Cpu,
+            progress: false,
+        };
+        pipeline::report::render(&search, &options)?;
+        search.get_json::<serde_json::Value>(pipeline::report::SUMMARY)
+    })();
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            0
+        }
+        Err(e) => {
+            eprintln!("report {}: {e}", dir.display());
+            u8::try_from(e.exit_code()).unwrap_or(1)
+        }
+    }
+}
