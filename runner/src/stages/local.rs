@@ -91,29 +91,22 @@ pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
     let mut resolved = load_search(&args.search)?;
     let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
     let options = args.ground_truth.options()?;
-    if args.s3 {
-        let store = crate::stages::stage_cmd::open_artifacts(&resolved)?;
-        let search = Search {
-            resolved,
-            store,
-            device,
-            progress: !args.quiet,
-        };
-        run_search(&search, &options)?;
-        return search.get_json(pipeline::report::SUMMARY);
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&resolved.name));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
-    // The artifacts live in `out`, not in the YAML's bucket: say so in every results URI.
-    let abs = out
-        .canonicalize()
-        .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
-    resolved.artifacts_root = format!("file://{}/", abs.display());
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&out));
+    let store: Arc<dyn ObjectStore> = if args.s3 {
+        crate::stages::stage_cmd::open_artifacts(&resolved)?
+    } else {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&resolved.name));
+        std::fs::create_dir_all(&out)
+            .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
+        // The artifacts live in `out`, not in the YAML's bucket: say so in every results URI.
+        let abs = out
+            .canonicalize()
+            .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
+        resolved.artifacts_root = format!("file://{}/", abs.display());
+        Arc::new(LocalStore::new(&out))
+    };
     let search = Search {
         resolved,
         store,
