@@ -17,6 +17,7 @@ pub mod device;
 pub mod metrics;
 pub mod nn;
 pub mod pipeline;
+pub mod progress;
 pub mod space;
 pub mod stages;
 pub mod store;

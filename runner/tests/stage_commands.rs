@@ -424,3 +424,50 @@ fn bad_specs_exit_2_naming_the_file_or_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(s.message.contains("spec changed"), "{s:?}");
 }
+
+#[test]
+fn a_raw_data_set_in_s3_is_downloaded_then_staged() {
+    let f = Fixture::new();
+    let bucket = f.bucket();
+    for entry in std::fs::read_dir(&f.data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        bucket
+            .put_file(&format!("datasets/fashion-mnist/{name}"), &path)
+            .unwrap();
+    }
+    let source = format!("s3://{BUCKET}/datasets/fashion-mnist");
+    let (spec, _) = f.spec("u-s3src", 4, &|y| {
+        y.replace(&f.data.display().to_string(), &source)
+    });
+    let scratch = f.dir.path().join("scratch");
+    let scratch_s = scratch.display().to_string();
+    let (out, s) = stage(
+        "stage-data",
+        &spec,
+        &[],
+        &[("NAS_SCRATCH", scratch_s.as_str())],
+    );
+    assert!(out.status.success(), "{s:?}");
+    assert_eq!(
+        (s.values["trainImages"], s.values["testImages"]),
+        (400.0, 200.0)
+    );
+    assert!(scratch.join("nas-source-u-s3src/fashion-mnist").is_dir());
+
+    // A source prefix with nothing under it names what is missing.
+    let (spec, _) = f.spec("u-s3none", 4, &|y| {
+        y.replace(
+            &f.data.display().to_string(),
+            &format!("s3://{BUCKET}/datasets/nothing"),
+        )
+    });
+    let (out, s) = stage(
+        "stage-data",
+        &spec,
+        &[],
+        &[("NAS_SCRATCH", scratch_s.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{s:?}");
+    assert!(s.message.contains("datasets/nothing"), "{s:?}");
+}

@@ -111,20 +111,34 @@ fn local_source(search: &Search) -> Result<String, StageError> {
     match uri {
         StoreUri::File { path } => Ok(path.to_string_lossy().into_owned()),
         StoreUri::S3 { bucket, key } => {
+            let config = super::s3_config(&search.resolved, &bucket)?;
             let store = store::open_store(
                 &StoreUri::S3 {
                     bucket,
                     key: String::new(),
                 },
-                None,
+                Some(&config),
             )?;
             let scratch = std::env::var_os("NAS_SCRATCH")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir)
                 .join(format!("nas-source-{}", search.resolved.uid));
-            download(store.as_ref(), key.trim_end_matches('/'), &scratch)
+            // Keep the source's own name (`.../fashion-mnist`): formats are told apart by it.
+            let key = key.trim_end_matches('/');
+            let name = key
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("data");
+            download(store.as_ref(), key, &scratch.join(name))
                 .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|e| StageError::from(e).context("spec.dataset.source"))
+                .map_err(|e| match e {
+                    // Nothing at the source: retrying will not make it appear.
+                    store::StoreError::NotFound { .. } => {
+                        StageError::Config(format!("spec.dataset.source {source}: {e}"))
+                    }
+                    other => StageError::from(other).context("spec.dataset.source"),
+                })
         }
     }
 }
@@ -136,14 +150,8 @@ fn download(store: &dyn ObjectStore, key: &str, into: &Path) -> Result<PathBuf, 
         context: into.display().to_string(),
         source: e,
     })?;
-    if !key.is_empty() && store.exists(key)? {
-        let name = key.rsplit('/').next().unwrap_or(key);
-        let path = into.join(name);
-        if !path.is_file() {
-            store.get_to_file(key, &path)?;
-        }
-        return Ok(path);
-    }
+    // A prefix first: objects under `key/` (listing also never asks about a "folder" key,
+    // which some S3-compatible servers answer with an error rather than 404).
     let prefix = if key.is_empty() {
         String::new()
     } else {
@@ -151,10 +159,18 @@ fn download(store: &dyn ObjectStore, key: &str, into: &Path) -> Result<PathBuf, 
     };
     let keys = store.list(&prefix)?;
     if keys.is_empty() {
-        return Err(store::StoreError::NotFound {
-            location: store.describe(),
-            key: prefix,
-        });
+        if key.is_empty() || !store.exists(key)? {
+            return Err(store::StoreError::NotFound {
+                location: store.describe(),
+                key: key.to_string(),
+            });
+        }
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let path = into.join(name);
+        if !path.is_file() {
+            store.get_to_file(key, &path)?;
+        }
+        return Ok(path);
     }
     for k in keys {
         let rel = &k[prefix.len()..];

@@ -6,7 +6,7 @@ use std::time::Instant;
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{EvalReport, RankingEntry, TrainMetrics, SCHEMA_VERSION};
 
-use super::train::{fit, history, load_topk, metrics_key, recipe_for, success_key};
+use super::train::{build_for, fit, history, load_topk, metrics_key, recipe_for, success_key};
 use super::{schema_ok, DataShape, Search, StageError, StageResult};
 
 pub const REPORT: &str = "eval/report.json";
@@ -56,7 +56,7 @@ pub fn run(search: &Search) -> StageResult {
         ));
     };
     let shape = DataShape::of(search)?;
-    let builder = search.build(&entry.arch, &shape)?;
+    let builder = build_for(search, &entry.arch, &shape, &search.spec().evaluate)?;
     let recipe = recipe_for(&search.spec().evaluate, search.seed())?;
     let started = Instant::now();
     let report = fit(search, builder.as_ref(), &recipe, CHECKPOINTS)
@@ -70,8 +70,8 @@ pub fn run(search: &Search) -> StageResult {
         arch: entry.arch.clone(),
         dataset: search.spec().dataset.source.clone(),
         epochs: recipe.epochs as u32,
-        params: entry.params,
-        flops: entry.flops,
+        params: builder.param_count() as u64,
+        flops: builder.flops() as u64,
         top1_err: 1.0 - test.top1,
         top5_err: 1.0 - test.top5,
         history: history(&report),

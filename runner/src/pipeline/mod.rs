@@ -218,6 +218,24 @@ impl Search {
     }
 }
 
+/// S3 settings for `bucket` of a search: the standard AWS environment, completed by the spec's
+/// `artifacts` (endpoint, region, path style). The raw data set is read with the same settings.
+pub fn s3_config(
+    resolved: &ResolvedSpec,
+    bucket: &str,
+) -> Result<crate::store::S3Config, StageError> {
+    let a = &resolved.spec.artifacts;
+    let mut c = crate::store::S3Config::from_env(bucket)?;
+    if c.endpoint.is_none() {
+        c.endpoint = a.endpoint.clone();
+    }
+    if c.region.is_none() {
+        c.region = a.region.clone();
+    }
+    c.path_style |= a.force_path_style;
+    Ok(c)
+}
+
 /// Rejects a record written by a newer build.
 pub(crate) fn schema_ok(record: &'static str, found: u32) -> Result<(), StageError> {
     check_schema(record, found).map_err(|e| StageError::Config(e.to_string()))

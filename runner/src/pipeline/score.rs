@@ -15,6 +15,7 @@ use super::{candidates, DataShape, Search, StageError, StageResult};
 use crate::data::sample::{sample_source, SampleOptions};
 use crate::data::{DataSource, Split};
 use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec};
+use crate::progress::Progress;
 use crate::stages::score_cli::{score_one, Batches};
 
 /// Images per class of `angle_loss`'s sample (the paper: 100 images of CIFAR-10's 10 classes).
@@ -62,7 +63,12 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
 
     let total = range.len();
     let mut records = Vec::with_capacity(total);
-    for (done, c) in candidates[range].iter().enumerate() {
+    let mut progress = Progress::new(
+        format!("score: shard {shard}"),
+        total as u64,
+        search.progress,
+    );
+    for c in &candidates[range] {
         let record = match search.build(&c.arch, &shape) {
             Ok(builder) => {
                 let r = score_one(builder.as_ref(), &specs, &batches, &ctx);
@@ -95,13 +101,7 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
                 error: Some(e.to_string()),
             },
         };
-        if search.progress {
-            eprintln!(
-                "score: shard {shard}: {}/{total} candidate {}",
-                done + 1,
-                c.index
-            );
-        }
+        progress.inc(&format!("candidate {}", c.index));
         tracing::info!(
             shard,
             candidate = c.index,

@@ -9,7 +9,7 @@ use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::crd::CandidateSummary;
 use nas_api::layout::candidate_name;
 use nas_api::records::{EpochMetrics, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
-use nas_api::spec::{RecipePreset, RecipeSpec};
+use nas_api::spec::{LrSchedule, RecipePreset, RecipeSpec};
 use serde_json::{json, Value};
 
 use super::{schema_ok, select, DataShape, Search, StageError, StageResult};
@@ -69,7 +69,7 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
         return Ok(s);
     }
     let shape = DataShape::of(search)?;
-    let builder = search.build(&entry.arch, &shape)?;
+    let builder = build_for(search, &entry.arch, &shape, &search.spec().train)?;
     let recipe = recipe_for(&search.spec().train, search.seed())?;
     let started = Instant::now();
     let report = fit(search, builder.as_ref(), &recipe, &checkpoints_prefix(c))
@@ -100,6 +100,25 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
     s.values.insert("seconds".into(), metrics.seconds);
     s.artifacts = vec![metrics_key(c), success_key(c)];
     Ok(s)
+}
+
+/// The network a recipe trains: the scored one, unless the recipe's overrides set another
+/// width or depth (DARTS evaluation networks are wider and deeper than the scored ones).
+pub(crate) fn build_for(
+    search: &Search,
+    arch: &str,
+    shape: &DataShape,
+    recipe: &RecipeSpec,
+) -> Result<Box<dyn NetBuilder>, StageError> {
+    let mut opts = search.net_options(shape);
+    if let Some(c) = recipe.overrides.channels {
+        opts.width = Some(i64::from(c));
+    }
+    if let Some(c) = recipe.overrides.cells {
+        opts.cells = Some(i64::from(c));
+    }
+    crate::space::builder(search.space_name(), arch, &opts)
+        .map_err(|e| StageError::Config(format!("architecture '{arch}': {e}")))
 }
 
 /// A ranking entry as the status shows it (accuracy in percent).
@@ -189,6 +208,14 @@ pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError
     set("aux_weight", o.auxiliary_weight.map(|v| json!(v)));
     set("drop_path", o.drop_path.map(|v| json!(v)));
     set("grad_clip", o.grad_clip.map(|v| json!(v)));
+    set(
+        "schedule",
+        o.schedule.map(|s| match s {
+            LrSchedule::Cosine => json!({"kind": "cosine", "min_lr": 0.0}),
+            // DARTS on ImageNet: x0.97 every epoch.
+            LrSchedule::Step => json!({"kind": "step", "every_epochs": 1.0, "gamma": 0.97}),
+        }),
+    );
     fields.insert("seed".into(), json!(seed));
     Recipe::with_overrides(name, &Value::Object(fields))
         .map_err(|e| StageError::Config(format!("recipe {name}: {e}")))

@@ -12,7 +12,7 @@ use nas_api::resolved::{ResolvedSpec, RESOLVED_SPEC_SCHEMA_VERSION};
 use nas_api::uri::StoreUri;
 
 use crate::pipeline::{self, Search, StageError};
-use crate::store::{self, ObjectStore, S3Config};
+use crate::store::{self, ObjectStore};
 use crate::telemetry::{self, LogFormat};
 
 /// Arguments every stage command takes.
@@ -153,18 +153,7 @@ pub fn open_artifacts(resolved: &ResolvedSpec) -> Result<Arc<dyn ObjectStore>, S
     let uri = StoreUri::parse(root)
         .map_err(|e| StageError::Config(format!("artifactsRoot {root}: {e}")))?;
     let s3 = match &uri {
-        StoreUri::S3 { bucket, .. } => {
-            let a = &resolved.spec.artifacts;
-            let mut c = S3Config::from_env(bucket.clone())?;
-            if c.endpoint.is_none() {
-                c.endpoint = a.endpoint.clone();
-            }
-            if c.region.is_none() {
-                c.region = a.region.clone();
-            }
-            c.path_style |= a.force_path_style;
-            Some(c)
-        }
+        StoreUri::S3 { bucket, .. } => Some(pipeline::s3_config(resolved, bucket)?),
         StoreUri::File { .. } => None,
     };
     Ok(Arc::from(store::open_store(&uri, s3.as_ref())?))
@@ -273,12 +262,21 @@ pub struct ReportArgs {
     /// Stage: the resolved spec.
     #[arg(long)]
     pub spec: Option<String>,
+    /// Stage: accepted like every stage's (the report has one unit).
+    #[arg(long, alias = "index", requires = "spec")]
+    pub shard: Option<String>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N` (the report computes on the CPU either way).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Stage: log lines as `text` or `json`.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Stage: where the termination summary goes.
     #[arg(long)]
     pub termination_log: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub ground_truth: crate::stages::local::GroundTruthArgs,
 }
@@ -288,11 +286,11 @@ pub fn report(args: &ReportArgs) -> u8 {
     let Some(dir) = &args.dir else {
         let stage = StageArgs {
             spec: args.spec.clone().unwrap_or_default(),
-            shard: None,
-            device: "cpu".into(),
+            shard: args.shard.clone(),
+            device: args.device.clone(),
             log_format: args.log_format,
             termination_log: args.termination_log.clone(),
-            quiet: true,
+            quiet: args.quiet,
         };
         if args.ground_truth.ground_truth.is_some() {
             eprintln!("report: --ground-truth works on a DIR; run `nas-runner report DIR --ground-truth ...` on the downloaded artifacts");
