@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION};
+use nas_api::records::{
+    CandidateRecord, MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION,
+};
 use nas_api::spec::RankRule;
 
 use super::{candidates, schema_ok, score, DataShape, Search, StageError, StageResult};
@@ -62,8 +64,11 @@ pub fn run(search: &Search) -> StageResult {
     // Size of every candidate, and why each ineligible one is out.
     let mut rows = Vec::with_capacity(cands.len());
     for c in &cands {
-        let b = search.build(&c.arch, &shape)?;
-        let (params, flops) = (b.param_count() as u64, b.flops() as u64);
+        // Constraints and reported sizes are those of the network the winner is trained as
+        // (`evaluate`'s width and depth); the #Param rank is the scored network's.
+        let deployed = super::train::build_for(search, &c.arch, &shape, &search.spec().evaluate)?;
+        let (params, flops) = (deployed.param_count() as u64, deployed.flops() as u64);
+        let scored_params = search.build(&c.arch, &shape)?.param_count() as f64;
         let c_ = &search.spec().constraints;
         let value = records
             .get(&c.index)
@@ -86,22 +91,33 @@ pub fn run(search: &Search) -> StageResult {
             }
             _ => None,
         };
-        rows.push((c, params, flops, value, excluded));
+        rows.push(Row {
+            c,
+            params,
+            flops,
+            value,
+            excluded,
+            scored_params,
+        });
     }
 
-    let eligible: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].4.is_none()).collect();
+    let eligible: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].excluded.is_none())
+        .collect();
     if eligible.is_empty() {
         return Err(StageError::Undoable(format!(
             "no candidate is eligible (first reason: {})",
-            rows.first().and_then(|r| r.4.clone()).unwrap_or_default()
+            rows.first()
+                .and_then(|r| r.excluded.clone())
+                .unwrap_or_default()
         )));
     }
-    let params: Vec<f64> = eligible.iter().map(|&i| rows[i].1 as f64).collect();
+    let params: Vec<f64> = eligible.iter().map(|&i| rows[i].scored_params).collect();
     let param_rank = average_ranks(&params);
     let use_params = search.spec().selection.rank == RankRule::RankSum && metric != "params";
     let metric_rank: Vec<f64> = if metric == "angle_loss" {
         let values: Vec<metrics::AngleLoss> =
-            eligible.iter().map(|&i| as_angle(rows[i].3)).collect();
+            eligible.iter().map(|&i| as_angle(rows[i].value)).collect();
         let opts = fusion::FusionOptions::default();
         fusion::metric_rank(&values, &opts).unwrap_or_else(|| vec![0.0; values.len()])
     } else {
@@ -109,7 +125,10 @@ pub fn run(search: &Search) -> StageResult {
         let v: Vec<f64> = eligible
             .iter()
             .map(|&i| {
-                let x = rows[i].3.and_then(|v| v.as_scalar()).unwrap_or(f64::NAN);
+                let x = rows[i]
+                    .value
+                    .and_then(|v| v.as_scalar())
+                    .unwrap_or(f64::NAN);
                 if x.is_nan() {
                     f64::NEG_INFINITY
                 } else {
@@ -130,7 +149,9 @@ pub fn run(search: &Search) -> StageResult {
 
     let mut ranking: Vec<RankingEntry> = Vec::with_capacity(rows.len());
     for (r, &j) in order.iter().enumerate() {
-        let (c, params, flops, _, _) = &rows[eligible[j]];
+        let Row {
+            c, params, flops, ..
+        } = &rows[eligible[j]];
         ranking.push(RankingEntry {
             schema: SCHEMA_VERSION,
             rank: Some(r as u32 + 1),
@@ -144,7 +165,14 @@ pub fn run(search: &Search) -> StageResult {
             excluded: None,
         });
     }
-    for (c, params, flops, _, excluded) in rows.iter().filter(|r| r.4.is_some()) {
+    for Row {
+        c,
+        params,
+        flops,
+        excluded,
+        ..
+    } in rows.iter().filter(|r| r.excluded.is_some())
+    {
         ranking.push(RankingEntry {
             schema: SCHEMA_VERSION,
             rank: None,
@@ -196,6 +224,20 @@ pub fn run(search: &Search) -> StageResult {
         .collect();
     s.artifacts = vec![RANKING.into(), TOPK.into(), SUCCESS.into()];
     Ok(s)
+}
+
+/// One candidate as `select` sees it.
+struct Row<'a> {
+    c: &'a CandidateRecord,
+    /// Size of the network the winner is trained as (what the constraints bound).
+    params: u64,
+    flops: u64,
+    /// The ranking metric's value.
+    value: Option<MetricValue>,
+    /// Why the candidate is not ranked.
+    excluded: Option<String>,
+    /// #Param of the scored network (the paper's #Param rank).
+    scored_params: f64,
 }
 
 fn shard_of(index: usize, total: usize, shards: u32) -> u32 {
