@@ -7,6 +7,7 @@ Files read (each optional; a missing one shows as "not run"):
   train_{ours,ref}.jsonl, decode_{pillow,ours}.jsonl                throughput lines
   mem_{name}.txt                                                     /usr/bin/time -v output
   parity.txt, science.md, commands.txt, meta.json                    as run.sh writes them
+  store.json                                                         runner/benches/store_bench.rs
 """
 
 from __future__ import annotations
@@ -129,6 +130,26 @@ def mem_table(res):
     return "\n".join(lines) if len(lines) > 2 else "not run"
 
 
+def store_table(res):
+    """The object store's MB/s (runner/benches/store_bench.rs prints one JSON object)."""
+    path = os.path.join(res, "store.json")
+    if not os.path.exists(path):
+        return "not run"
+    r = json.load(open(path))
+    base = r.get("fs_copy_mb_s")
+    rows = [("plain file copy (`std::fs::copy`)", base, None),
+            ("S3 upload (multipart, in-process s3s-fs on 127.0.0.1)", r.get("s3_upload_mb_s"), base),
+            ("S3 download (sha256 verified)", r.get("s3_download_mb_s"), base),
+            ("local folder upload (temporary file, then rename)", r.get("local_upload_mb_s"), base),
+            ("local folder download", r.get("local_download_mb_s"), base)]
+    lines = [f"{r.get('mb', '?')} MB object, {r.get('statistic', 'median')} of "
+             f"{r.get('rounds', '?')} interleaved rounds.", "",
+             "| transfer | MB/s | / file copy |", "|---|---|---|"]
+    for name, v, b in rows:
+        lines.append(f"| {name} | {fmt(v, 1)} | {ratio(v, b) if b else ''} |")
+    return "\n".join(lines)
+
+
 def machine(meta):
     cpu = "unknown"
     try:
@@ -194,6 +215,8 @@ def main():
                          "size", "output size (px); reference = Pillow"), "",
         "## 5. Peak memory (/usr/bin/time -v)", "",
         mem_table(res), "",
+        "## 6. Object store throughput", "",
+        store_table(res), "",
     ]
     gpu = a.gpu
     if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):

@@ -161,6 +161,12 @@ run $PY $REF/decode_speed.py --tar "$CIFAR/test.tar.gz" --limit "$DECODE_LIMIT" 
     --repeats "$([ $QUICK = 1 ] && echo 1 || echo 3)" > "$RES/decode_pillow.jsonl"
 ours_decode_speed
 
+# 6: object store MB/s (S3 against the in-process server, local folder, plain copy).
+# (.cargo/config.toml points cargo at the bootstrapped libtorch.)
+run cargo bench -q -p nas-runner --features test-support --bench store_bench -- \
+    "$([ $QUICK = 1 ] && echo 64 || echo 256)" "$([ $QUICK = 1 ] && echo 3 || echo 5)" \
+    > "$RES/store.json" || { echo "store bench failed" >&2; rm -f "$RES/store.json"; }
+
 # Science, when a pool has been scored.
 # Science: over a scored pool when there is one, else the score-free baselines (#Param pick,
 # best of the draw) over the whole space.

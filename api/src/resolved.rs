@@ -42,7 +42,7 @@ pub enum ResolveError {
     #[error("metadata.{0} is required")]
     MissingMetadata(&'static str),
     /// The spec breaks a validation rule.
-    #[error("invalid spec: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("invalid spec: {}", crate::validate::describe(.0))]
     Invalid(Vec<FieldError>),
 }
 

@@ -27,6 +27,14 @@ impl FieldError {
     }
 }
 
+/// Broken rules as one message: "path: what was expected; ...".
+pub fn describe(errs: &[FieldError]) -> String {
+    errs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Checks every rule of a new spec; returns all broken ones.
 pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
     let mut errs = Vec::new();

@@ -110,11 +110,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         Ok(r) => r,
         Err(e) => {
             let msg = match &e {
-                ResolveError::Invalid(errs) => errs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                ResolveError::Invalid(errs) => nas_api::validate::describe(errs),
                 other => other.to_string(),
             };
             let already = old.condition(condition::ACCEPTED).is_some_and(|c| {

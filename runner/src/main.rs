@@ -57,11 +57,7 @@ fn main() -> ExitCode {
         Command::Score(args) if args.spec.is_some() => {
             let stage_args = StageArgs {
                 spec: args.spec.clone().unwrap_or_default(),
-                shard: args.shard.clone(),
-                device: args.device.clone(),
-                log_format: args.log_format,
-                termination_log: args.termination_log.clone(),
-                quiet: args.quiet,
+                options: args.stage.clone(),
             };
             ExitCode::from(stage_cmd::main(Stage::Score, &stage_args))
         }

@@ -354,6 +354,16 @@ async fn owner_references_cascade_recursively_and_respect_policy() {
         .owner_references
         .unwrap_or_default()
         .is_empty());
+
+    // A dependent created after its only owner was deleted (a controller acting on a stale
+    // cache) is collected, as the real garbage collector does.
+    let late: Job = serde_json::from_value(json!({"metadata": {"name": "late", "ownerReferences": owner_ref("NASSearch", "nas.example.dev/v1alpha1", "s", &suid)},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}}})).unwrap();
+    jobs.create(&PostParams::default(), &late).await.unwrap();
+    assert!(
+        s.object("batch", "jobs", "ns", "late").is_none(),
+        "a Job whose owner is gone was kept"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use super::image::{decode_jpeg, Image};
 use super::shards::{join_key, shard_name, ShardIndex, ShardWriter, INDEX_VERSION};
 use super::source::{ClassRef, DataSource, Payload, RawRecord};
 use super::{DataError, Split};
+use crate::progress::Progress;
 use crate::store::ObjectStore;
 use rayon::prelude::*;
 use std::time::Instant;
@@ -158,7 +159,12 @@ pub fn stage_data(
     let mut shape: Option<Option<[u32; 3]>> = None;
     let mut writer = ShardWriter::default();
     let mut shards = Vec::new();
-    let mut last_progress = Instant::now();
+    let mut progress = Progress::counter(
+        format!("stage-data {split}"),
+        None,
+        "images",
+        config.progress,
+    );
     let flush =
         |writer: &mut ShardWriter, shards: &mut Vec<super::ShardInfo>| -> Result<(), DataError> {
             let (bytes, info) = writer.finish(shard_name(shards.len()));
@@ -230,11 +236,7 @@ pub fn stage_data(
             if failure.is_some() {
                 break;
             }
-            if config.progress && last_progress.elapsed().as_secs_f64() >= 5.0 {
-                last_progress = Instant::now();
-                let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                eprintln!("stage-data {split}: {seen} images, {bad} corrupt, {} shards, {rate:.0} images/s", shards.len());
-            }
+            progress.advance(chunk.len() as u64);
         }
         drop(rx);
         let summary = reader
@@ -310,12 +312,10 @@ pub fn stage_data(
         format!("{{\"images\":{total},\"shards\":{}}}\n", shards.len()).as_bytes(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    if config.progress {
-        eprintln!(
-            "stage-data {split}: done, {total} images ({bad} corrupt) in {} shards, {seconds:.1} s",
-            shards.len()
-        );
-    }
+    progress.note(&format!(
+        "done, {total} images ({bad} corrupt) in {} shards, {seconds:.1} s",
+        shards.len()
+    ));
     Ok(StageReport {
         split,
         prefix: prefix.to_string(),

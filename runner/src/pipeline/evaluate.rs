@@ -59,7 +59,7 @@ pub fn run(search: &Search) -> StageResult {
     let builder = build_for(search, &entry.arch, &shape, &search.spec().evaluate)?;
     let recipe = recipe_for(&search.spec().evaluate, search.seed())?;
     let started = Instant::now();
-    let report = fit(search, builder.as_ref(), &recipe, CHECKPOINTS)
+    let report = fit(search, builder.as_ref(), &recipe, CHECKPOINTS, "evaluate")
         .map_err(|e| e.context(&format!("evaluating candidate {}", entry.index)))?;
     let test = report.test.clone().ok_or_else(|| {
         StageError::Config("the staged data set has no test split to evaluate on".into())
@@ -103,13 +103,9 @@ pub(crate) fn winner_summary(
     val_acc: Option<f64>,
 ) -> nas_api::crd::CandidateSummary {
     nas_api::crd::CandidateSummary {
-        index: Some(r.index),
-        arch: r.arch.chars().take(512).collect(),
-        rank: None,
-        params: Some(r.params),
-        flops: Some(r.flops),
-        val_accuracy: val_acc.filter(|a| a.is_finite()).map(|a| 100.0 * a),
-        top1_error: r.top1_err.is_finite().then_some(100.0 * r.top1_err),
-        top5_error: r.top5_err.is_finite().then_some(100.0 * r.top5_err),
+        val_accuracy: super::percent(val_acc),
+        top1_error: super::percent(Some(r.top1_err)),
+        top5_error: super::percent(Some(r.top5_err)),
+        ..super::status_candidate(r.index, &r.arch, r.params, r.flops)
     }
 }

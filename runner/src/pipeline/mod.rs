@@ -276,3 +276,25 @@ pub(crate) fn skipped(stage: Stage, index: Option<u32>, what: &str) -> Terminati
         format!("{what} already done"),
     )
 }
+
+/// A candidate as the status shows it: the architecture cut to the status's bound, the
+/// accuracies and errors (set with [`percent`]) left empty.
+pub(crate) fn status_candidate(
+    index: u64,
+    arch: &str,
+    params: u64,
+    flops: u64,
+) -> nas_api::crd::CandidateSummary {
+    nas_api::crd::CandidateSummary {
+        index: Some(index),
+        arch: arch.chars().take(512).collect(),
+        params: Some(params),
+        flops: Some(flops),
+        ..Default::default()
+    }
+}
+
+/// A fraction as the status shows it: in percent, absent when unknown or not finite.
+pub(crate) fn percent(fraction: Option<f64>) -> Option<f64> {
+    fraction.filter(|a| a.is_finite()).map(|a| 100.0 * a)
+}

@@ -45,14 +45,7 @@ pub fn run(search: &Search) -> StageResult {
 pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
     let results_uri = format!("{}{SUMMARY}", search.resolved.artifacts_root);
     let cands = candidates::load(search)?;
-    let mut scores: BTreeMap<u64, ScoreRecord> = BTreeMap::new();
-    for shard in 0..search.spec().sampling.shards {
-        if search.done(&score::success_key(shard))? {
-            for r in search.get_jsonl::<ScoreRecord>(&score::shard_key(shard))? {
-                scores.insert(r.index, r);
-            }
-        }
-    }
+    let (scores, _) = score::load_finished(search)?;
     let ranking: Vec<RankingEntry> = search.get_jsonl(select::RANKING)?;
     let topk = super::train::load_topk(search)?;
     let finalists = evaluate::finalists(search)?;
@@ -207,14 +200,10 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
 
 fn winner_status(w: &Winner) -> nas_api::crd::CandidateSummary {
     nas_api::crd::CandidateSummary {
-        index: Some(w.index),
-        arch: w.arch.chars().take(512).collect(),
-        rank: None,
-        params: Some(w.params),
-        flops: Some(w.flops),
-        val_accuracy: w.val_acc.filter(|a| a.is_finite()).map(|a| 100.0 * a),
-        top1_error: w.top1_err.filter(|a| a.is_finite()).map(|a| 100.0 * a),
-        top5_error: w.top5_err.filter(|a| a.is_finite()).map(|a| 100.0 * a),
+        val_accuracy: super::percent(w.val_acc),
+        top1_error: super::percent(w.top1_err),
+        top5_error: super::percent(w.top5_err),
+        ..super::status_candidate(w.index, &w.arch, w.params, w.flops)
     }
 }
 

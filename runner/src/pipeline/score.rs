@@ -29,6 +29,26 @@ pub fn success_key(shard: u32) -> String {
     format!("score/shard-{shard:05}._SUCCESS")
 }
 
+/// The records of every finished shard by candidate index, and the shards that have not
+/// finished.
+pub(crate) fn load_finished(
+    search: &Search,
+) -> Result<(BTreeMap<u64, ScoreRecord>, Vec<u32>), StageError> {
+    let mut records = BTreeMap::new();
+    let mut missing = Vec::new();
+    for shard in 0..search.spec().sampling.shards {
+        if !search.done(&success_key(shard))? {
+            missing.push(shard);
+            continue;
+        }
+        for r in search.get_jsonl::<ScoreRecord>(&shard_key(shard))? {
+            super::schema_ok("score record", r.schema)?;
+            records.insert(r.index, r);
+        }
+    }
+    Ok((records, missing))
+}
+
 /// Scores shard `shard` of `spec.sampling.shards`.
 pub fn run(search: &Search, shard: u32) -> StageResult {
     let shards = search.spec().sampling.shards;

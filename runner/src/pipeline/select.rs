@@ -5,15 +5,12 @@
 //! default, the paper's search rank) the #Param rank is added. Ranks are average ranks over the
 //! eligible candidates, ascending: the highest score is the best. A candidate is eligible when
 //! its shard finished, it has the ranking metric, and it meets `maxParams` / `maxFlops`.
-use std::collections::BTreeMap;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{
-    CandidateRecord, MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION,
-};
+use nas_api::records::{CandidateRecord, MetricValue, RankingEntry, TopK, SCHEMA_VERSION};
 use nas_api::spec::RankRule;
 
-use super::{candidates, schema_ok, score, DataShape, Search, StageError, StageResult};
+use super::{candidates, score, DataShape, Search, StageError, StageResult};
 use crate::metrics::{self, fusion, rank::average_ranks};
 
 pub const RANKING: &str = "select/ranking.jsonl";
@@ -34,18 +31,7 @@ pub fn run(search: &Search) -> StageResult {
     }
     let cands = candidates::load(search)?;
     let shards = search.spec().sampling.shards;
-    let mut records: BTreeMap<u64, ScoreRecord> = BTreeMap::new();
-    let mut missing = Vec::new();
-    for shard in 0..shards {
-        if !search.done(&score::success_key(shard))? {
-            missing.push(shard);
-            continue;
-        }
-        for r in search.get_jsonl::<ScoreRecord>(&score::shard_key(shard))? {
-            schema_ok("score record", r.schema)?;
-            records.insert(r.index, r);
-        }
-    }
+    let (records, missing) = score::load_finished(search)?;
     if missing.len() == shards as usize {
         return Err(StageError::Undoable(
             "no score shard finished: nothing to select from".into(),

@@ -72,8 +72,15 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
     let builder = build_for(search, &entry.arch, &shape, &search.spec().train)?;
     let recipe = recipe_for(&search.spec().train, search.seed())?;
     let started = Instant::now();
-    let report = fit(search, builder.as_ref(), &recipe, &checkpoints_prefix(c))
-        .map_err(|e| e.context(&format!("training candidate {c}")))?;
+    let label = format!("train [{}/{}]", finalist + 1, topk.entries.len());
+    let report = fit(
+        search,
+        builder.as_ref(),
+        &recipe,
+        &checkpoints_prefix(c),
+        &label,
+    )
+    .map_err(|e| e.context(&format!("training candidate {c}")))?;
     let acc = report.test.as_ref().map_or(f64::NAN, |t| t.top1);
     let metrics = TrainMetrics {
         schema: SCHEMA_VERSION,
@@ -124,23 +131,20 @@ pub(crate) fn build_for(
 /// A ranking entry as the status shows it (accuracy in percent).
 pub(crate) fn candidate_summary(e: &RankingEntry, acc: Option<f64>) -> CandidateSummary {
     CandidateSummary {
-        index: Some(e.index),
-        arch: e.arch.chars().take(512).collect(),
         rank: e.rank,
-        params: Some(e.params),
-        flops: Some(e.flops),
-        val_accuracy: acc.filter(|a| a.is_finite()).map(|a| 100.0 * a),
-        ..CandidateSummary::default()
+        val_accuracy: super::percent(acc),
+        ..super::status_candidate(e.index, &e.arch, e.params, e.flops)
     }
 }
 
 /// Trains `builder` on the staged data, checkpointing under `checkpoints` and resuming from
-/// the newest checkpoint there.
+/// the newest checkpoint there; `label` heads its progress.
 pub(crate) fn fit(
     search: &Search,
     builder: &dyn NetBuilder,
     recipe: &Recipe,
     checkpoints: &str,
+    label: &str,
 ) -> Result<TrainReport, StageError> {
     let data = TrainData::open(search.store.clone(), "data", recipe).map_err(train_error)?;
     let options = TrainOptions {
@@ -149,6 +153,7 @@ pub(crate) fn fit(
         resume: true,
         stop_after_step: None,
         progress: search.progress,
+        label: label.to_string(),
     };
     train::train(builder, recipe, &data, &options)
         .map(|t| t.report)

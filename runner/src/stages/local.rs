@@ -37,6 +37,12 @@ pub struct LocalArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Run on this data set instead of the YAML's `spec.dataset`: a CIFAR-10 folder
+    /// (`train.tar.gz`, `test.tar.gz`), Fashion-MNIST IDX files, or an image folder with one
+    /// folder per split. The format is detected; CIFAR-10 and Fashion-MNIST keep their native
+    /// resolution.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub ground_truth: GroundTruthArgs,
 }
@@ -71,16 +77,23 @@ pub type LocalError = StageError;
 
 /// Reads and validates a NASSearch YAML file.
 pub fn load_search(path: &Path) -> Result<ResolvedSpec, LocalError> {
-    let text = std::fs::read_to_string(path)
+    load_search_with_data(path, None)
+}
+
+/// Reads a NASSearch YAML file, points its `spec.dataset` at `data` when given, and validates
+/// the result.
+pub fn load_search_with_data(path: &Path, data: Option<&Path>) -> Result<ResolvedSpec, LocalError> {
+    let mut text = std::fs::read_to_string(path)
         .map_err(|e| StageError::Config(format!("{}: {e}", path.display())))?;
+    if let Some(data) = data {
+        text = with_dataset(&text, data)
+            .map_err(|e| StageError::Config(format!("{}: {e}", path.display())))?;
+    }
     ResolvedSpec::from_yaml(&text).map_err(|e| match e {
         ResolveError::Invalid(errs) => StageError::Config(format!(
             "{}: invalid NASSearch: {}",
             path.display(),
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            nas_api::validate::describe(&errs)
         )),
         other => StageError::Config(format!("{}: {other}", path.display())),
     })
@@ -88,7 +101,7 @@ pub fn load_search(path: &Path) -> Result<ResolvedSpec, LocalError> {
 
 /// Runs every stage; returns the summary written to `summary.json`.
 pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
-    let mut resolved = load_search(&args.search)?;
+    let mut resolved = load_search_with_data(&args.search, args.data.as_deref())?;
     let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
     let options = args.ground_truth.options()?;
     let store: Arc<dyn ObjectStore> = if args.s3 {
@@ -146,4 +159,98 @@ fn step(
     let s = f().map_err(|e| e.context(name))?;
     tracing::info!(stage = name, index = ?s.index, outcome = ?s.outcome, seconds = t.elapsed().as_secs_f64(), "{}", s.message);
     Ok(s)
+}
+
+/// `text` (a NASSearch YAML document) with `spec.dataset` replaced by the data set at `data`.
+fn with_dataset(text: &str, data: &Path) -> Result<String, String> {
+    let (format, resolution) = detect_format(data)?;
+    let abs = data
+        .canonicalize()
+        .map_err(|e| format!("--data {}: {e}", data.display()))?;
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let dataset = doc
+        .get_mut("spec")
+        .and_then(|s| s.as_mapping_mut())
+        .ok_or("spec: expected a mapping")?
+        .entry("dataset".into())
+        .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    let dataset = dataset
+        .as_mapping_mut()
+        .ok_or("spec.dataset: expected a mapping")?;
+    dataset.insert("source".into(), abs.display().to_string().into());
+    dataset.insert("format".into(), format.into());
+    if let Some(side) = resolution {
+        dataset.insert("resolution".into(), side.into());
+    }
+    serde_yaml::to_string(&doc).map_err(|e| e.to_string())
+}
+
+/// The `spec.dataset.format` of the data set at `path` and its native resolution, from the
+/// files it holds.
+fn detect_format(path: &Path) -> Result<(&'static str, Option<u32>), String> {
+    let has = |name: &str| path.join(name).exists();
+    if !path.is_dir() {
+        return Err(format!("--data {}: not a folder", path.display()));
+    }
+    if has("train.tar.gz") && has("test.tar.gz") {
+        Ok(("cifar10", Some(32)))
+    } else if has("train-images-idx3-ubyte.gz") || has("train-images-idx3-ubyte") {
+        Ok(("fashionMnist", Some(28)))
+    } else if path.join("train").is_dir() {
+        Ok(("imageFolder", None))
+    } else {
+        Err(format!(
+            "--data {}: expected a CIFAR-10 folder (train.tar.gz and test.tar.gz), \
+             Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...) or an image folder \
+             with a train/ folder of class folders",
+            path.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = "apiVersion: nas.example.dev/v1alpha1\nkind: NASSearch\nmetadata:\n  name: q\nspec:\n  dataset:\n    source: /usr/share/datasets/fashion-mnist\n    format: fashionMnist\n    resolution: 28\n  space:\n    name: nb201\n";
+
+    #[test]
+    fn data_flag_points_the_search_at_a_cifar10_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train.tar.gz"), b"").unwrap();
+        std::fs::write(dir.path().join("test.tar.gz"), b"").unwrap();
+        let text = with_dataset(YAML, dir.path()).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let d = &doc["spec"]["dataset"];
+        assert_eq!(d["format"].as_str(), Some("cifar10"));
+        assert_eq!(d["resolution"].as_u64(), Some(32));
+        let source = d["source"].as_str().unwrap();
+        assert!(Path::new(source).is_absolute(), "{source}");
+        assert_eq!(doc["spec"]["space"]["name"].as_str(), Some("nb201"));
+    }
+
+    #[test]
+    fn data_flag_detects_idx_files_and_image_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train-images-idx3-ubyte.gz"), b"").unwrap();
+        assert_eq!(
+            detect_format(dir.path()).unwrap(),
+            ("fashionMnist", Some(28))
+        );
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("train")).unwrap();
+        assert_eq!(detect_format(folder.path()).unwrap(), ("imageFolder", None));
+    }
+
+    #[test]
+    fn data_flag_names_what_it_expected_in_an_unknown_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = detect_format(dir.path()).unwrap_err();
+        assert!(
+            err.contains("--data") && err.contains("train.tar.gz"),
+            "{err}"
+        );
+        let err = detect_format(&dir.path().join("missing")).unwrap_err();
+        assert!(err.contains("not a folder"), "{err}");
+    }
 }

@@ -27,18 +27,9 @@ pub struct ScoreArgs {
     /// Pipeline stage: the resolved spec; scores this pod's shard of `candidates.jsonl`.
     #[arg(long, conflicts_with_all = ["space", "archs", "metrics", "data", "out"])]
     pub spec: Option<String>,
-    /// Pipeline stage: this pod's shard, `I` or `I/N` (default `JOB_COMPLETION_INDEX`).
-    #[arg(long, requires = "spec", value_name = "I[/N]")]
-    pub shard: Option<String>,
-    /// Pipeline stage: log lines as `text` or `json`.
-    #[arg(long, value_enum, requires = "spec")]
-    pub log_format: Option<crate::telemetry::LogFormat>,
-    /// Pipeline stage: where the termination summary goes.
-    #[arg(long, requires = "spec")]
-    pub termination_log: Option<PathBuf>,
-    /// Pipeline stage: no progress lines.
-    #[arg(long, requires = "spec")]
-    pub quiet: bool,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; the stage options (`--shard`, ...) need `--spec`.
+    #[command(flatten)]
+    pub stage: crate::stages::stage_cmd::StageOptions,
     /// Search space of the architectures (`nb201`, `darts`, or `toy` for small test nets).
     #[arg(long, required_unless_present = "spec")]
     pub space: Option<String>,
@@ -61,9 +52,6 @@ pub struct ScoreArgs {
     /// Output file (JSON lines); standard output when absent.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Metric option `NAME=VALUE` (e.g. `repeats=3`, `iterations=50`), repeatable.
     #[arg(long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
@@ -151,7 +139,7 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
     if specs.is_empty() {
         return Err(ScoreError::Config("--metrics: no metric named".into()));
     }
-    let device = crate::device::parse_device(&args.device).map_err(ScoreError::Config)?;
+    let device = crate::device::parse_device(&args.stage.device).map_err(ScoreError::Config)?;
     if args.batch_size == Some(0) {
         return Err(ScoreError::Config("--batch-size must be at least 1".into()));
     }

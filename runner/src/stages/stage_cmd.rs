@@ -15,25 +15,33 @@ use crate::pipeline::{self, Search, StageError};
 use crate::store::{self, ObjectStore};
 use crate::telemetry::{self, LogFormat};
 
-/// Arguments every stage command takes.
+/// Arguments of a stage command: the spec and the stage options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StageArgs {
     /// The resolved spec: a path, `file:///path/spec.json` or `s3://bucket/key/spec.json`.
     #[arg(long)]
     pub spec: String,
-    /// This pod's unit, `I` or `I/N`: the score shard, the train finalist. Default:
+    #[command(flatten)]
+    pub options: StageOptions,
+}
+
+/// Options every stage command takes besides `--spec` (`score` and `report` flatten them
+/// too, beside their other forms).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StageOptions {
+    /// Stage: this pod's unit, `I` or `I/N`: the score shard, the train finalist. Default:
     /// `JOB_COMPLETION_INDEX` (Indexed Jobs), else 0.
-    #[arg(long, alias = "index", value_name = "I[/N]")]
+    #[arg(long, alias = "index", value_name = "I[/N]", requires = "spec")]
     pub shard: Option<String>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Log lines on stderr: `text` or `json` (default: `NAS_LOG_FORMAT`, else text).
-    #[arg(long, value_enum)]
+    /// Stage: log lines on stderr, `text` or `json` (default: `NAS_LOG_FORMAT`, else text).
+    #[arg(long, value_enum, requires = "spec")]
     pub log_format: Option<LogFormat>,
-    /// Where the termination summary goes. Default: `NAS_TERMINATION_LOG`, else
+    /// Stage: where the termination summary goes. Default: `NAS_TERMINATION_LOG`, else
     /// `/dev/termination-log` when it exists (in a pod).
-    #[arg(long)]
+    #[arg(long, requires = "spec")]
     pub termination_log: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long)]
@@ -42,15 +50,15 @@ pub struct StageArgs {
 
 /// Runs `stage` and returns the process exit code; never panics on bad input.
 pub fn main(stage: Stage, args: &StageArgs) -> u8 {
-    let format =
-        args.log_format
-            .unwrap_or_else(|| match std::env::var("NAS_LOG_FORMAT").as_deref() {
-                Ok("json") => LogFormat::Json,
-                _ => LogFormat::Text,
-            });
+    let format = args.options.log_format.unwrap_or_else(|| {
+        match std::env::var("NAS_LOG_FORMAT").as_deref() {
+            Ok("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    });
     telemetry::init(format);
     let unit = parse_unit(
-        args.shard.as_deref(),
+        args.options.shard.as_deref(),
         std::env::var("JOB_COMPLETION_INDEX").ok(),
     );
     let index = unit.as_ref().ok().map(|u| u.0);
@@ -71,7 +79,7 @@ pub fn main(stage: Stage, args: &StageArgs) -> u8 {
     };
     let json = summary.to_json_bounded();
     println!("{json}");
-    if let Some(path) = termination_log(args) {
+    if let Some(path) = termination_log(&args.options) {
         if let Err(e) = std::fs::write(&path, &json) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
         }
@@ -105,8 +113,9 @@ fn parse_unit(flag: Option<&str>, env: Option<String>) -> Result<(u32, Option<u3
     Ok((i, n))
 }
 
-fn termination_log(args: &StageArgs) -> Option<PathBuf> {
-    args.termination_log
+fn termination_log(options: &StageOptions) -> Option<PathBuf> {
+    options
+        .termination_log
         .clone()
         .or_else(|| std::env::var_os("NAS_TERMINATION_LOG").map(PathBuf::from))
         .or_else(|| {
@@ -137,10 +146,7 @@ pub fn read_spec(uri: &str) -> Result<ResolvedSpec, StageError> {
     nas_api::validate::validate(&spec.spec).map_err(|errs| {
         StageError::Config(format!(
             "--spec {uri}: {}",
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+            nas_api::validate::describe(&errs)
         ))
     })?;
     Ok(spec)
@@ -165,7 +171,7 @@ fn run(
     unit: (u32, Option<u32>),
 ) -> Result<TerminationSummary, StageError> {
     let resolved = read_spec(&args.spec)?;
-    let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
+    let device = crate::device::parse_device(&args.options.device).map_err(StageError::Config)?;
     let (index, count) = unit;
     let expected = match stage {
         Stage::Score => Some(resolved.spec.sampling.shards),
@@ -192,7 +198,7 @@ fn run(
         resolved,
         store,
         device,
-        progress: !args.quiet,
+        progress: !args.options.quiet,
     };
     let summary = match stage {
         Stage::StageData => pipeline::data_stage::run(&search),
@@ -209,7 +215,7 @@ fn run(
 /// `nas-runner cleanup --spec`: deletes every artifact of the search (the operator's finalizer
 /// runs it when `deleteArtifactsOnDeletion` is set). Returns the number of objects deleted.
 pub fn cleanup(args: &StageArgs) -> u8 {
-    telemetry::init(args.log_format.unwrap_or_default());
+    telemetry::init(args.options.log_format.unwrap_or_default());
     let result = read_spec(&args.spec).and_then(|resolved| {
         let store = open_artifacts(&resolved)?;
         let keys = store.list("")?;
@@ -262,21 +268,8 @@ pub struct ReportArgs {
     /// Stage: the resolved spec.
     #[arg(long)]
     pub spec: Option<String>,
-    /// Stage: accepted like every stage's (the report has one unit).
-    #[arg(long, alias = "index", requires = "spec")]
-    pub shard: Option<String>,
-    /// `auto`, `cpu`, `cuda` or `cuda:N` (the report computes on the CPU either way).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Stage: log lines as `text` or `json`.
-    #[arg(long, value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Stage: where the termination summary goes.
-    #[arg(long)]
-    pub termination_log: Option<PathBuf>,
-    /// No progress lines.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub options: StageOptions,
     #[command(flatten)]
     pub ground_truth: crate::stages::local::GroundTruthArgs,
 }
@@ -286,11 +279,7 @@ pub fn report(args: &ReportArgs) -> u8 {
     let Some(dir) = &args.dir else {
         let stage = StageArgs {
             spec: args.spec.clone().unwrap_or_default(),
-            shard: args.shard.clone(),
-            device: args.device.clone(),
-            log_format: args.log_format,
-            termination_log: args.termination_log.clone(),
-            quiet: args.quiet,
+            options: args.options.clone(),
         };
         if args.ground_truth.ground_truth.is_some() {
             eprintln!("report: --ground-truth works on a DIR; run `nas-runner report DIR --ground-truth ...` on the downloaded artifacts");
@@ -298,7 +287,7 @@ pub fn report(args: &ReportArgs) -> u8 {
         }
         return main(Stage::Report, &stage);
     };
-    telemetry::init(args.log_format.unwrap_or_default());
+    telemetry::init(args.options.log_format.unwrap_or_default());
     let result = (|| {
         let options = args.ground_truth.options()?;
         let spec = dir.join("spec.json");

@@ -15,6 +15,7 @@ use crate::data::augment::Augment;
 use crate::data::shards::join_key;
 use crate::data::{Loader, LoaderConfig};
 use crate::nn::{Forward, Net, NetBuilder};
+use crate::progress::Progress;
 use crate::store::ObjectStore;
 use serde::Serialize;
 use std::sync::Arc;
@@ -92,8 +93,10 @@ pub struct TrainOptions<'a> {
     pub resume: bool,
     /// Stop (with a checkpoint) once this many steps are done, schedule unchanged.
     pub stop_after_step: Option<usize>,
-    /// One line per epoch on stderr.
+    /// A step bar on a terminal, one line per epoch otherwise, on stderr.
     pub progress: bool,
+    /// What the progress shows first ("train [2/3]"); empty: "train".
+    pub label: String,
 }
 
 impl TrainOptions<'_> {
@@ -104,6 +107,7 @@ impl TrainOptions<'_> {
             resume: false,
             stop_after_step: None,
             progress: false,
+            label: String::new(),
         }
     }
 }
@@ -226,6 +230,16 @@ pub fn train(
         }
     }
     let first_step = state.step;
+    let label = match options.label.as_str() {
+        "" => "train",
+        l => l,
+    };
+    let mut progress = Progress::counter(
+        format!("{label} {}", state.arch),
+        Some((total - first_step) as u64),
+        "steps",
+        options.progress,
+    );
     let save =
         |state: &CheckpointState, vs: &VarStore, opt: &Sgd| -> Result<Option<String>, TrainError> {
             match options.checkpoints {
@@ -284,18 +298,18 @@ pub fn train(
                 state.epoch_loss_sum = 0.0;
                 state.epoch_loss_count = 0;
                 if options.progress {
-                    eprintln!(
-                        "train {}: epoch {}/{} loss {:.4} lr {:.5} ({:.0} images/s)",
-                        state.arch,
+                    progress.note(&format!(
+                        "epoch {}/{} loss {:.4} lr {:.5} ({:.0} images/s)",
                         epoch + 1,
                         recipe.epochs,
                         state.epoch_losses.last().copied().unwrap_or(f64::NAN),
                         schedule.lr(state.step - 1),
                         ((state.step - first_step) * recipe.batch_size) as f64
                             / started.elapsed().as_secs_f64()
-                    );
+                    ));
                 }
             }
+            progress.advance(1);
             let periodic =
                 recipe.checkpoint_every > 0 && state.step.is_multiple_of(recipe.checkpoint_every);
             let stop = options.stop_after_step.is_some_and(|s| state.step >= s);

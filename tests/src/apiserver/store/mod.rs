@@ -374,13 +374,19 @@ impl Store {
             }
         }
         g.objects[ty].insert(
-            key,
+            key.clone(),
             Stored {
                 obj: obj.clone(),
                 managers,
             },
         );
         self.record(&mut g, ty, EventType::Added, obj.clone(), None);
+        // The garbage collector deletes a dependent whose owners are all gone: a controller
+        // that had not yet seen its owner's deletion may create one after it.
+        let owners = owner_uids(&obj);
+        if !owners.is_empty() && !owners.iter().any(|u| Self::uid_exists(&g, ns, u)) {
+            self.delete_locked(&mut g, ty, &key, Propagation::Background);
+        }
         Ok(obj)
     }
 
