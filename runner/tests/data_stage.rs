@@ -15,6 +15,8 @@ fn quiet(images_per_shard: usize) -> StageConfig {
         images_per_shard,
         chunk: 16,
         progress: false,
+        // One open writer: shards in source order, as the counts below expect.
+        scatter_bytes: 0,
         ..Default::default()
     }
 }
@@ -79,6 +81,62 @@ fn stage_jpeg_folder_writes_shards_index_and_success() {
     let index = ShardIndex::load(&store, "data/test").unwrap();
     assert_eq!(index.shape, Some([3, 36, 36]));
     assert_eq!(index.split, "test");
+}
+
+#[test]
+fn training_images_listed_class_by_class_are_scattered_over_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    // 8 images per class, written and read class by class (airplane..., then automobile...).
+    write_folder(&raw, "train", &cifar_jpegs(8));
+    write_folder(&raw, "val", &cifar_jpegs(8));
+    let store = LocalStore::new(tmp.path().join("store"));
+    let scattered = StageConfig {
+        // Room for 4 open writers of 16 images of 32x32x3.
+        scatter_bytes: 4 * 16 * 3 * 32 * 32,
+        ..quiet(16)
+    };
+    let labels = |prefix: &str| -> Vec<Vec<u32>> {
+        let index = ShardIndex::load(&store, prefix).unwrap();
+        (0..index.shards.len())
+            .map(|i| {
+                let records = index.read_shard(&store, i).unwrap();
+                records.iter().map(|(label, _)| *label).collect()
+            })
+            .collect()
+    };
+    for prefix in ["a/train", "b/train"] {
+        stage_data(
+            raw.to_str().unwrap(),
+            Split::Train,
+            &store,
+            prefix,
+            &scattered,
+        )
+        .unwrap();
+    }
+    let shards = labels("a/train");
+    assert_eq!(shards.iter().map(Vec::len).sum::<usize>(), 80);
+    let full: Vec<&Vec<u32>> = shards.iter().filter(|s| s.len() == 16).collect();
+    assert!(full.len() >= 3, "{shards:?}");
+    for shard in full {
+        let classes: std::collections::BTreeSet<_> = shard.iter().collect();
+        // In source order a 16-image shard holds 2 classes; scattered, many more.
+        assert!(classes.len() >= 5, "a shard holds classes {classes:?}");
+    }
+    assert_eq!(shards, labels("b/train"), "staging is not reproducible");
+
+    // Evaluation splits keep the source's order.
+    stage_data(
+        raw.to_str().unwrap(),
+        Split::Test,
+        &store,
+        "a/test",
+        &scattered,
+    )
+    .unwrap();
+    let test: Vec<u32> = labels("a/test").concat();
+    assert!(test.windows(2).all(|w| w[0] <= w[1]), "{test:?}");
 }
 
 #[test]

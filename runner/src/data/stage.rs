@@ -11,6 +11,8 @@ use super::source::{ClassRef, DataSource, Payload, RawRecord};
 use super::{DataError, Split};
 use crate::progress::Progress;
 use crate::store::ObjectStore;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -29,6 +31,10 @@ pub struct StageConfig {
     pub chunk: usize,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Memory the open shard writers of the training split may hold. Class folders and
+    /// CIFAR-10's tar list their images class by class; spreading consecutive images over
+    /// several shards at random lets the loader's bounded shuffle mix the classes.
+    pub scatter_bytes: usize,
 }
 
 impl Default for StageConfig {
@@ -40,6 +46,7 @@ impl Default for StageConfig {
             max_bad_fraction: 0.001,
             chunk: 512,
             progress: true,
+            scatter_bytes: 1 << 30,
         }
     }
 }
@@ -54,6 +61,19 @@ impl StageConfig {
             ..Default::default()
         }
     }
+}
+
+/// Seed of the scatter of training images over shards: staging is reproducible.
+const SCATTER_SEED: u64 = 0x5CA7_7E25;
+
+/// How many shard writers the training split keeps open: as many as `scatter_bytes` holds
+/// (at most 64); one for the other splits, which keep the source's order.
+fn scatter_width(config: &StageConfig, split: Split, image_bytes: usize) -> usize {
+    if split != Split::Train {
+        return 1;
+    }
+    let shard_bytes = config.images_per_shard.saturating_mul(image_bytes.max(1));
+    (config.scatter_bytes / shard_bytes.max(1)).clamp(1, 64)
 }
 
 /// What a staging run did.
@@ -157,7 +177,9 @@ pub fn stage_data(
     let mut bad = 0usize;
     let mut seen = 0usize;
     let mut shape: Option<Option<[u32; 3]>> = None;
-    let mut writer = ShardWriter::default();
+    // One writer until the first image tells the shard size; then the scatter width.
+    let mut writers: Vec<ShardWriter> = Vec::new();
+    let mut scatter = ChaCha8Rng::seed_from_u64(SCATTER_SEED);
     let mut shards = Vec::new();
     let mut progress = Progress::counter(
         format!("stage-data {split}"),
@@ -222,12 +244,18 @@ pub fn stage_data(
                     Some(_) => None,
                 });
                 counts[label as usize] += 1;
+                if writers.is_empty() {
+                    let width = scatter_width(config, split, image.data.len());
+                    writers.resize_with(width, ShardWriter::default);
+                }
+                let pick = scatter.random_range(0..writers.len());
+                let writer = &mut writers[pick];
                 if let Err(e) = writer.push(label, &image) {
                     failure = Some(e);
                     break;
                 }
                 if writer.len() == config.images_per_shard {
-                    if let Err(e) = flush(&mut writer, &mut shards) {
+                    if let Err(e) = flush(writer, &mut shards) {
                         failure = Some(e);
                         break;
                     }
@@ -247,8 +275,8 @@ pub fn stage_data(
             None => summary,
         }
     })?;
-    if !writer.is_empty() {
-        flush(&mut writer, &mut shards)?;
+    for writer in writers.iter_mut().filter(|w| !w.is_empty()) {
+        flush(writer, &mut shards)?;
     }
 
     if let Some(folders) = &summary.class_folders {

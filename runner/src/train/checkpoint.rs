@@ -30,11 +30,41 @@ pub struct CheckpointState {
     pub batch_in_epoch: usize,
     pub arch: String,
     pub recipe: Recipe,
-    /// Loss tallies of the epoch in progress, and the means of finished epochs.
+    /// Loss tallies of the epoch in progress, and the means of finished epochs (stored by
+    /// their bits: see [`f64_bits`]).
+    #[serde(with = "f64_bits")]
     pub epoch_loss_sum: f64,
     pub epoch_loss_count: usize,
+    #[serde(with = "f64_bits::vec")]
     pub epoch_losses: Vec<f64>,
+    #[serde(with = "f64_bits")]
     pub last_loss: f64,
+}
+
+/// `f64`s written as their IEEE bit patterns: serde_json's float parser may return a long
+/// decimal one ULP off, and a resumed run must continue bit for bit.
+mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
+
+    pub mod vec {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|x| x.to_bits()))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Vec::<u64>::deserialize(d).map(|v| v.into_iter().map(f64::from_bits).collect())
+        }
+    }
 }
 
 pub fn checkpoint_name(step: usize) -> String {
@@ -129,4 +159,35 @@ pub fn load(
     .map_err(|e| err(&optim_key, e))?;
     opt.load_buffers(&buffers).map_err(|e| err(&optim_key, e))?;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_its_losses_bit_for_bit() {
+        let mut sum = 0.0;
+        for i in 1..=37 {
+            sum += 1.0 / (i as f64 * 3.7);
+        }
+        let state = CheckpointState {
+            step: 12,
+            epoch: 1,
+            batch_in_epoch: 4,
+            arch: "tiny".into(),
+            recipe: Recipe::with_overrides("nb201-cifar", &serde_json::json!({})).unwrap(),
+            epoch_loss_sum: sum,
+            epoch_loss_count: 37,
+            epoch_losses: vec![sum / 37.0, 0.1 + 0.2, f64::NAN],
+            last_loss: f64::NAN,
+        };
+        let json = serde_json::to_vec(&state).unwrap();
+        let back: CheckpointState = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.epoch_loss_sum.to_bits(), sum.to_bits());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.epoch_losses), bits(&state.epoch_losses));
+        assert!(back.last_loss.is_nan());
+        assert_eq!(back.recipe, state.recipe);
+    }
 }
