@@ -258,6 +258,53 @@ fn collect(loader: &Loader, epoch: usize, skip: usize) -> Vec<(Vec<f32>, Vec<i64
 }
 
 #[test]
+fn a_validation_share_is_held_out_of_training_disjointly_and_reproducibly() {
+    use nas_runner::data::loader::Holdout;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = staged_fashion(tmp.path(), 400);
+    let side = |held: bool| {
+        let config = LoaderConfig {
+            holdout: Some(Holdout {
+                percent: 20,
+                seed: 5,
+                held,
+            }),
+            ..LoaderConfig::eval(64, 28)
+        };
+        let loader = Loader::new(store.clone(), "data/train", config).unwrap();
+        let images: Vec<Vec<f32>> = collect(&loader, 0, 0)
+            .into_iter()
+            .flat_map(|(x, _, _)| x.chunks(28 * 28).map(<[f32]>::to_vec).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(images.len(), loader.len());
+        images
+    };
+    let (val, rest) = (side(true), side(false));
+    assert_eq!(val.len() + rest.len(), 400);
+    // About a fifth, and never the same image on both sides.
+    assert!((50..=110).contains(&val.len()), "{} held out", val.len());
+    let key = |x: &Vec<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let held: std::collections::HashSet<_> = val.iter().map(key).collect();
+    assert!(rest.iter().all(|x| !held.contains(&key(x))));
+    assert_eq!(val, side(true), "the held-out share changed between runs");
+    // The training side shuffles and batches only what is not held out.
+    let train = Loader::new(
+        store.clone(),
+        "data/train",
+        LoaderConfig {
+            holdout: Some(Holdout {
+                percent: 20,
+                seed: 5,
+                held: false,
+            }),
+            ..LoaderConfig::train(10, Augment::eval(28), 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(train.batches_per_epoch(), rest.len() / 10);
+}
+
+#[test]
 fn loader_is_deterministic_and_resumes_mid_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let store = staged_fashion(tmp.path(), 230);

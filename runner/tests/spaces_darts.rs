@@ -153,12 +153,14 @@ fn darts_v2_matches_published_sizes() {
     );
 }
 
-/// Open: our count gives 529.9M multiply-adds for DARTS_V2 on ImageNet 224 against the
-/// published 574M (-7.7%), while parameters match. Not yet explained (pooling or stem counting in
-/// the published tool?); kept visible rather than loosened.
+/// DARTS_V2 on ImageNet 224 counts 529.9M multiply-adds in the benchmark's convention
+/// (convolutions and linear layers only). The DARTS paper's 574M cannot be reproduced in that
+/// convention: its authors never published their counter, and in quark0/darts#46 the
+/// NAS-Bench-201 author counts 523M for conv + fc while a counter that adds BN and activations
+/// gives 544.6M. We assert the conv + fc recount (within 2%) and that the paper's number lies
+/// above what conv + fc alone can reach.
 #[test]
-#[ignore = "DARTS_V2 ImageNet mult-adds 529.9M vs published 574M: open discrepancy"]
-fn darts_v2_imagenet_mult_adds_match_published() {
+fn darts_v2_imagenet_mult_adds_match_the_conv_and_fc_recount() {
     let imagenet = builder(
         "darts",
         "DARTS_V2",
@@ -166,10 +168,11 @@ fn darts_v2_imagenet_mult_adds_match_published() {
     )
     .unwrap();
     assert!(
-        within(imagenet.flops(), 574e6, 0.03),
+        within(imagenet.flops(), 523e6, 0.02),
         "ImageNet mult-adds {}",
         imagenet.flops()
     );
+    assert!(imagenet.flops() < 574_000_000);
 }
 
 #[test]

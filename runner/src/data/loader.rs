@@ -33,6 +33,27 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Drop the last, smaller batch.
     pub drop_last: bool,
+    /// Read only one side of a validation share held out of the split.
+    #[serde(default)]
+    pub holdout: Option<Holdout>,
+}
+
+/// A validation share of a split: each record is held out with probability `percent`/100, by a
+/// seeded hash of its position (shard, record), so every class gives about that share and the
+/// choice needs no pass over the data. `held` picks the side this loader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holdout {
+    pub percent: u32,
+    pub seed: u64,
+    pub held: bool,
+}
+
+impl Holdout {
+    /// Whether record `pos` of shard `shard` is on this loader's side.
+    pub fn selects(&self, shard: usize, pos: usize) -> bool {
+        let h = mix(self.seed ^ 0x7A11_D0E5, shard as u64, pos as u64);
+        ((h % 100) < u64::from(self.percent)) == self.held
+    }
 }
 
 impl LoaderConfig {
@@ -45,6 +66,7 @@ impl LoaderConfig {
             seed,
             prefetch: 4,
             drop_last: true,
+            holdout: None,
         }
     }
     pub fn eval(batch_size: usize, side: u32) -> Self {
@@ -56,6 +78,7 @@ impl LoaderConfig {
             seed: 0,
             prefetch: 2,
             drop_last: false,
+            holdout: None,
         }
     }
 }
@@ -74,6 +97,8 @@ pub struct Loader {
     store: Arc<dyn ObjectStore>,
     index: Arc<ShardIndex>,
     config: LoaderConfig,
+    /// Records this loader reads (all of the split, or one side of its hold-out).
+    len: usize,
 }
 
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
@@ -98,10 +123,20 @@ impl Loader {
             ));
         }
         let index = ShardIndex::load(store.as_ref(), prefix)?;
+        let len = match &config.holdout {
+            None => index.total,
+            Some(h) => index
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (0..s.count).filter(|&pos| h.selects(i, pos)).count())
+                .sum(),
+        };
         Ok(Loader {
             store,
             index: Arc::new(index),
             config,
+            len,
         })
     }
 
@@ -114,15 +149,15 @@ impl Loader {
     pub fn normalization(&self) -> &Normalization {
         &self.index.normalization
     }
-    /// Images in the split.
+    /// Images this loader reads: the split, or one side of its hold-out.
     pub fn len(&self) -> usize {
-        self.index.total
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.index.total == 0
+        self.len == 0
     }
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.index.total, self.config.batch_size);
+        let (n, b) = (self.len, self.config.batch_size);
         if self.config.drop_last {
             n / b
         } else {
@@ -204,7 +239,10 @@ fn read_epoch(
         true
     };
     for shard in order {
-        for record in index.read_shard(store, shard)? {
+        for (pos, record) in index.read_shard(store, shard)?.into_iter().enumerate() {
+            if config.holdout.is_some_and(|h| !h.selects(shard, pos)) {
+                continue;
+            }
             let out = if !config.shuffle {
                 Some(record)
             } else if buffer.len() < config.shuffle_buffer {

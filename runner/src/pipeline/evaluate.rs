@@ -1,4 +1,4 @@
-//! `evaluate`: the finalist with the best held-out accuracy after its short training is trained
+//! `evaluate`: the finalist with the best validation accuracy after its short training is trained
 //! with `spec.evaluate`'s full recipe (checkpoints under `eval/checkpoints/`, resumed on retry)
 //! and its top-1/top-5 error on the test split goes to `eval/report.json`.
 use std::time::Instant;
@@ -13,7 +13,7 @@ pub const REPORT: &str = "eval/report.json";
 pub const SUCCESS: &str = "eval/_SUCCESS";
 const CHECKPOINTS: &str = "eval/checkpoints";
 
-/// The trained finalists (those whose training finished), best first: highest held-out
+/// The trained finalists (those whose training finished), best first: highest validation
 /// accuracy, ties to the better search rank.
 pub fn finalists(search: &Search) -> Result<Vec<(RankingEntry, TrainMetrics)>, StageError> {
     let topk = load_topk(search)?;
@@ -59,8 +59,15 @@ pub fn run(search: &Search) -> StageResult {
     let builder = build_for(search, &entry.arch, &shape, &search.spec().evaluate)?;
     let recipe = recipe_for(&search.spec().evaluate, search.seed())?;
     let started = Instant::now();
-    let report = fit(search, builder.as_ref(), &recipe, CHECKPOINTS, "evaluate")
-        .map_err(|e| e.context(&format!("evaluating candidate {}", entry.index)))?;
+    let report = fit(
+        search,
+        builder.as_ref(),
+        &recipe,
+        CHECKPOINTS,
+        "evaluate",
+        None,
+    )
+    .map_err(|e| e.context(&format!("evaluating candidate {}", entry.index)))?;
     let test = report.test.clone().ok_or_else(|| {
         StageError::Config("the staged data set has no test split to evaluate on".into())
     })?;

@@ -2,7 +2,9 @@
 //! `train/cand-NNNNNN/metrics.json`, checkpoints beside it, then `_SUCCESS`.
 //!
 //! Training resumes from the newest checkpoint, so a retried pod picks up where the killed one
-//! stopped. Finalists are compared on their held-out accuracy after this training.
+//! stopped. Finalists are compared on their accuracy on the validation share of the training
+//! split (`spec.dataset.splits.validationPercent`), which this training never sees; the test
+//! split is left to `evaluate`.
 use std::time::Instant;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
@@ -79,9 +81,10 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
         &recipe,
         &checkpoints_prefix(c),
         &label,
+        Some(search.spec().dataset.splits.validation_percent),
     )
     .map_err(|e| e.context(&format!("training candidate {c}")))?;
-    let acc = report.test.as_ref().map_or(f64::NAN, |t| t.top1);
+    let acc = report.val.as_ref().map_or(f64::NAN, |t| t.top1);
     let metrics = TrainMetrics {
         schema: SCHEMA_VERSION,
         index: c,
@@ -98,8 +101,9 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
         Some(finalist),
         Outcome::Succeeded,
         format!(
-            "candidate {c}: {:.2}% held-out top-1 after {} epochs",
+            "candidate {c}: {:.2}% validation top-1 ({}% of the training split held out) after {} epochs",
             100.0 * acc,
+            search.spec().dataset.splits.validation_percent,
             recipe.epochs
         ),
     );
@@ -138,15 +142,19 @@ pub(crate) fn candidate_summary(e: &RankingEntry, acc: Option<f64>) -> Candidate
 }
 
 /// Trains `builder` on the staged data, checkpointing under `checkpoints` and resuming from
-/// the newest checkpoint there; `label` heads its progress.
+/// the newest checkpoint there; `label` heads its progress. `validation_percent` holds that
+/// share of the training split out of training and evaluates on it.
 pub(crate) fn fit(
     search: &Search,
     builder: &dyn NetBuilder,
     recipe: &Recipe,
     checkpoints: &str,
     label: &str,
+    validation_percent: Option<u32>,
 ) -> Result<TrainReport, StageError> {
-    let data = TrainData::open(search.store.clone(), "data", recipe).map_err(train_error)?;
+    let data =
+        TrainData::open_with_validation(search.store.clone(), "data", recipe, validation_percent)
+            .map_err(train_error)?;
     let options = TrainOptions {
         device: search.device,
         checkpoints: Some((search.store.as_ref(), checkpoints)),

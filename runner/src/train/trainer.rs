@@ -25,6 +25,8 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// Staged training and test splits with loaders configured from a recipe.
 pub struct TrainData {
     pub train: Loader,
+    /// The share of the training split held out for validation, when one is.
+    pub val: Option<Loader>,
     pub test: Option<Loader>,
     pub classes: Vec<String>,
     pub side: u32,
@@ -36,6 +38,17 @@ impl TrainData {
         store: Arc<dyn ObjectStore>,
         data_prefix: &str,
         recipe: &Recipe,
+    ) -> Result<TrainData, TrainError> {
+        Self::open_with_validation(store, data_prefix, recipe, None)
+    }
+
+    /// Like [`TrainData::open`], holding `validation_percent` of the training split out of
+    /// training as the validation set (seeded by the recipe's seed).
+    pub fn open_with_validation(
+        store: Arc<dyn ObjectStore>,
+        data_prefix: &str,
+        recipe: &Recipe,
+        validation_percent: Option<u32>,
     ) -> Result<TrainData, TrainError> {
         recipe.validate()?;
         let train_prefix = join_key(data_prefix, "train");
@@ -60,11 +73,35 @@ impl TrainData {
                 ..Augment::imagenet(side)
             },
         };
+        if let Some(p) = validation_percent.filter(|p| !(1..=50).contains(p)) {
+            return Err(TrainError::Config(format!(
+                "validationPercent {p}: expected 1 to 50"
+            )));
+        }
+        let holdout = |held| {
+            validation_percent.map(|percent| crate::data::loader::Holdout {
+                percent,
+                seed: recipe.seed,
+                held,
+            })
+        };
         let config = LoaderConfig {
             shuffle_buffer: recipe.shuffle_buffer,
+            holdout: holdout(false),
             ..LoaderConfig::train(recipe.batch_size, augment, recipe.seed)
         };
         let train = Loader::new(store.clone(), &train_prefix, config)?;
+        let val = match holdout(true) {
+            Some(h) => Some(Loader::new(
+                store.clone(),
+                &train_prefix,
+                LoaderConfig {
+                    holdout: Some(h),
+                    ..LoaderConfig::eval(recipe.eval_batch_size, side)
+                },
+            )?),
+            None => None,
+        };
         let test_prefix = join_key(data_prefix, "test");
         let test = if store.exists(&join_key(&test_prefix, "_SUCCESS"))? {
             Some(Loader::new(
@@ -78,6 +115,7 @@ impl TrainData {
         Ok(TrainData {
             classes: probe.classes,
             train,
+            val,
             test,
             side,
         })
@@ -134,6 +172,9 @@ pub struct TrainReport {
     /// Mean training loss of each finished epoch.
     pub epoch_losses: Vec<f64>,
     pub last_loss: f64,
+    /// On the held-out validation share of the training split, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val: Option<EvalResult>,
     pub test: Option<EvalResult>,
     pub seconds: f64,
     /// Training images per second of this invocation (excluding evaluation).
@@ -340,10 +381,12 @@ pub fn train(
             last_checkpoint = Some(name);
         }
     }
-    let test = match (&data.test, stopped) {
-        (Some(loader), false) => Some(evaluate(net.as_ref(), loader, device)?),
-        _ => None,
+    let eval_on = |loader: &Option<Loader>| match (loader, stopped) {
+        (Some(loader), false) => evaluate(net.as_ref(), loader, device).map(Some),
+        _ => Ok(None),
     };
+    let val = eval_on(&data.val)?;
+    let test = eval_on(&data.test)?;
     let report = TrainReport {
         arch: state.arch.clone(),
         recipe: recipe.name.clone(),
@@ -354,6 +397,7 @@ pub fn train(
         resumed_from_step,
         epoch_losses: state.epoch_losses.clone(),
         last_loss: state.last_loss,
+        val,
         test,
         seconds: started.elapsed().as_secs_f64(),
         images_per_second: ((state.step - first_step) * recipe.batch_size) as f64
