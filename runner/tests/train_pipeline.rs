@@ -174,3 +174,20 @@ fn resume_from_mid_run_checkpoint_is_bit_exact() {
         .expect("resumed another recipe's checkpoint");
     assert!(matches!(err, TrainError::Checkpoint { .. }), "{err}");
 }
+
+#[test]
+fn a_validation_share_without_images_is_a_configuration_error() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = stage_fashion(tmp.path(), 60, 20);
+    let recipe =
+        Recipe::with_overrides("nb201-cifar", &serde_json::json!({"batch_size": 4})).unwrap();
+    let err = TrainData::open_with_validation(store.clone(), "data", &recipe, Some(1))
+        .err()
+        .expect("1% of 60 images held out something");
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    assert!(err.to_string().contains("validationPercent 1"), "{err}");
+    let data = TrainData::open_with_validation(store, "data", &recipe, Some(50)).unwrap();
+    let val = data.val.as_ref().unwrap().len();
+    assert!(val > 0 && val + data.train.len() == 60, "{val}");
+}

@@ -102,6 +102,15 @@ impl TrainData {
             )?),
             None => None,
         };
+        if let (Some(v), Some(p)) = (&val, validation_percent) {
+            if v.is_empty() {
+                return Err(TrainError::Config(format!(
+                    "spec.dataset.splits.validationPercent {p}: holds out none of the {} \
+                     training images; raise it or stage more data",
+                    train.len()
+                )));
+            }
+        }
         let test_prefix = join_key(data_prefix, "test");
         let test = if store.exists(&join_key(&test_prefix, "_SUCCESS"))? {
             Some(Loader::new(
