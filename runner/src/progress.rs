@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Plain-line mode prints counted progress at most this often (plus a final line), so a pod
-/// log gets a heartbeat without one line per image.
+/// Plain-line mode prints counted progress at most this often, so a pod log gets a heartbeat
+/// without one line per image (callers add their own closing line with [`Progress::note`]).
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Progress {

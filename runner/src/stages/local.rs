@@ -75,11 +75,6 @@ impl GroundTruthArgs {
 /// Why a local run stopped; the exit code follows the stage contract.
 pub type LocalError = StageError;
 
-/// Reads and validates a NASSearch YAML file.
-pub fn load_search(path: &Path) -> Result<ResolvedSpec, LocalError> {
-    load_search_with_data(path, None)
-}
-
 /// Reads a NASSearch YAML file, points its `spec.dataset` at `data` when given, and validates
 /// the result.
 pub fn load_search_with_data(path: &Path, data: Option<&Path>) -> Result<ResolvedSpec, LocalError> {

@@ -347,17 +347,15 @@ pub fn train(
                     .push(state.epoch_loss_sum / state.epoch_loss_count.max(1) as f64);
                 state.epoch_loss_sum = 0.0;
                 state.epoch_loss_count = 0;
-                if options.progress {
-                    progress.note(&format!(
-                        "epoch {}/{} loss {:.4} lr {:.5} ({:.0} images/s)",
-                        epoch + 1,
-                        recipe.epochs,
-                        state.epoch_losses.last().copied().unwrap_or(f64::NAN),
-                        schedule.lr(state.step - 1),
-                        ((state.step - first_step) * recipe.batch_size) as f64
-                            / started.elapsed().as_secs_f64()
-                    ));
-                }
+                progress.note(&format!(
+                    "epoch {}/{} loss {:.4} lr {:.5} ({:.0} images/s)",
+                    epoch + 1,
+                    recipe.epochs,
+                    state.epoch_losses.last().copied().unwrap_or(f64::NAN),
+                    schedule.lr(state.step - 1),
+                    ((state.step - first_step) * recipe.batch_size) as f64
+                        / started.elapsed().as_secs_f64()
+                ));
             }
             progress.advance(1);
             let periodic =
