@@ -84,7 +84,7 @@ if [ -x "$RUNNER" ] && "$RUNNER" score --help >/dev/null 2>&1; then HAVE_SCORE=1
 echo "runner: $([ $HAVE_SCORE = 1 ] && echo "$RUNNER" || echo "none with 'score'")" >&2
 
 # ---- HOOKS: the runner side of each benchmark. Each writes the same JSON lines as its
-# ---- reference counterpart, or nothing while the runner lacks the command.
+# ---- reference counterpart, or nothing when the runner lacks the command.
 ours_score() {  # $1 metrics, $2 archs file, $3 out file
     [ $HAVE_SCORE = 1 ] || return 0
     run_mem "score_$(basename "$3" .jsonl)" "$RUNNER" score --space nb201 --archs "$2" \
@@ -92,28 +92,18 @@ ours_score() {  # $1 metrics, $2 archs file, $3 out file
         || echo "runner score failed: $1 on $2 (see $RES/mem_score_$(basename "$3" .jsonl).txt)" >&2
 }
 ours_train_speed() {  # HOOK: training images/s, batch 96 -> $RES/train_ours.jsonl
-    # Lines like the reference's: {"net": "nb201:ARCH"|"darts_v2", "images_per_s": x, ...}.
-    # Expected command once the lead adds it (name to confirm):
-    #   nas-runner train-bench --nets "$1" --batch 96 --steps N --threads $THREADS
     if [ -x "$RUNNER" ] && "$RUNNER" train-bench --help >/dev/null 2>&1; then
-        run_mem train_ours "$RUNNER" train-bench --nets "$1" --batch 96 \
-            --steps "$TRAIN_STEPS" > "$RES/train_ours.jsonl" || echo "runner train-bench failed" >&2
+        run_mem train_ours "$RUNNER" train-bench --nets "$1" --batch 96 --steps "$TRAIN_STEPS" \
+            --warmup 1 --threads "$THREADS" > "$RES/train_ours.jsonl" \
+            || echo "runner train-bench failed (see $RES/mem_train_ours.txt)" >&2
     fi
 }
-ours_decode_speed() {  # HOOK: stage-data decode + resize images/s -> $RES/decode_ours.jsonl
-    # Lines like decode_speed.py's: {"size": 32|64, "images": n, "images_per_s": x}.
-    # Expected: time `nas-runner stage-data` on $CIFAR/test.tar.gz per output size.
-    if [ -x "$RUNNER" ] && "$RUNNER" stage-data --help 2>/dev/null | grep -q -- "--size"; then
-        for size in 32 64; do
-            local t0 t1
-            t0=$(date +%s.%N)
-            run "$RUNNER" stage-data --data "$CIFAR/test.tar.gz" --size "$size" \
-                --out "$OUTD/staged-$size" >&2 || { echo "runner stage-data failed" >&2; return 0; }
-            t1=$(date +%s.%N)
-            $PY -c "import json,sys; dt=float(sys.argv[2])-float(sys.argv[1]); \
-print(json.dumps({'size': int(sys.argv[3]), 'images': 10000, 'seconds': round(dt, 3), \
-'images_per_s': round(10000 / dt, 1)}))" "$t0" "$t1" "$size" >> "$RES/decode_ours.jsonl"
-        done
+ours_decode_speed() {  # HOOK: stage-data's decode + resize images/s -> $RES/decode_ours.jsonl
+    # (as decode_speed.py: same tar, limit and repeats; one line per size 32 and 64)
+    if [ -x "$RUNNER" ] && "$RUNNER" decode-bench --help >/dev/null 2>&1; then
+        run "$RUNNER" decode-bench --tar "$CIFAR/test.tar.gz" --limit "$DECODE_LIMIT" \
+            --repeats "$DECODE_REPEATS" > "$RES/decode_ours.jsonl" \
+            || echo "runner decode-bench failed" >&2
     fi
 }
 ours_parity() {  # HOOK: the runner dumps its initial weights + batch (bench/README.md format)
@@ -157,8 +147,9 @@ run_mem train_ref $PY $REF/train_speed.py --nets "$NETS" --batch 96 --steps "$TR
 ours_train_speed "$NETS"
 
 # 4: JPEG decode + resize.
+DECODE_REPEATS="$([ $QUICK = 1 ] && echo 1 || echo 3)"
 run $PY $REF/decode_speed.py --tar "$CIFAR/test.tar.gz" --limit "$DECODE_LIMIT" \
-    --repeats "$([ $QUICK = 1 ] && echo 1 || echo 3)" > "$RES/decode_pillow.jsonl"
+    --repeats "$DECODE_REPEATS" > "$RES/decode_pillow.jsonl"
 ours_decode_speed
 
 # 6: object store MB/s (S3 against the in-process server, local folder, plain copy).

@@ -4,7 +4,8 @@
                     [--rtol 1e-4] [--out FILE] [--device cpu] [--threads 1]
 
 Each exchange file (bench/README.md) gives one architecture's initial weights and inputs; every
-requested metric is computed on its whole `input.*` batch (angle_loss with its `aug.*` draws, zen
+requested metric (only the file's own when its metadata names a `metric`) is computed on its
+whole `input.*` batch (angle_loss with its `aug.*` draws, zen
 with `zen.z1`/`zen.z2`). With `--compare`, each value is matched by arch with the runner's
 record and must agree within `rtol` relative (angle_loss: cos and loss each, degenerate equal);
 the exit status is 1 when any does not.
@@ -32,6 +33,8 @@ def compute(dump: exchange.Dump, names, device: str) -> dict:
     rec = {"arch": dump.arch, "metrics": {}, "seconds": {}}
     x = M.normalize(dump.images, dump.mean, dump.std).to(device)
     y = dump.labels.to(device)
+    if dump.metric is not None:  # a one-metric file: only that metric, on its own inputs
+        names = [n for n in names if n == dump.metric]
     for name in names:
         net = dump.build().to(device)
         t0 = time.perf_counter()

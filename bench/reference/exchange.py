@@ -8,7 +8,9 @@ One file holds one architecture's initial weights and the inputs of its metrics:
 - optional ``aug.flip`` uint8, ``aug.dx`` / ``aug.dy`` int64, each [iters, N]: angle_loss's
   per-iteration flips and crop offsets into the zero-padded image (0..2*pad);
 - optional ``zen.z1`` / ``zen.z2`` float32 [B,3,H,W]: Zen-NAS's Gaussian inputs;
-- metadata ``arch`` (the NB201 string) and ``num_classes``.
+- metadata ``arch`` (the NB201 string) and ``num_classes``; optional ``metric`` when the file
+  holds the inputs of that one metric (the runner writes one file per architecture and metric,
+  since each metric initialises its own network).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Dump:
     std: torch.Tensor
     aug: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
     zen_noise: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    # Set when the file holds one metric's inputs (the runner's `score --dump-dir`).
+    metric: Optional[str] = None
 
     def build(self) -> NB201:
         """A fresh network with exactly these weights (missing BN buffers stay fresh)."""
@@ -92,4 +96,4 @@ def load(path: str) -> Dump:
     return Dump(arch=meta["arch"], num_classes=int(meta.get("num_classes", "10")),
                 images=t.pop("input.images"), labels=t.pop("input.labels"),
                 mean=t.pop("input.mean"), std=t.pop("input.std"), aug=aug,
-                zen_noise=zen_noise, weights=t)
+                zen_noise=zen_noise, weights=t, metric=meta.get("metric"))

@@ -219,9 +219,9 @@ def ntk_cond(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
         g = torch.autograd.grad(out[i].sum(), ws, retain_graph=True, allow_unused=True)
         rows.append(torch.cat([(torch.zeros_like(w) if gi is None else gi).reshape(-1)
                                for w, gi in zip(ws, g, strict=True)]))
-    gm = torch.stack(rows)
+    gm = torch.stack(rows).double()
     ntk = gm @ gm.t()
-    ev = torch.linalg.eigvalsh(ntk.double().cpu())
+    ev = torch.linalg.eigvalsh(ntk.cpu())
     cond = (ev[-1] / ev[0]).item()
     return 1e5 if math.isnan(cond) else cond
 

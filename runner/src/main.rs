@@ -1,6 +1,7 @@
 //! `nas-runner`: the one binary every Kubernetes Job of a search runs, and the local pipeline.
 use clap::{Parser, Subcommand};
 use nas_api::contract::Stage;
+use nas_runner::stages::bench_cmd;
 use nas_runner::stages::stage_cmd::{self, StageArgs};
 use std::process::ExitCode;
 
@@ -43,6 +44,12 @@ enum Command {
     Cleanup(StageArgs),
     /// Run a whole search (every stage) in this process against a local folder.
     Local(nas_runner::stages::local::LocalArgs),
+    /// Benchmark for bench/run.sh: training images/s on random CIFAR-shaped batches, one JSON
+    /// line per net, as bench/reference/train_speed.py.
+    TrainBench(bench_cmd::TrainBenchArgs),
+    /// Benchmark for bench/run.sh: stage-data's JPEG decode + resize images/s over a tar, one
+    /// JSON line per size, as bench/reference/decode_speed.py.
+    DecodeBench(bench_cmd::DecodeBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +101,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::TrainBench(args) => bench_exit("train-bench", bench_cmd::train_bench(&args)),
+        Command::DecodeBench(args) => bench_exit("decode-bench", bench_cmd::decode_bench(&args)),
         Command::Inspect(args) => match nas_runner::stages::inspect::run(&args) {
             Ok(v) => {
                 println!("{v}");
@@ -104,5 +113,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn bench_exit(name: &str, r: Result<(), bench_cmd::BenchError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }

@@ -16,7 +16,7 @@ pub mod sample;
 pub mod shards;
 pub mod source;
 pub mod stage;
-mod tarball;
+pub(crate) mod tarball;
 
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use sample::load_balanced_sample;

@@ -182,7 +182,12 @@ pub fn train_once(
     for _ in 0..p.iterations {
         let x = match aug {
             Some(a) => a.draw(&mut rng),
-            None => batch.images.shallow_clone(),
+            None => {
+                // For an exchange dump: the centred crop without flip is the batch as given.
+                let n = batch.len();
+                super::dump::record_draws(&vec![PAD; n], &vec![PAD; n], &vec![0; n]);
+                batch.images.shallow_clone()
+            }
         };
         let logits = net.forward(&x, &mut Forward::train());
         let loss = logits.cross_entropy_for_logits(&batch.labels);
@@ -265,6 +270,7 @@ impl Augmenter {
             ox.push(rng.random_range(0..=2 * PAD));
             flip.push(rng.random_bool(0.5) as i64);
         }
+        super::dump::record_draws(&oy, &ox, &flip);
         self.apply(&oy, &ox, &flip)
     }
 

@@ -106,6 +106,7 @@ pub fn fresh_net_seeded(
     let mut vs = VarStore::new(Device::Cpu);
     let net = builder.build(&vs.root());
     init_var_store(&vs, init);
+    super::dump::record_weights(&vs);
     if kind == Kind::Double {
         vs.double();
     }
@@ -151,7 +152,9 @@ pub fn metric_batch(
             "batch size must be at least 1",
         ));
     }
-    batch.take_balanced(n, spec.name)
+    let b = batch.take_balanced(n, spec.name)?;
+    super::dump::record_batch(&b);
+    Ok(b)
 }
 
 /// Checks that labels fit the network's classes (cross-entropy would abort inside libtorch).

@@ -44,6 +44,7 @@ fn compute(
         let x = b.images.adaptive_avg_pool2d([side, side]);
         let mut f = Forward {
             train: true,
+            all_ops: true,
             relu_inputs: Some(Vec::new()),
             ..Default::default()
         };

@@ -12,6 +12,7 @@
 pub mod angle_loss;
 pub mod batch;
 pub mod common;
+pub mod dump;
 pub mod fisher;
 pub mod flops;
 pub mod fusion;

@@ -3,6 +3,8 @@
 //! ReLU units on which they agree; `score = log |det K|`. One batch of 128 in training mode,
 //! PyTorch default init, no gradients. `K` is accumulated in float64 (its entries are counts,
 //! so this is exact; the reference accumulates float32 counts, also exact at NB201 sizes).
+//! Every op runs (`Forward::all_ops`), even where the network is built pruned: the reference
+//! hooks every ReLU eager PyTorch executes, dead branches of the cell included.
 //!
 //! Source: Mellor et al., "Neural Architecture Search without Training" (ICML 2021), code
 //! `score_networks.py` / `hook_logdet` in BayesWatch/nas-without-training.
@@ -31,6 +33,7 @@ fn compute(
     let relus = no_grad(|| {
         let mut f = Forward {
             train: true,
+            all_ops: true,
             relu_inputs: Some(Vec::new()),
             ..Default::default()
         };

@@ -2,7 +2,8 @@
 //! training mode, a standard-normal batch `x` (64 images) and `x' = x + 0.01 * eps`:
 //! `zen = log( mean_n sum_{c,h,w} |f(x) - f(x')| ) + sum over BN layers of log sqrt(mean_c var_c)`
 //! where `f` is the feature map before global pooling and `var_c` the BN layers' batch variances
-//! in the pass on `x`. Data-free (only the input shape is used); averaged over `repeats`
+//! in the pass on `x`, every op executed (`Forward::all_ops`: BN layers of dead branches count,
+//! as in eager PyTorch). Data-free (only the input shape is used); averaged over `repeats`
 //! (option, default 1) draws, seeds `seed, seed+1, ...`.
 //!
 //! Source: Lin et al., "Zen-NAS: A Zero-Shot NAS for High-Performance Deep Image Recognition"
@@ -54,8 +55,10 @@ fn compute(
         let value = no_grad(|| -> Result<f64, MetricError> {
             let x = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_device(ctx.device);
             let eps = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)).to_device(ctx.device);
+            super::dump::record_zen(&x, &eps);
             let mut f = Forward {
                 train: true,
+                all_ops: true,
                 bn_batch_vars: Some(Vec::new()),
                 ..Default::default()
             };
@@ -64,6 +67,7 @@ fn compute(
             let vars = f.bn_batch_vars.take().unwrap_or_default();
             let mut g = Forward {
                 train: true,
+                all_ops: true,
                 ..Default::default()
             };
             let _ = net.forward(&(&x + eps * MIXUP_GAMMA), &mut g);

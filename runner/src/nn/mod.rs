@@ -23,6 +23,11 @@ pub struct Forward {
     pub train: bool,
     /// Skip every BatchNorm (synflow runs the network without BN).
     pub no_bn: bool,
+    /// Execute every op even where the network was built pruned (NB201: `none` edges and ops
+    /// that cannot reach the cell output), as eager PyTorch runs the benchmark's cell: NASWOT,
+    /// Zen-NAS and linear regions read every *executed* ReLU and BN, so pruning would change
+    /// their values; it changes nothing for a loss or its gradients.
+    pub all_ops: bool,
     /// DARTS drop-path probability (0 = off); used only when `train` is true.
     pub drop_path_prob: f64,
     /// When `Some`, every ReLU pushes its input here, in execution order (NASWOT, linear regions).
@@ -79,6 +84,11 @@ pub trait NetBuilder: Send + Sync {
     /// in execution order; the parts sum to `param_count` and `flops`.
     fn breakdown(&self) -> Vec<CostPart> {
         Vec::new()
+    }
+    /// The PyTorch benchmark reference's name for one of this network's variable paths
+    /// (bench/README.md, "The exchange format"); `None` where the space has no reference.
+    fn exchange_name(&self, _path: &str) -> Option<String> {
+        None
     }
 }
 

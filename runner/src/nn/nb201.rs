@@ -19,6 +19,33 @@ use crate::space::nb201::{Nb201Arch, Nb201Op, EDGES, EDGE_NODES};
 use crate::space::{NetOptions, SpaceError};
 use tch::{nn, Tensor};
 
+/// Our variable path (the benchmark's `TinyNetwork` module paths) as the bench reference names
+/// it: `stem.0` -> `stem.conv`, `cells.C.layers.E.op.1|2` -> `cells.C.edges.E.conv|bn`,
+/// `conv_a|conv_b.op.1|2` -> `conv_a|conv_b.conv|bn`, `downsample.1` -> `shortcut.conv`,
+/// `lastact.0` -> `head.bn`; `classifier` stays.
+pub fn exchange_name(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let layer = |i: &str| match i {
+        "1" => Some("conv"),
+        "2" => Some("bn"),
+        _ => None,
+    };
+    Some(match parts.as_slice() {
+        ["stem", "0", leaf] => format!("stem.conv.{leaf}"),
+        ["stem", "1", leaf] => format!("stem.bn.{leaf}"),
+        ["cells", c, "layers", e, "op", i, leaf] => {
+            format!("cells.{c}.edges.{e}.{}.{leaf}", layer(i)?)
+        }
+        ["cells", c, conv @ ("conv_a" | "conv_b"), "op", i, leaf] => {
+            format!("cells.{c}.{conv}.{}.{leaf}", layer(i)?)
+        }
+        ["cells", c, "downsample", "1", leaf] => format!("cells.{c}.shortcut.conv.{leaf}"),
+        ["lastact", "0", leaf] => format!("head.bn.{leaf}"),
+        ["classifier", leaf] => format!("classifier.{leaf}"),
+        _ => return None,
+    })
+}
+
 /// One part of the network's plan: what to build at which width and input side.
 #[derive(Debug, Clone, Copy)]
 enum Part {
@@ -221,6 +248,10 @@ impl NetBuilder for Nb201Builder {
         (self.input_channels, self.input_size, self.input_size)
     }
 
+    fn exchange_name(&self, path: &str) -> Option<String> {
+        exchange_name(path)
+    }
+
     fn breakdown(&self) -> Vec<CostPart> {
         let (mut cell, mut red) = (0, 0);
         self.plan()
@@ -301,12 +332,12 @@ impl Cell {
         let mut nodes: [Option<Tensor>; 4] = [Some(x.shallow_clone()), None, None, None];
         let mut relued: [Option<Tensor>; 4] = [None, None, None, None];
         for to in 1..4 {
-            if !self.needed[to] {
+            if !(self.needed[to] || f.all_ops) {
                 continue;
             }
             let mut acc: Option<Tensor> = None;
             for (e, &(t, from)) in EDGE_NODES.iter().enumerate() {
-                if t != to || !self.run[e] {
+                if t != to || !(self.run[e] || f.all_ops) {
                     continue;
                 }
                 // The source of a run edge is needed, so it was computed before.

@@ -91,7 +91,7 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
     for c in &candidates[range] {
         let record = match search.build(&c.arch, &shape) {
             Ok(builder) => {
-                let r = score_one(builder.as_ref(), &specs, &batches, &ctx);
+                let r = score_one(builder.as_ref(), &specs, &batches, &ctx, None);
                 let error = (!r.errors.is_empty()).then(|| {
                     r.errors
                         .iter()

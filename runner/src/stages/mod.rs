@@ -1,5 +1,7 @@
-//! The stage commands the operator schedules, and the ad-hoc commands (`inspect`, `score`).
+//! The stage commands the operator schedules, and the ad-hoc commands (`inspect`, `score`,
+//! `train-bench`, `decode-bench`).
 
+pub mod bench_cmd;
 pub mod inspect;
 pub mod local;
 pub mod score_cli;

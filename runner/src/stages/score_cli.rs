@@ -55,6 +55,11 @@ pub struct ScoreArgs {
     /// Metric option `NAME=VALUE` (e.g. `repeats=3`, `iterations=50`), repeatable.
     #[arg(long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
+    /// Also write, per architecture and metric, the initial weights and inputs the metric used
+    /// as `DIR/<line>-<metric>.safetensors` (bench/README.md, "The exchange format"), for the
+    /// PyTorch reference's parity check. NB201 only; needs a data set and `repeats=1`.
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<PathBuf>,
 }
 
 /// Why the command stopped.
@@ -150,6 +155,22 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
     let space = args.space.as_deref().ok_or_else(|| missing("--space"))?;
     let archs = read_archs(args.archs.as_ref().ok_or_else(|| missing("--archs"))?)?;
     let data = args.data.as_deref().ok_or_else(|| missing("--data"))?;
+    if let Some(dir) = &args.dump_dir {
+        if data == "random" {
+            return Err(ScoreError::Config(
+                "--dump-dir needs a data set: the exchange format holds uint8 images".into(),
+            ));
+        }
+        if ctx.option("repeats", 1.0) != 1.0 {
+            return Err(ScoreError::Config(
+                "--dump-dir records one initialisation: drop the repeats option".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| ScoreError::Output {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+    }
     let builders: Vec<Result<Box<dyn NetBuilder>, String>> =
         archs.iter().map(|a| resolve(space, a)).collect();
 
@@ -173,10 +194,16 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
         .map_or("stdout".to_string(), |p| p.display().to_string());
     for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate() {
         let record = match builder {
-            Ok(b) => ScoreRecord {
-                arch: arch.clone(),
-                ..score_one(b.as_ref(), &specs, &batches, &ctx)
-            },
+            Ok(b) => {
+                let dump = args.dump_dir.as_ref().map(|dir| DumpTarget {
+                    dir: dir.clone(),
+                    line: i,
+                });
+                ScoreRecord {
+                    arch: arch.clone(),
+                    ..score_one(b.as_ref(), &specs, &batches, &ctx, dump.as_ref())
+                }
+            }
             Err(e) => ScoreRecord {
                 arch: arch.clone(),
                 metrics: BTreeMap::new(),
@@ -215,7 +242,9 @@ fn load_batches(
     let classes = first.num_classes().max(1) as usize;
     let mut cache: BTreeMap<usize, MetricBatch> = BTreeMap::new();
     let mut by_metric = BTreeMap::new();
-    for spec in specs.iter().filter(|s| s.needs.data) {
+    // An exchange dump carries a batch for every metric, data-free ones included.
+    let dumping = args.dump_dir.is_some();
+    for spec in specs.iter().filter(|s| s.needs.data || dumping) {
         let n = ctx.batch_size_for(spec).max(1);
         // angle_loss: exactly its per-class sample, independent of the other metrics.
         let per_class = if spec.name == "angle_loss" && args.batch_size.is_none() {
@@ -254,12 +283,22 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panicked".into())
 }
 
+/// Where `score_one` writes exchange dumps: `dir/<line>-<metric>.safetensors`.
+pub struct DumpTarget {
+    pub dir: PathBuf,
+    /// The architecture's index in the input (0-based).
+    pub line: usize,
+}
+
 /// Every metric on one architecture; a failing metric (error or libtorch panic) is recorded.
+/// With `dump`, each metric's initial weights and inputs are written too; a dump that cannot
+/// be written is an error of that metric.
 pub fn score_one(
     builder: &dyn NetBuilder,
     specs: &[&'static MetricSpec],
     batches: &Batches,
     ctx: &MetricContext,
+    dump: Option<&DumpTarget>,
 ) -> ScoreRecord {
     let mut record = ScoreRecord {
         arch: builder.arch(),
@@ -270,10 +309,24 @@ pub fn score_one(
     let empty = MetricBatch::random(1, builder.input_shape(), 1, 0, tch::Device::Cpu);
     for spec in specs {
         let batch = batches.by_metric.get(spec.name).unwrap_or(&empty);
+        if dump.is_some() {
+            metrics::dump::start();
+            // Data-free metrics read no batch; the file still carries one (the format's input).
+            metrics::dump::record_batch(batch);
+        }
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut result = catch_unwind(AssertUnwindSafe(|| {
             metrics::compute(spec, builder, batch, ctx)
         }));
+        let recording = metrics::dump::finish();
+        if let (Some(target), Some(rec), Ok(Ok(_))) = (dump, recording, &result) {
+            if let Err(e) = write_dump(target, spec.name, builder, &rec) {
+                result = Ok(Err(metrics::MetricError::Invalid {
+                    metric: spec.name,
+                    message: format!("--dump-dir: {e}"),
+                }));
+            }
+        }
         record
             .seconds
             .insert(spec.name.to_string(), start.elapsed().as_secs_f64());
@@ -292,4 +345,36 @@ pub fn score_one(
         }
     }
     record
+}
+
+fn write_dump(
+    target: &DumpTarget,
+    metric: &str,
+    builder: &dyn NetBuilder,
+    rec: &metrics::dump::Recording,
+) -> Result<(), metrics::dump::DumpError> {
+    let path = target
+        .dir
+        .join(format!("{:05}-{metric}.safetensors", target.line));
+    let meta = BTreeMap::from([
+        ("arch", builder.arch()),
+        ("num_classes", builder.num_classes().to_string()),
+        ("metric", metric.to_string()),
+    ]);
+    let built;
+    let rec = if rec.weights.is_none() {
+        // `params` and `flops` build no network: the file carries a fresh default one.
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _net = builder.build(&vs.root());
+        metrics::dump::start();
+        metrics::dump::record_weights(&vs);
+        built = metrics::dump::Recording {
+            batch: rec.batch.as_ref().map(|b| b.shallow()),
+            ..metrics::dump::finish().unwrap_or_default()
+        };
+        &built
+    } else {
+        rec
+    };
+    metrics::dump::write(&path, rec, &|p| builder.exchange_name(p), meta)
 }
