@@ -163,3 +163,70 @@ fn unreadable_inputs_exit_2() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A stopped run (one complete record, then half a line) resumes where it stopped and ends with
+/// the records an uninterrupted run writes; another run's output is refused, not appended to.
+#[test]
+fn resume_appends_after_the_complete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let archs = dir.path().join("archs.txt");
+    std::fs::write(&archs, "conv:3\nlinear:4\nconv:5\n").unwrap();
+    let run = |out: &std::path::Path, resume: bool| {
+        let mut args = vec![
+            "--space",
+            "toy",
+            "--archs",
+            archs.to_str().unwrap(),
+            "--metrics",
+            "params,grad_norm",
+            "--data",
+            "random",
+            "--batch-size",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        score(&args)
+    };
+    let full = dir.path().join("full.jsonl");
+    assert!(run(&full, false).status.success());
+    let full_text = std::fs::read_to_string(&full).unwrap();
+    let strip = |t: &str| -> Vec<serde_json::Value> {
+        t.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
+            .collect()
+    };
+
+    let stopped = dir.path().join("stopped.jsonl");
+    let first_end = full_text.find('\n').unwrap() + 1;
+    let partial = &full_text[..first_end + 20];
+    std::fs::write(&stopped, partial).unwrap();
+    let o = run(&stopped, true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming after 1 of 3"));
+    let resumed = std::fs::read_to_string(&stopped).unwrap();
+    // The kept record is byte for byte the stopped run's; the rest are scored again.
+    assert!(resumed.starts_with(&full_text[..first_end]));
+    assert_eq!(strip(&resumed), strip(&full_text));
+
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, "{\"arch\":\"linear:4\",\"metrics\":{}}\n").unwrap();
+    let o = run(&other, true);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--resume") && err.contains("conv:3"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "{\"arch\":\"linear:4\",\"metrics\":{}}\n",
+        "refused output left as it was"
+    );
+}

@@ -121,15 +121,37 @@ pub(crate) fn build_for(
     shape: &DataShape,
     recipe: &RecipeSpec,
 ) -> Result<Box<dyn NetBuilder>, StageError> {
-    let mut opts = search.net_options(shape);
+    build_trained(search.space_name(), arch, search.net_options(shape), recipe)
+}
+
+/// `build_for` on explicit options: the recipe's width and depth overrides, and the auxiliary
+/// head when the recipe weights its loss (DARTS; a feature map too small for the head trains
+/// without it, with a warning).
+fn build_trained(
+    space: &str,
+    arch: &str,
+    mut opts: crate::space::NetOptions,
+    recipe: &RecipeSpec,
+) -> Result<Box<dyn NetBuilder>, StageError> {
     if let Some(c) = recipe.overrides.channels {
         opts.width = Some(i64::from(c));
     }
     if let Some(c) = recipe.overrides.cells {
         opts.cells = Some(i64::from(c));
     }
-    crate::space::builder(search.space_name(), arch, &opts)
-        .map_err(|e| StageError::Config(format!("architecture '{arch}': {e}")))
+    opts.auxiliary = recipe_for(recipe, 0)?.aux_weight > 0.0;
+    let built = match crate::space::builder(space, arch, &opts) {
+        Err(crate::space::SpaceError::Option {
+            option: "auxiliary",
+            message,
+        }) => {
+            tracing::warn!(%arch, "training without the auxiliary head: {message}");
+            opts.auxiliary = false;
+            crate::space::builder(space, arch, &opts)
+        }
+        other => other,
+    };
+    built.map_err(|e| StageError::Config(format!("architecture '{arch}': {e}")))
 }
 
 /// A ranking entry as the status shows it (accuracy in percent).
@@ -232,4 +254,63 @@ pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError
     fields.insert("seed".into(), json!(seed));
     Recipe::with_overrides(name, &Value::Object(fields))
         .map_err(|e| StageError::Config(format!("recipe {name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Forward;
+    use nas_api::spec::RecipeOverrides;
+    use tch::{Device, Kind, Tensor};
+
+    fn recipe(preset: RecipePreset) -> RecipeSpec {
+        RecipeSpec {
+            preset,
+            overrides: RecipeOverrides {
+                channels: Some(8),
+                cells: Some(5),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn trains_aux_logits(b: &dyn NetBuilder, side: i64) -> bool {
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let net = b.build(&vs.root());
+        let mut f = Forward::train();
+        let x = Tensor::randn([2, 3, side, side], (Kind::Float, Device::Cpu));
+        let _ = net.forward(&x, &mut f);
+        f.aux_logits.is_some()
+    }
+
+    #[test]
+    fn darts_recipes_train_the_auxiliary_head_their_loss_weights() {
+        let opts = crate::space::NetOptions::default();
+        let b = build_trained(
+            "darts",
+            "DARTS_V2",
+            opts.clone(),
+            &recipe(RecipePreset::DartsCifar),
+        )
+        .unwrap();
+        assert!(trains_aux_logits(b.as_ref(), 32));
+        // An auxiliary weight of 0 builds no head.
+        let mut no_aux = recipe(RecipePreset::DartsCifar);
+        no_aux.overrides.auxiliary_weight = Some(0.0);
+        let b = build_trained("darts", "DARTS_V2", opts.clone(), &no_aux).unwrap();
+        assert!(!trains_aux_logits(b.as_ref(), 32));
+        // A feature map too small for the head: trained without it, not refused.
+        let small = crate::space::NetOptions {
+            input_size: 8,
+            ..opts
+        };
+        let b = build_trained(
+            "darts",
+            "DARTS_V2",
+            small,
+            &recipe(RecipePreset::DartsCifar),
+        )
+        .unwrap();
+        assert!(!trains_aux_logits(b.as_ref(), 8));
+    }
 }

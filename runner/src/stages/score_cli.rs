@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -60,6 +60,10 @@ pub struct ScoreArgs {
     /// PyTorch reference's parity check. NB201 only; needs a data set and `repeats=1`.
     #[arg(long, value_name = "DIR")]
     pub dump_dir: Option<PathBuf>,
+    /// Keep the records already in `--out` (a stopped run's) and score only the architectures
+    /// after them, appending; the kept records must be the input's first architectures.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
 }
 
 /// Why the command stopped.
@@ -179,20 +183,37 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
         None => Batches::default(),
     };
 
+    let done = match (&args.out, args.resume) {
+        (Some(p), true) => resume_point(p, &archs)?,
+        _ => 0,
+    };
+    if done > 0 {
+        eprintln!(
+            "score: resuming after {done} of {} architectures",
+            archs.len()
+        );
+    }
     let mut sink: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| ScoreError::Output {
-                path: p.display().to_string(),
-                source: e,
-            },
-        )?)),
+        Some(p) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(p)
+                .map_err(|e| ScoreError::Output {
+                    path: p.display().to_string(),
+                    source: e,
+                })?;
+            Box::new(std::io::BufWriter::new(file))
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let out_name = args
         .out
         .as_ref()
         .map_or("stdout".to_string(), |p| p.display().to_string());
-    for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate() {
+    for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate().skip(done) {
         let record = match builder {
             Ok(b) => {
                 let dump = args.dump_dir.as_ref().map(|dir| DumpTarget {
@@ -224,6 +245,57 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
         eprintln!("score: {}/{} {}", i + 1, archs.len(), arch);
     }
     Ok(archs.len())
+}
+
+/// How many of `archs` the output `path` already holds records of, in input order; the file is
+/// cut after its last complete line (a run killed mid-write leaves a partial one).
+fn resume_point(path: &Path, archs: &[String]) -> Result<usize, ScoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(ScoreError::Config(format!("--out {}: {e}", path.display()))),
+    };
+    let (mut done, mut kept) = (0, 0);
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
+        let at = || format!("--resume: {} line {}", path.display(), done + 1);
+        let record: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| ScoreError::Config(format!("{}: not a score record: {e}", at())))?;
+        let arch = record.get("arch").and_then(|a| a.as_str()).unwrap_or("");
+        match archs.get(done) {
+            Some(expected) if expected == arch => {}
+            Some(expected) => {
+                return Err(ScoreError::Config(format!(
+                    "{} holds '{arch}' but input architecture {} is '{expected}': \
+                     another run's output? Use another --out",
+                    at(),
+                    done + 1
+                )))
+            }
+            None => {
+                return Err(ScoreError::Config(format!(
+                    "{} goes past the {} input architectures",
+                    at(),
+                    archs.len()
+                )))
+            }
+        }
+        done += 1;
+        kept += line.len();
+    }
+    if kept < text.len() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(kept as u64));
+        file.map_err(|e| ScoreError::Output {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    }
+    Ok(done)
 }
 
 /// The data each metric reads, by metric name.
