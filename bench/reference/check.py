@@ -1,7 +1,7 @@
 """`check`: recompute metrics from exchange files and compare them with the runner's scores.
 
     python check.py --dumps DIR_OR_FILES... --metrics angle_loss,synflow [--compare RUNNER.jsonl]
-                    [--rtol 1e-4] [--out FILE] [--device cpu] [--threads 1]
+                    [--rtol 1e-4] [--out FILE] [--device cpu] [--threads 1] [--channels-last]
 
 Each exchange file (bench/README.md) gives one architecture's initial weights and inputs; every
 requested metric (only the file's own when its metadata names a `metric`) is computed on its
@@ -29,7 +29,7 @@ import exchange  # noqa: E402
 import metrics as M  # noqa: E402
 
 
-def compute(dump: exchange.Dump, names, device: str) -> dict:
+def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False) -> dict:
     rec = {"arch": dump.arch, "metrics": {}, "seconds": {}}
     x = M.normalize(dump.images, dump.mean, dump.std).to(device)
     y = dump.labels.to(device)
@@ -37,6 +37,8 @@ def compute(dump: exchange.Dump, names, device: str) -> dict:
         names = [n for n in names if n == dump.metric]
     for name in names:
         net = dump.build().to(device)
+        if channels_last:  # as the runner stores conv weights on the CPU
+            net = net.to(memory_format=torch.channels_last)
         t0 = time.perf_counter()
         if name == "angle_loss":
             v = M.angle_loss(net, dump.images, dump.labels, dump.mean, dump.std, aug=dump.aug,
@@ -85,6 +87,10 @@ def main(argv=None) -> int:
     p.add_argument("--out")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--channels-last", action="store_true",
+                   help="conv weights channels-last, as the runner keeps them on the CPU: the same "
+                        "kernels, so the same rounding (NCHW and channels-last differ by ~1e-4 "
+                        "after a few SGD steps, in PyTorch alone)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     names = [m.strip() for m in a.metrics.split(",") if m.strip()]
@@ -102,7 +108,7 @@ def main(argv=None) -> int:
     out = open(a.out, "w") if a.out else sys.stdout
     failures = 0
     for path in files:
-        rec = compute(exchange.load(path), names, a.device)
+        rec = compute(exchange.load(path), names, a.device, a.channels_last)
         out.write(json.dumps(rec) + "\n")
         out.flush()
         if a.compare:

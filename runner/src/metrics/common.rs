@@ -113,6 +113,7 @@ pub fn fresh_net_seeded(
     if device != Device::Cpu {
         vs.set_device(device);
     }
+    crate::nn::use_channels_last(&vs, device);
     (vs, net)
 }
 

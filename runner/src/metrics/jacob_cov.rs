@@ -37,7 +37,9 @@ fn compute(
         .map_err(MetricError::torch(SPEC.name))?
         .remove(0);
     let n = b.len() as i64;
-    Ok(MetricValue::Number(score_of_jacobian(&jac.view([n, -1]))))
+    Ok(MetricValue::Number(score_of_jacobian(
+        &jac.reshape([n, -1]),
+    )))
 }
 
 /// The reference's `eval_score` on a `[N, D]` Jacobian.

@@ -66,7 +66,7 @@ pub fn count_patterns(relu_inputs: &[Tensor]) -> f64 {
         let n = relu_inputs[0].size()[0];
         let codes: Vec<Tensor> = relu_inputs
             .iter()
-            .map(|r| r.view([n, -1]).gt(0.0).to_kind(Kind::Float))
+            .map(|r| r.reshape([n, -1]).gt(0.0).to_kind(Kind::Float))
             .collect();
         let a = Tensor::cat(&codes, 1);
         let mismatch = a.matmul(&(a.ones_like() - &a).tr());

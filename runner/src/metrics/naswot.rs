@@ -57,7 +57,7 @@ pub fn kernel(relu_inputs: &[Tensor]) -> Tensor {
         for r in relu_inputs {
             let n = r.size()[0];
             // 0/1 codes in float32: products and sums of at most 2^24 units stay exact.
-            let c = r.view([n, -1]).gt(0.0).to_kind(Kind::Float);
+            let c = r.reshape([n, -1]).gt(0.0).to_kind(Kind::Float);
             let nc = c.ones_like() - &c;
             let part = (c.matmul(&c.tr()) + nc.matmul(&nc.tr())).to_kind(Kind::Double);
             k = Some(match k {

@@ -93,7 +93,7 @@ pub fn zen_value(fx: &Tensor, fy: &Tensor, bn_vars: &[Tensor]) -> f64 {
     let delta =
         (fx - fy)
             .abs()
-            .view([n, -1])
+            .reshape([n, -1])
             .sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
     let mut score = delta.mean(Kind::Double).log();
     for v in bn_vars {

@@ -196,6 +196,7 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<(), BenchError> {
 fn time_training(builder: &dyn NetBuilder, darts: bool, a: &TrainBenchArgs, device: Device) -> f64 {
     let vs = VarStore::new(device);
     let net = builder.build(&vs.root());
+    crate::nn::use_channels_last(&vs, device);
     // The `darts-cifar` recipe: SGD momentum 0.9 (not Nesterov), wd 3e-4, lr 0.025, clip 5.
     let mut opt = Sgd::new(&vs, 0.9, false, 3e-4);
     let (c, h, w) = builder.input_shape();

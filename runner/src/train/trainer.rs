@@ -235,6 +235,7 @@ pub fn train(
     tch::manual_seed(step_seed(recipe.seed, usize::MAX));
     let mut vs = VarStore::new(device);
     let net = builder.build(&vs.root());
+    crate::nn::use_channels_last(&vs, device);
     let mut opt = Sgd::new(&vs, recipe.momentum, recipe.nesterov, recipe.weight_decay);
     let spe = data.train.batches_per_epoch();
     if spe == 0 {
