@@ -210,6 +210,7 @@ def main():
         f"{meta.get('runner', 'not available')}.",
         f"- Machine: {machine(meta)}.",
         f"- Date: {meta.get('date', '?')}.",
+        *([f"- Conditions: {meta['note']}"] if meta.get("note") else []),
         "- The CPU is shared with other work (see the load average): absolute seconds are "
         "inflated by it; the ratios of interleaved A/B runs are the numbers to compare.", "",
         "## 1. angle_loss, seconds per architecture (CPU)", "",

@@ -13,6 +13,7 @@
 #   POOL        scores JSONL of a pool of NB201 archs for science.py (default bench/out/pool.jsonl,
 #               made from the committed shards of bench/pool.sh when there are any)
 #   GPU_DIR     results of bench/gpu.sh from a GPU machine (default bench/out/gpu)
+#   NOTE        a sentence on the conditions, printed under the machine line of BENCHMARKS.md
 #
 # Quick mode: 2 of the 20 fixed archs, one A/B run, 2 training steps, 2,000 images decoded.
 set -euo pipefail
@@ -146,6 +147,10 @@ for r in $(seq 1 "$RUNS"); do
     done
 done
 ours_parity
+# How far float rounding alone moves the 50-step angle_loss (the reference on itself).
+head -n "$([ $QUICK = 1 ] && echo 2 || echo 3)" "$ARCHS" > $OUTD/archs_sensitivity.txt
+run $PY $REF/sensitivity.py --archs $OUTD/archs_sensitivity.txt --data $OUTD/batches.safetensors \
+    > "$RES/sensitivity.jsonl" || echo "sensitivity run failed" >&2
 
 # 3: training throughput.
 NETS="nb201:|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -179,10 +184,11 @@ else
         --md "$RES/science.md" > /dev/null
 fi
 
-$PY - "$RES/meta.json" "$THREADS" "$RUNS" "$QUICK" "$LOADAVG" "$([ $HAVE_SCORE = 1 ] && echo "$RUNNER" | sed "s#$ROOT/##" || echo "not available")" <<'PYMETA'
+$PY - "$RES/meta.json" "$THREADS" "$RUNS" "$QUICK" "$LOADAVG" "$([ $HAVE_SCORE = 1 ] && echo "$RUNNER" | sed "s#$ROOT/##" || echo "not available")" "${NOTE:-}" <<'PYMETA'
 import datetime, json, os, sys, torch
-path, threads, runs, quick, load, runner = sys.argv[1:7]
+path, threads, runs, quick, load, runner, note = sys.argv[1:8]
 json.dump({"threads": int(threads), "runs": int(runs), "quick": quick == "1", "runner": runner,
+           "note": note,
            "torch": torch.__version__, "loadavg": load,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
           open(path, "w"))
