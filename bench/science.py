@@ -172,6 +172,9 @@ def markdown(res: dict) -> str:
     lines = [f"Pool: {res['pool_size']} NB201 architectures ({res['degenerate']} degenerate); "
              f"{n} draws of {res['draw_size']}.", "",
              "| selection | CIFAR-10 test accuracy, mean ± std over draws |", "|---|---|"]
+    if res["pool_size"] < 3 * res["draw_size"]:
+        lines[0] += (f" The pool is under {3 * res['draw_size']} architectures: its draws overlap "
+                     "heavily, so the spread below understates the space's.")
     for k, label in (("angle_loss+params", "angle_loss + #Param (paper)"),
                      ("params", "#Param only"), ("best", "best of the draw")):
         if d[k]["n"]:

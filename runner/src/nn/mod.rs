@@ -106,8 +106,10 @@ pub struct CostPart {
 
 /// Stores every 4-D parameter (conv weights) channels-last when the network runs on the CPU.
 /// A channels-last weight makes libtorch's oneDNN convolutions run in NHWC and hand NHWC to
-/// the BN, ReLU and pooling after them, instead of reordering at every call: measured 2.1x
-/// faster NB201 training steps on the development CPU (`nas-runner train-bench`, BENCHMARKS.md).
+/// the BN, ReLU and pooling after them, instead of reordering at every call. Measured on the
+/// development CPU for the training step of an NB201 network with 1x1 convs and pooling (the
+/// angle_loss step): 2.1x faster, in PyTorch alone as in the runner; an all-3x3 network's
+/// training step changed little (BENCHMARKS.md, section 3).
 /// Values differ from an NCHW run only by float rounding. Call before creating an optimiser.
 pub fn use_channels_last(vs: &nn::VarStore, device: Device) {
     if device != Device::Cpu {
