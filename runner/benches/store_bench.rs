@@ -6,6 +6,7 @@
 //!
 //! `cargo bench -p nas-runner --features test-support --bench store_bench -- [MB] [ROUNDS]`
 //! (default 256 MB, 5 rounds).
+use nas_runner::stages::bench_cmd::median;
 use nas_runner::store::testing::{S3TestConfig, S3TestServer};
 use nas_runner::store::{LocalStore, ObjectStore, S3Store};
 use std::time::Instant;
@@ -75,14 +76,4 @@ fn timed(f: impl FnOnce() -> R<()>) -> R<f64> {
     let t = Instant::now();
     f()?;
     Ok(t.elapsed().as_secs_f64())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }

@@ -54,15 +54,20 @@ fn with(f: impl FnOnce(&mut Recording)) {
 pub(crate) fn record_weights(vs: &VarStore) {
     with(|r| {
         if r.weights.is_none() {
-            let mut w: Vec<(String, Tensor)> = vs
-                .variables()
-                .into_iter()
-                .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy()))
-                .collect();
-            w.sort_by(|a, b| a.0.cmp(&b.0));
-            r.weights = Some(w);
+            r.weights = Some(snapshot(vs));
         }
     });
+}
+
+/// A CPU copy of every variable of `vs`, sorted by path.
+pub fn snapshot(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut w: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy()))
+        .collect();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
 }
 
 pub(crate) fn record_batch(b: &MetricBatch) {

@@ -315,8 +315,9 @@ fn read_members(a: &DecodeBenchArgs) -> Result<Vec<(String, Vec<u8>)>, BenchErro
     Ok(blobs)
 }
 
-/// Median as Python's `statistics.median` (mean of the middle two for an even count).
-fn median(v: &mut [f64]) -> f64 {
+/// Median as Python's `statistics.median` (mean of the middle two for an even count); the
+/// store benchmark uses it too.
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {

@@ -438,11 +438,10 @@ fn write_dump(
         // `params` and `flops` build no network: the file carries a fresh default one.
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let _net = builder.build(&vs.root());
-        metrics::dump::start();
-        metrics::dump::record_weights(&vs);
         built = metrics::dump::Recording {
+            weights: Some(metrics::dump::snapshot(&vs)),
             batch: rec.batch.as_ref().map(|b| b.shallow()),
-            ..metrics::dump::finish().unwrap_or_default()
+            ..Default::default()
         };
         &built
     } else {
