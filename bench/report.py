@@ -3,9 +3,11 @@
     python bench/report.py --results bench/out/results --out BENCHMARKS.md [--gpu bench/out/gpu]
 
 Files read (each optional; a missing one shows as "not run"):
-  angle_{ours,ref}_{run}.jsonl, metrics_{ours,ref}_{run}.jsonl   score records per A/B run
+  angle_{ours,ref}_{run}[_aNN].jsonl, metrics_{ours,ref}_{run}[_aNN].jsonl
+                                                                     score records per A/B run
+                                                                     (and arch, as run.sh writes)
   train_{ours,ref}.jsonl, decode_{pillow,ours}.jsonl                throughput lines
-  mem_{name}.txt                                                     /usr/bin/time -v output
+  mem_{name}[_aNN].txt                                               /usr/bin/time -v output
   parity.txt, science.md, commands.txt, meta.json                    as run.sh writes them
   store.json                                                         runner/benches/store_bench.rs
 """
@@ -118,15 +120,34 @@ def throughput_table(rows_by_side, key, label):
     return "\n".join(lines)
 
 
+def wall_seconds(text):
+    """/usr/bin/time's h:mm:ss or m:ss(.ss) as seconds."""
+    s = 0.0
+    for part in text.split(":"):
+        s = s * 60 + float(part)
+    return s
+
+
 def mem_table(res):
-    lines = ["| command | peak RSS (MiB) | wall clock |", "|---|---|---|"]
+    """Peak RSS per command; the per-architecture pieces of one command (name_aNN) are one row:
+    the largest peak, and the total wall clock over the pieces."""
+    rows = defaultdict(list)  # name -> [(rss KiB or None, wall s or None)]
     for path in sorted(glob.glob(os.path.join(res, "mem_*.txt"))):
         text = open(path).read()
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
         wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
-        name = os.path.basename(path)[4:-4]
-        lines.append(f"| {name} | {int(rss.group(1)) / 1024:.0f} | "
-                     f"{wall.group(1) if wall else '?'} |" if rss else f"| {name} | failed | |")
+        name = re.sub(r"_a\d+$", "", os.path.basename(path)[4:-4])
+        rows[name].append((int(rss.group(1)) if rss else None,
+                           wall_seconds(wall.group(1)) if wall else None))
+    lines = ["| command | runs (archs) | peak RSS (MiB), largest | wall clock, total |",
+             "|---|---|---|---|"]
+    for name, vals in rows.items():
+        rss = [r for r, _ in vals if r is not None]
+        walls = [w for _, w in vals if w is not None]
+        peak = f"{max(rss) / 1024:.0f}" if rss else "failed"
+        m, sec = divmod(sum(walls), 60) if walls else (0, 0)
+        lines.append(f"| {name} | {len(vals)} | {peak} | "
+                     f"{f'{int(m)}:{sec:05.2f}' if walls else '?'} |")
     return "\n".join(lines) if len(lines) > 2 else "not run"
 
 
@@ -181,7 +202,8 @@ def machine(meta):
     return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem} memory, {platform.system()} "
             f"{platform.release()}; Python {platform.python_version()}, "
             f"torch {meta.get('torch', '?')}; threads per process: {meta.get('threads', '?')}; "
-            f"load average at start: {meta.get('loadavg', '?')}")
+            f"load average at start: "
+            f"{meta['starts'][0].split(' load ')[-1] if meta.get('starts') else meta.get('loadavg', '?')}")
 
 
 def main():
@@ -203,11 +225,15 @@ def main():
         "# Benchmarks", "",
         "Written by `bench/run.sh` (see bench/README.md); every number below comes from the "
         "commands listed at the end. \"ours\" is the Rust runner (`nas-runner`), \"reference\" "
-        "the PyTorch eager implementation in `bench/reference/`. A and B runs are interleaved "
-        "(the order alternates every run); seconds are the per-metric seconds each side "
-        "records, medians over runs.", "",
-        f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}; runner: "
+        "the PyTorch eager implementation in `bench/reference/`. A and B are interleaved per "
+        "architecture (its two sides run back to back, the side that goes first alternating by "
+        "architecture and run); seconds are the per-metric seconds each side records, medians "
+        "over runs.", "",
+        f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}; streams at once (JOBS): "
+        f"{meta.get('jobs', 1)}; angle_loss steps: {meta.get('iters', 50)}; runner: "
         f"{meta.get('runner', 'not available')}.",
+        *([f"- Run in {len(meta['starts'])} sittings (`--resume`), started: "
+           + "; ".join(meta["starts"]) + "."] if len(meta.get("starts", [])) > 1 else []),
         f"- Machine: {machine(meta)}.",
         f"- Date: {meta.get('date', '?')}.",
         *([f"- Conditions: {meta['note']}"] if meta.get("note") else []),

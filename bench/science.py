@@ -50,8 +50,10 @@ def load_benchmark(data_dir: str):
 
 
 def load_pool(path: str, index: Dict[str, int]) -> List[dict]:
-    """One entry per scored arch: idx, cos, loss, degenerate, params, other metric values."""
-    pool, seen = [], set()
+    """One entry per arch with an angle_loss value: idx, cos, loss, degenerate, params, and the
+    other metric values of every record of that arch (pool.sh scores metric sets apart)."""
+    merged: Dict[int, dict] = {}
+    order: List[int] = []
     with open(path) as f:
         for ln_no, ln in enumerate(f, 1):
             if not ln.strip():
@@ -63,19 +65,29 @@ def load_pool(path: str, index: Dict[str, int]) -> List[dict]:
             arch = rec.get("arch")
             if arch not in index:
                 raise ValueError(f"{path}:{ln_no}: arch {arch!r} is not in accuracy.csv")
-            m = rec.get("metrics", {})
-            al = m.get("angle_loss")
-            if not isinstance(al, dict) or index[arch] in seen:
-                continue  # failed or duplicate record
-            seen.add(index[arch])
-            e = {"idx": index[arch], "cos": float(al["cos"]), "loss": float(al["loss"]),
-                 "degenerate": bool(al.get("degenerate", False)),
-                 "params": float(m["params"]) if "params" in m
-                 else float(param_count_formula(parse_arch(arch)))}
-            for k, v in m.items():
-                if k not in ("angle_loss", "params") and isinstance(v, (int, float)):
-                    e[k] = float(v)
-            pool.append(e)
+            i = index[arch]
+            if i not in merged:
+                merged[i] = {"idx": i, "arch": arch}
+                order.append(i)
+            e = merged[i]
+            for k, v in rec.get("metrics", {}).items():
+                if k in e:
+                    continue  # the first record of a metric wins (duplicates across sets)
+                if k == "angle_loss" and isinstance(v, dict):
+                    e.update({"angle_loss": True, "cos": float(v["cos"]),
+                              "loss": float(v["loss"]),
+                              "degenerate": bool(v.get("degenerate", False))})
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    e[k] = float(v)  # a failed metric is an error object: left out
+    pool = []
+    for i in order:
+        e = merged[i]
+        arch = e.pop("arch")
+        if not e.pop("angle_loss", False):
+            continue  # no (successful) angle_loss record: not in the pool
+        if "params" not in e:
+            e["params"] = float(param_count_formula(parse_arch(arch)))
+        pool.append(e)
     return pool
 
 
@@ -120,25 +132,28 @@ def correlations(pool: List[dict], acc: Dict[int, float], groups: List[List[int]
     parts = {"cos": [c["cos"] for c in pool], "-loss": [-c["loss"] for c in pool]}
     if pool:
         parts["metric_rank"] = list(rankdata(rankdata(parts["cos"]) + rankdata(parts["-loss"])))
+    # Every part as {arch index: value}; a metric scored on part of the pool (another
+    # pool.sh set, not yet as far) is correlated over the archs that have it, n says how many.
+    values = {k: dict(zip((c["idx"] for c in pool), v)) for k, v in parts.items()}
     extra = sorted({k for c in pool for k in c} - {"idx", "cos", "loss", "degenerate", "params"})
     for k in extra:
-        if all(k in c for c in pool):
-            sign = 1.0 if HIGHER_IS_BETTER.get(k, True) else -1.0
-            parts[k if sign > 0 else f"-{k}"] = [sign * c[k] for c in pool]
-    parts["params"] = [c["params"] for c in pool]
-    accs = [acc[c["idx"]] for c in pool]
-    pos = {c["idx"]: i for i, c in enumerate(pool)}
+        sign = 1.0 if HIGHER_IS_BETTER.get(k, True) else -1.0
+        values[k if sign > 0 else f"-{k}"] = {c["idx"]: sign * c[k] for c in pool if k in c}
+    params = {c["idx"]: c["params"] for c in pool}
+    values["params"] = params
     out = {}
-    for name, vals in parts.items():
+    for name, vals in values.items():
+        idxs = list(vals)
         in_groups = []
         for g in groups:
-            members = [pos[i] for i in g if i in pos]
-            t = tau([vals[i] for i in members], [accs[i] for i in members])
+            members = [i for i in g if i in vals]
+            t = tau([vals[i] for i in members], [acc[i] for i in members])
             if t is not None:
                 in_groups.append(t)
         out[name] = {
-            "tau_accuracy": tau(vals, accs),
-            "tau_params": tau(vals, parts["params"]),
+            "n": len(idxs),
+            "tau_accuracy": tau([vals[i] for i in idxs], [acc[i] for i in idxs]),
+            "tau_params": tau([vals[i] for i in idxs], [params[i] for i in idxs]),
             "tau_accuracy_in_groups": float(np.mean(in_groups)) if in_groups else None,
             "groups_used": len(in_groups),
         }
@@ -184,14 +199,14 @@ def markdown(res: dict) -> str:
         f"pick index {a['pick_index']} at {a['pick_accuracy']:.3f}%, best of the draw "
         f"{a['best_accuracy']:.3f}%, #Param pick {a['params_pick_accuracy']:.3f}%."
         if not a["missing"] else f"{a['missing']} of its 100 archs are not in the pool.")]
-    lines += ["", "| score part | tau with accuracy | tau with #Param | mean tau in equal-#Param "
-              "groups (groups) |", "|---|---|---|---|"]
+    lines += ["", "| score part | archs | tau with accuracy | tau with #Param | mean tau in "
+              "equal-#Param groups (groups with 3+ archs) |", "|---|---|---|---|---|"]
 
     def f(v):
         return "n/a" if v is None else f"{v:.3f}"
 
     for k, v in res["correlations"].items():
-        lines.append(f"| {k} | {f(v['tau_accuracy'])} | {f(v['tau_params'])} | "
+        lines.append(f"| {k} | {v['n']} | {f(v['tau_accuracy'])} | {f(v['tau_params'])} | "
                      f"{f(v['tau_accuracy_in_groups'])} ({v['groups_used']}) |")
     return "\n".join(lines) + "\n"
 

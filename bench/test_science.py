@@ -91,6 +91,28 @@ def main():
         md = science.markdown(res)
         check("markdown table", "| #Param only |" in md and "| cos |" in md)
 
+        # pool.sh sets: an angle_loss set over 400 archs, a second set over 150 of them (one
+        # failed), concatenated in any order: the second set's metric joins by arch.
+        sets = os.path.join(d, "sets.jsonl")
+        half = sorted(sub)[:150]
+        with open(sets, "w") as f:
+            for i in half:
+                arch = next(k for k, v in index.items() if v == i)
+                m = ({"ntk_cond": {"error": "singular"}} if i == half[0]
+                     else {"ntk_cond": 100.0 - acc[i], "grasp": 1.0})
+                f.write(json.dumps({"arch": arch, "metrics": m, "seconds": {}}) + "\n")
+            with open(noise) as g:
+                f.write(g.read())
+        res = science.run(sets, a.data, 50, 100, 0)
+        c = res["correlations"]
+        check("sets: the pool is the angle_loss archs", res["pool_size"] == 400, res["pool_size"])
+        check("sets: a partial metric is correlated over the archs it has",
+              c["-ntk_cond"]["n"] == 149 and abs(c["-ntk_cond"]["tau_accuracy"] - 1) < 1e-12,
+              c["-ntk_cond"])
+        check("sets: a constant metric has no tau", c["grasp"]["tau_accuracy"] is None)
+        check("sets: whole-pool parts keep n", c["cos"]["n"] == 400 and c["params"]["n"] == 400)
+        check("sets: markdown names n", "| -ntk_cond | 149 |" in science.markdown(res))
+
     base = science.baselines(a.data, 300, 100, 0)
     d = base["draws"]
     check("baselines: no angle pick, #Param and best near the public 93.22 / 93.85",

@@ -49,7 +49,8 @@ def main(argv=None) -> int:
             print(json.dumps({"arch": arch, "threads": threads, "layout": layout, **v}), flush=True)
         for part in spread:
             xs = [v[part] for v in values]
-            spread[part] = max(spread[part], (max(xs) - min(xs)) / max(abs(x) for x in xs))
+            scale = max(abs(x) for x in xs)  # 0 when every run is degenerate (cos 0)
+            spread[part] = max(spread[part], (max(xs) - min(xs)) / scale if scale else 0.0)
     print(json.dumps({"max_relative_spread": spread}))
     return 0
 
