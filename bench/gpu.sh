@@ -17,7 +17,7 @@ BUDGET="${BUDGET:-430}"
 ITERS="${ITERS:-50}"
 R=bench/reference
 DATA=bench/out/batches.safetensors
-ALL=angle_loss,params,grad_norm,snip,grasp,fisher,jacob_cov,synflow,naswot,ntk_cond,zen
+ALL=angle_loss,params,grad_norm,snip,grasp,fisher,jacob_cov,synflow,naswot,ntk_cond,linear_regions,zen
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 {

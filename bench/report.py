@@ -24,7 +24,7 @@ import statistics
 from collections import defaultdict
 
 METRICS = ["params", "grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "naswot",
-           "ntk_cond", "zen"]
+           "ntk_cond", "linear_regions", "zen"]
 
 
 def read_jsonl(path):

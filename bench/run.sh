@@ -62,7 +62,7 @@ RES="${RESULTS:-$OUTD/results}"
 REPORT="${REPORT:-BENCHMARKS.md}"
 PY=bench/.venv/bin/python
 REF=bench/reference
-ALL_FREE="${FREE:-params,grad_norm,snip,grasp,fisher,jacob_cov,synflow,naswot,ntk_cond,zen}"
+ALL_FREE="${FREE:-params,grad_norm,snip,grasp,fisher,jacob_cov,synflow,naswot,ntk_cond,linear_regions,zen}"
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 LOADAVG="$(cut -d" " -f1-3 /proc/loadavg)"
 

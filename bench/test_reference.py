@@ -142,6 +142,28 @@ def main():
     check("compare: each difference named", len(C.compare(ours, far, 1e-4)) == 3,
           C.compare(ours, far, 1e-4))
 
+    # TE-NAS linear regions: an all-none cell leaves only the cell input's ReLU pattern (hooked
+    # on every edge's conv candidates), so the count is that of the crops' own signs.
+    import tenas_lr as L
+    g = torch.Generator().manual_seed(3)
+    imgs = torch.randn(300, 3, 8, 8, generator=g)
+    draws = L.draw_crops(300, (3, 8, 8), g)
+    x = L.crops(imgs, draws)
+    check("crops: channel, row, column", torch.equal(
+        x[5, 0], imgs[5, draws[5, 0], draws[5, 1]:draws[5, 1] + 3, draws[5, 2]:draws[5, 2] + 3]))
+    thin = L.ThinSupernet("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    L.kaiming_fan_in_(thin, g)
+    codes = [tuple((r > 0).tolist()) for r in x.reshape(300, 9)]
+    expected = sum(1.0 / codes.count(c) for c in codes)
+    got = L.linear_regions(thin, x)
+    check("linear regions: all-none cell = the crops' sign patterns", abs(got - expected) < 1e-9,
+          (got, expected))
+    try:
+        thin.load_exchange({"stem.conv.weight": torch.zeros(1, 1, 3, 3)})
+        check("thin weights: a stem is rejected", False)
+    except ValueError as e:
+        check("thin weights: a stem is rejected", "stem.conv.weight" in str(e), str(e))
+
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if passed == len(results) else 1

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import exchange  # noqa: E402
 import metrics as M  # noqa: E402
+import tenas_lr  # noqa: E402
 
 
 def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False) -> dict:
@@ -36,6 +37,16 @@ def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False
     if dump.metric is not None:  # a one-metric file: only that metric, on its own inputs
         names = [n for n in names if n == dump.metric]
     for name in names:
+        if name == "linear_regions":  # TE-NAS's thin network, not the dumped arch's full one
+            if dump.crops is None:
+                raise ValueError(f"{dump.arch}: linear_regions needs the file's crops.draws")
+            net = tenas_lr.ThinSupernet(dump.arch, dump.num_classes)
+            net.load_exchange(dump.weights)
+            t0 = time.perf_counter()
+            v = tenas_lr.linear_regions(net.to(device), tenas_lr.crops(x, dump.crops))
+            rec["metrics"][name] = v
+            rec["seconds"][name] = round(time.perf_counter() - t0, 6)
+            continue
         net = dump.build().to(device)
         if channels_last:  # as the runner stores conv weights on the CPU
             net = net.to(memory_format=torch.channels_last)

@@ -8,6 +8,9 @@ One file holds one architecture's initial weights and the inputs of its metrics:
 - optional ``aug.flip`` uint8, ``aug.dx`` / ``aug.dy`` int64, each [iters, N]: angle_loss's
   per-iteration flips and crop offsets into the zero-padded image (0..2*pad);
 - optional ``zen.z1`` / ``zen.z2`` float32 [B,3,H,W]: Zen-NAS's Gaussian inputs;
+- optional ``crops.draws`` int64 [N,3]: linear_regions' crop per image (channel, row, column);
+  its file holds the weights of TE-NAS's thin network (``cells.0.*``, ``head.bn.*``,
+  ``classifier.*``, no stem), which `tenas_lr.ThinSupernet.load_exchange` reads;
 - metadata ``arch`` (the NB201 string) and ``num_classes``; optional ``metric`` when the file
   holds the inputs of that one metric (the runner writes one file per architecture and metric,
   since each metric initialises its own network).
@@ -38,6 +41,7 @@ class Dump:
     std: torch.Tensor
     aug: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
     zen_noise: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    crops: Optional[torch.Tensor] = None
     # Set when the file holds one metric's inputs (the runner's `score --dump-dir`).
     metric: Optional[str] = None
 
@@ -93,7 +97,8 @@ def load(path: str) -> Dump:
     zen_noise = None
     if "zen.z1" in t:
         zen_noise = (t.pop("zen.z1"), t.pop("zen.z2"))
+    crops = t.pop("crops.draws", None)
     return Dump(arch=meta["arch"], num_classes=int(meta.get("num_classes", "10")),
                 images=t.pop("input.images"), labels=t.pop("input.labels"),
                 mean=t.pop("input.mean"), std=t.pop("input.std"), aug=aug,
-                zen_noise=zen_noise, weights=t, metric=meta.get("metric"))
+                zen_noise=zen_noise, crops=crops, weights=t, metric=meta.get("metric"))

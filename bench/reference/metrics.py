@@ -268,5 +268,5 @@ TRAINING_FREE: Dict[str, Callable] = {
 # Batch sizes the metrics' reference code uses on CIFAR (timing runs use these).
 DEFAULT_BATCH = {
     "params": 1, "grad_norm": 64, "snip": 64, "grasp": 64, "fisher": 64, "jacob_cov": 64,
-    "synflow": 1, "naswot": 128, "ntk_cond": 64, "zen": 64,
+    "synflow": 1, "naswot": 128, "ntk_cond": 64, "zen": 64, "linear_regions": 3000,
 }

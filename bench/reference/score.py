@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cifar  # noqa: E402
 import exchange  # noqa: E402
 import metrics as M  # noqa: E402
+import tenas_lr  # noqa: E402
 from nb201 import NB201, kaiming_fan_in_  # noqa: E402
 
 FREE_BATCH = 128  # images drawn for the training-free metrics (each takes DEFAULT_BATCH of them)
@@ -94,6 +95,17 @@ def score_one(arch: str, names, data: dict, seed: int, device: str, dump_dir=Non
             elif name == "zen":
                 b = xf[:zen_b].to(device)
                 v = M.zen(net, b, yf[:zen_b].to(device), noise=zen_noise)
+            elif name == "linear_regions":
+                # TE-NAS's thin network on 3000 crops; drawn here from the free batch's images
+                # in turn (the runner crops 3000 distinct images: the same work).
+                thin = tenas_lr.ThinSupernet(arch)
+                g = torch.Generator().manual_seed(s + 3)
+                tenas_lr.kaiming_fan_in_(thin, g)
+                n = M.DEFAULT_BATCH[name]
+                idx = torch.arange(n) % xf.shape[0]
+                draws = tenas_lr.draw_crops(n, tuple(xf.shape[1:]), g)
+                v = tenas_lr.linear_regions(thin.to(device),
+                                            tenas_lr.crops(xf[idx], draws).to(device))
             else:
                 b = M.DEFAULT_BATCH[name]
                 v = M.TRAINING_FREE[name](net, xf[:b].to(device), yf[:b].to(device))
@@ -135,7 +147,8 @@ def main(argv=None) -> int:
     if not (a.archs and a.metrics):
         p.error("--archs and --metrics are required unless --save-batches is given")
     names = [m.strip() for m in a.metrics.split(",") if m.strip()]
-    unknown = [m for m in names if m != "angle_loss" and m not in M.TRAINING_FREE]
+    unknown = [m for m in names
+               if m not in ("angle_loss", "linear_regions") and m not in M.TRAINING_FREE]
     if unknown:
         print(f"unknown metrics: {unknown}", file=sys.stderr)
         return 2

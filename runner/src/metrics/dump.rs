@@ -1,7 +1,8 @@
 //! Exchange dumps for the benchmark's parity check (`score --dump-dir`; format in
 //! bench/README.md, "The exchange format"): per architecture and metric, one safetensors file
-//! with the metric's initial weights, the batch it read, angle_loss's crop/flip draws and Zen's
-//! noise, so that the PyTorch reference (`bench/reference/check.py`) recomputes the same value.
+//! with the metric's initial weights, the batch it read, angle_loss's crop/flip draws, the
+//! linear-region crops and Zen's noise, so that the PyTorch reference
+//! (`bench/reference/check.py`) recomputes the same value.
 //!
 //! The recording is a thread-local side channel: the metrics push what they draw into it while
 //! one is active, so no metric signature carries benchmark plumbing. `score` computes one
@@ -27,6 +28,8 @@ pub struct Recording {
     pub draws: Vec<[Vec<i64>; 3]>,
     /// Zen-NAS: the Gaussian input and the mixup noise.
     pub zen: Option<(Tensor, Tensor)>,
+    /// linear_regions: per crop, the channel, row and column (flattened triples).
+    pub crops: Option<Vec<i64>>,
 }
 
 thread_local! {
@@ -76,6 +79,10 @@ pub(crate) fn record_batch(b: &MetricBatch) {
 
 pub(crate) fn record_draws(oy: &[i64], ox: &[i64], flip: &[i64]) {
     with(|r| r.draws.push([oy.to_vec(), ox.to_vec(), flip.to_vec()]));
+}
+
+pub(crate) fn record_crops(draws: &[i64]) {
+    with(|r| r.crops = Some(draws.to_vec()));
 }
 
 pub(crate) fn record_zen(x: &Tensor, eps: &Tensor) {
@@ -211,6 +218,10 @@ pub fn write(
         tensors.insert("aug.dx".into(), entry(&rows(1), "crop columns")?);
         let flip = rows(2).to_kind(Kind::Uint8);
         tensors.insert("aug.flip".into(), entry(&flip, "flips")?);
+    }
+    if let Some(crops) = &rec.crops {
+        let t = Tensor::from_slice(crops).view([-1, 3]);
+        tensors.insert("crops.draws".into(), entry(&t, "crop draws")?);
     }
     if let Some((z1, z2)) = &rec.zen {
         tensors.insert(

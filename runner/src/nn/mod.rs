@@ -28,6 +28,11 @@ pub struct Forward {
     /// Zen-NAS and linear regions read every *executed* ReLU and BN, so pruning would change
     /// their values; it changes nothing for a loss or its gradients.
     pub all_ops: bool,
+    /// Also record (into `relu_inputs`) every cell node that feeds an edge, whatever the
+    /// edge's op: TE-NAS counts linear regions on a DARTS-style supernet whose every edge runs
+    /// a ReLU-conv op beside the chosen one (weighted 0), so each source node's ReLU pattern is
+    /// part of the code. NB201 cells only.
+    pub cell_node_relus: bool,
     /// DARTS drop-path probability (0 = off); used only when `train` is true.
     pub drop_path_prob: f64,
     /// When `Some`, every ReLU pushes its input here, in execution order (NASWOT, linear regions).
@@ -88,6 +93,12 @@ pub trait NetBuilder: Send + Sync {
     /// The PyTorch benchmark reference's name for one of this network's variable paths
     /// (bench/README.md, "The exchange format"); `None` where the space has no reference.
     fn exchange_name(&self, _path: &str) -> Option<String> {
+        None
+    }
+    /// TE-NAS's thin network for counting linear regions: the candidate's cell at one channel,
+    /// without a stem, fed one-channel 3x3 inputs (`input_shape` says which); `None` where the
+    /// space has no such form.
+    fn tenas_thin(&self) -> Option<Box<dyn NetBuilder>> {
         None
     }
 }

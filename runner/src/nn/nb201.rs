@@ -68,6 +68,8 @@ pub struct Nb201Builder {
     pub input_size: i64,
     /// Skip `none` edges and ops that cannot reach the cell output.
     pub prune: bool,
+    /// TE-NAS's thin network (`NetBuilder::tenas_thin`): no stem, one cell, then the head.
+    pub thin: bool,
 }
 
 impl Nb201Builder {
@@ -93,12 +95,29 @@ impl Nb201Builder {
             input_channels: opts.input_channels,
             input_size: opts.input_size,
             prune: opts.prune,
+            thin: false,
         })
+    }
+
+    /// TE-NAS's thin copy (its `TinyNetworkDarts` with C=1, N=1, depth 1, no stem): the
+    /// cell at one channel on one-channel 3x3 inputs, then BN-ReLU, pooling and the classifier.
+    pub fn thin_copy(&self) -> Nb201Builder {
+        Nb201Builder {
+            width: 1,
+            cells: 1,
+            input_channels: 1,
+            input_size: 3,
+            thin: true,
+            ..self.clone()
+        }
     }
 
     /// The parts in execution order with the side of their input.
     fn plan(&self) -> Vec<(Part, i64)> {
         let (c, mut h) = (self.width, self.input_size);
+        if self.thin {
+            return vec![(Part::Cell { c }, h), (Part::Head { c }, h)];
+        }
         let mut parts = vec![(
             Part::Stem {
                 c_in: self.input_channels,
@@ -216,12 +235,10 @@ impl NetBuilder for Nb201Builder {
                 }
             }
         }
-        // The plan always holds a stem and a head.
-        let (stem_conv, stem_bn) = stem.expect("plan has a stem");
+        // The plan always holds a head (and a stem unless thin).
         let (head_bn, classifier) = head.expect("plan has a head");
         Box::new(Nb201Net {
-            stem_conv,
-            stem_bn,
+            stem,
             blocks,
             head_bn,
             classifier,
@@ -250,6 +267,10 @@ impl NetBuilder for Nb201Builder {
 
     fn exchange_name(&self, path: &str) -> Option<String> {
         exchange_name(path)
+    }
+
+    fn tenas_thin(&self) -> Option<Box<dyn NetBuilder>> {
+        Some(Box::new(self.thin_copy()))
     }
 
     fn breakdown(&self) -> Vec<CostPart> {
@@ -331,6 +352,12 @@ impl Cell {
     fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor {
         let mut nodes: [Option<Tensor>; 4] = [Some(x.shallow_clone()), None, None, None];
         let mut relued: [Option<Tensor>; 4] = [None, None, None, None];
+        let record_node = |node: &Tensor, f: &mut Forward| {
+            if let (true, Some(v)) = (f.cell_node_relus, f.relu_inputs.as_mut()) {
+                v.push(node.shallow_clone());
+            }
+        };
+        record_node(x, f);
         for to in 1..4 {
             if !(self.needed[to] || f.all_ops) {
                 continue;
@@ -359,7 +386,11 @@ impl Cell {
                 });
             }
             // A node fed only by `none` edges is exactly zero.
-            nodes[to] = Some(acc.unwrap_or_else(|| x.zeros_like()));
+            let node = acc.unwrap_or_else(|| x.zeros_like());
+            if to < 3 {
+                record_node(&node, f); // nodes 1 and 2 feed edges; node 3 is the output
+            }
+            nodes[to] = Some(node);
         }
         nodes[3].take().unwrap_or_else(|| x.zeros_like())
     }
@@ -377,8 +408,8 @@ enum Block {
 }
 
 struct Nb201Net {
-    stem_conv: Conv,
-    stem_bn: Bn,
+    /// Absent in TE-NAS's thin network.
+    stem: Option<(Conv, Bn)>,
     blocks: Vec<Block>,
     head_bn: Bn,
     classifier: Linear,
@@ -386,7 +417,10 @@ struct Nb201Net {
 
 impl Net for Nb201Net {
     fn forward(&self, x: &Tensor, f: &mut Forward) -> Tensor {
-        let mut h = self.stem_bn.forward(&self.stem_conv.forward(x, f), f);
+        let mut h = match &self.stem {
+            Some((conv, bn)) => bn.forward(&conv.forward(x, f), f),
+            None => x.shallow_clone(),
+        };
         for b in &self.blocks {
             h = match b {
                 Block::Cell(c) => c.forward(&h, f),
