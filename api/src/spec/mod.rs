@@ -88,8 +88,9 @@ pub struct SplitsSpec {
     #[serde(default = "default_test_split")]
     #[schemars(length(min = 1))]
     pub test: String,
-    /// Percentage of the training split held out (class-balanced, seeded) as the validation set
-    /// the top-K candidates are compared on.
+    /// Percentage of the training split held out as the validation set the top-K candidates are
+    /// compared on: each image with this probability, by a seeded hash of its position, so every
+    /// class gives about this share.
     #[serde(default = "default_validation_percent")]
     #[schemars(range(min = 1, max = 50))]
     pub validation_percent: u32,
