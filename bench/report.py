@@ -21,7 +21,12 @@ import os
 import platform
 import re
 import statistics
+import sys
 from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import svgplot  # noqa: E402
 
 METRICS = ["params", "grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "naswot",
            "ntk_cond", "linear_regions", "zen"]
@@ -185,6 +190,62 @@ def sensitivity_section(res):
     return "\n".join(lines)
 
 
+def speed_ratios(res):
+    """(label, ours / reference seconds) for angle_loss (sum over archs of per-arch medians) and
+    each training-free metric (median over archs of per-arch medians), where both sides ran."""
+    out = []
+    ours, ref = per_arch_seconds(res, "angle", "ours"), per_arch_seconds(res, "angle", "ref")
+    o = [med(v) for a, v in ours.get("angle_loss", {}).items() if a in ref.get("angle_loss", {})]
+    r = [med(ref["angle_loss"][a]) for a in ours.get("angle_loss", {})
+         if a in ref.get("angle_loss", {})]
+    if o and sum(r) > 0:
+        out.append(("angle_loss", sum(o) / sum(r)))
+    data = {s: per_arch_seconds(res, "metrics", s) for s in ("ours", "ref")}
+    for m in METRICS:
+        vo = med([med(v) for v in data["ours"].get(m, {}).values()])
+        vr = med([med(v) for v in data["ref"].get(m, {}).values()])
+        if vo is not None and vr:
+            out.append((m, vo / vr))
+    return out
+
+
+def plots(res, plot_dir, rel):
+    """Writes the SVG plots; returns {section: Markdown image line} for those written."""
+    os.makedirs(plot_dir, exist_ok=True)
+    links = {}
+    ratios = speed_ratios(res)
+    if ratios:
+        svgplot.bars(os.path.join(plot_dir, "speed.svg"),
+                     "Seconds per architecture, ours / reference (lower is faster)",
+                     [k for k, _ in ratios], [("ours / reference", [v for _, v in ratios])],
+                     "ratio of seconds", marks=[(0.7, "goal 0.7"), (1.0, "equal")])
+        links["speed"] = f"![ours / reference seconds per metric]({rel}/speed.svg)"
+    path = os.path.join(res, "science.json")
+    sci = json.load(open(path)) if os.path.exists(path) else {}
+    d = sci.get("draws", {})
+    if d.get("angle_loss+params", {}).get("values"):
+        svgplot.histograms(
+            os.path.join(plot_dir, "draws.svg"),
+            f"Selected architecture over {d['angle_loss+params']['n']} draws of "
+            f"{sci['draw_size']} from the pool",
+            [("angle_loss + #Param (paper)", d["angle_loss+params"]["values"]),
+             ("#Param only", d["params"]["values"]), ("best of the draw", d["best"]["values"])],
+            "CIFAR-10 test accuracy (%)")
+        links["draws"] = f"![accuracy of each selection over the draws]({rel}/draws.svg)"
+    corr = sci.get("correlations", {})
+    if corr:
+        names = list(corr)
+        svgplot.bars(
+            os.path.join(plot_dir, "taus.svg"), "Kendall tau of each score part over the pool",
+            names, [("with accuracy", [corr[k]["tau_accuracy"] for k in names]),
+                    ("with #Param", [corr[k]["tau_params"] for k in names]),
+                    ("with accuracy inside equal-#Param groups (mean)",
+                     [corr[k]["tau_accuracy_in_groups"] for k in names])],
+            "Kendall tau-b", marks=[(0.0, "")])
+        links["taus"] = f"![Kendall tau per score part]({rel}/taus.svg)"
+    return links
+
+
 def machine(meta):
     cpu = "unknown"
     try:
@@ -211,8 +272,13 @@ def main():
     p.add_argument("--results", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--gpu", default="")
+    p.add_argument("--plots", default="", help="folder for the SVG plots (none when empty)")
     a = p.parse_args()
     res = a.results
+    links = {}
+    if a.plots:
+        rel = os.path.relpath(a.plots, os.path.dirname(os.path.abspath(a.out)))
+        links = plots(res, a.plots, rel)
     meta = json.load(open(os.path.join(res, "meta.json"))) if os.path.exists(
         os.path.join(res, "meta.json")) else {}
 
@@ -241,6 +307,7 @@ def main():
         "inflated by it; the ratios of interleaved A/B runs are the numbers to compare.", "",
         "## 1. angle_loss, seconds per architecture (CPU)", "",
         angle_table(res), "",
+        *([links["speed"], ""] if "speed" in links else []),
         "Score parity (same initial weights and batch through the exchange files, "
         "`bench/reference/check.py`, tolerance 1e-4 relative; angle_loss over 5 SGD steps, "
         "conv weights channels-last on both sides, as the runner keeps them on the CPU):", "",
@@ -282,6 +349,7 @@ def main():
     if sci.startswith("Without scores"):
         sci = no_pool + " What needs no scores:\n\n" + sci
     out += ["## Science: the paper's NB201 protocol over many draws", "", sci, "",
+            *[links[k] + "\n" for k in ("draws", "taus") if k in links],
             "Public numbers over 1,000 draws: #Param pick 93.22 ± 0.50, best of the draw "
             "93.85 ± 0.23; the authors' logged pick on their draw: 94.045%.", "",
             "## Commands", "", "```", section_file("commands.txt", ""), "```", ""]

@@ -22,8 +22,10 @@
 #               made from the committed shards of bench/pool.sh when there are any)
 #   GPU_DIR     results of bench/gpu.sh from a GPU machine (default bench/out/gpu)
 #   NOTE        a sentence on the conditions, printed under the machine line of BENCHMARKS.md
-#   RESULTS, REPORT  the results folder (default bench/out/results) and the report written
-#               (default BENCHMARKS.md); SKIP_STORE=1 leaves out the object store benchmark
+#   RESULTS, REPORT, PLOTS  the results folder (default bench/out/results), the report written
+#               (default BENCHMARKS.md) and its SVG plots (default bench/plots beside
+#               BENCHMARKS.md, else plots/ beside REPORT); SKIP_STORE=1 leaves out the object
+#               store benchmark
 #
 # Quick mode: 2 of the 20 fixed archs, one A/B run, 2 training steps, 2,000 images decoded.
 set -euo pipefail
@@ -35,7 +37,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         --resume) RESUME=1 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$arg' (--quick, --resume)" >&2; exit 2 ;;
     esac
 done
@@ -282,5 +284,7 @@ json.dump({"threads": int(threads), "runs": int(runs), "quick": quick == "1", "r
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
           open(path, "w"))
 PYMETA
-$PY bench/report.py --results "$RES" --gpu "$GPU_DIR" --out "$REPORT"
+# The plots live beside the report: bench/plots for BENCHMARKS.md (committed with it).
+PLOTS="${PLOTS:-$([ "$REPORT" = BENCHMARKS.md ] && echo bench/plots || echo "$(dirname "$REPORT")/plots")}"
+$PY bench/report.py --results "$RES" --gpu "$GPU_DIR" --out "$REPORT" --plots "$PLOTS"
 echo "wrote $REPORT" >&2

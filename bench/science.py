@@ -114,8 +114,9 @@ def draw_stats(pool: List[dict], acc: Dict[int, float], draws: int, size: int, s
 
     def ms(v):
         if not v:
-            return {"mean": None, "std": None, "n": 0}
-        return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+            return {"mean": None, "std": None, "n": 0, "values": []}
+        return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v),
+                "values": [round(float(x), 4) for x in v]}  # per draw, for the plots
 
     return {"angle_loss+params": ms(picks), "params": ms(param_picks), "best": ms(bests)}
 
