@@ -34,7 +34,7 @@ mkdir -p bench/out bench/pool
 bench/.venv/bin/python bench/reference/lists.py pool "$DATA/nb201/accuracy.csv" > bench/out/pool_archs.txt
 pids=()
 for k in $(seq 0 $((WORKERS - 1))); do
-    shard="bench/out/pool_archs-$k-of-$WORKERS.txt"
+    shard="bench/out/pool_archs-$SET-$k-of-$WORKERS.txt"
     head -n "$N" bench/out/pool_archs.txt | awk -v k="$k" -v w="$WORKERS" '(NR - 1) % w == k' > "$shard"
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n "${NICE:-10}" "$RUNNER" score --space nb201 \
         --archs "$shard" --metrics "$METRICS" --data "$DATA/cifar10" --seed 0 --device "$DEVICE" \

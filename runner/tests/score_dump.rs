@@ -159,6 +159,78 @@ fn one_file_per_arch_and_metric_with_the_reference_names() {
 }
 
 #[test]
+fn the_linear_regions_file_holds_the_thin_network_and_its_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    train_util::write_folder(&data, "train", &train_util::cifar_jpegs(3));
+    let archs = dir.path().join("archs.txt");
+    std::fs::write(&archs, format!("{ARCH}\n")).unwrap();
+    let dumps = dir.path().join("dumps");
+    let o = score(&[
+        "--space",
+        "nb201",
+        "--archs",
+        archs.to_str().unwrap(),
+        "--metrics",
+        "linear_regions",
+        "--data",
+        data.to_str().unwrap(),
+        "--batch-size",
+        "30",
+        "--dump-dir",
+        dumps.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read(&dumps.join("00000-linear_regions.safetensors"));
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let names: BTreeSet<String> = file.names().into_iter().cloned().collect();
+    // TE-NAS's thin network: the cell's conv edges at one channel, the head; no stem.
+    let mut expected: BTreeSet<String> = [
+        "input.images",
+        "input.labels",
+        "input.mean",
+        "input.std",
+        "crops.draws",
+        "classifier.weight",
+        "classifier.bias",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for p in [
+        "cells.0.edges.0",
+        "cells.0.edges.1",
+        "cells.0.edges.2",
+        "head",
+    ] {
+        for l in ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"] {
+            expected.insert(format!("{p}.{l}"));
+        }
+        if p != "head" {
+            expected.insert(format!("{p}.conv.weight"));
+        }
+    }
+    assert_eq!(names, expected);
+    let w = file.tensor("cells.0.edges.0.conv.weight").unwrap();
+    assert_eq!(w.shape(), [1, 1, 3, 3]);
+    assert_eq!(
+        file.tensor("input.images").unwrap().shape(),
+        [30, 3, 32, 32]
+    );
+    let crops = file.tensor("crops.draws").unwrap();
+    assert_eq!((crops.dtype(), crops.shape()), (Dtype::I64, &[30, 3][..]));
+    let draws: Vec<i64> = crops
+        .data()
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    // (channel, row, column) inside a 3x32x32 image for a 3x3 crop.
+    assert!(draws
+        .chunks(3)
+        .all(|d| (0..3).contains(&d[0]) && (0..=29).contains(&d[1]) && (0..=29).contains(&d[2])));
+}
+
+#[test]
 fn dumps_refuse_random_data_and_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let archs = dir.path().join("archs.txt");
