@@ -13,7 +13,9 @@ and the pick is the highest search rank (ties: the first candidate in draw order
 pick is the largest #Param (ties likewise); the best of the draw is its highest accuracy.
 Reported: mean and std over `--draws` draws of `--draw-size` archs drawn without replacement
 from the pool; Kendall tau-b of each score part with accuracy and with #Param over the pool,
-overall and averaged inside the equal-#Param groups; and the authors' own draw
+overall and averaged inside the equal-#Param groups (pool.sh's metric sets are joined by arch;
+each part over the archs that have it; a null value, i.e. non-finite, ranks last as in the
+runner's select); and the authors' own draw
 (random.seed(1); random.sample(range(15625), 100)) when the pool holds all of it.
 """
 
@@ -77,6 +79,10 @@ def load_pool(path: str, index: Dict[str, int]) -> List[dict]:
                     e.update({"angle_loss": True, "cos": float(v["cos"]),
                               "loss": float(v["loss"]),
                               "degenerate": bool(v.get("degenerate", False))})
+                elif v is None:
+                    # A non-finite value (Zen's log of a zero BN variance, NASWOT's singular
+                    # kernel) is written as null; the runner's select ranks it last.
+                    e[k] = None
                 elif isinstance(v, (int, float)) and not isinstance(v, bool):
                     e[k] = float(v)  # a failed metric is an error object: left out
     pool = []
@@ -139,7 +145,8 @@ def correlations(pool: List[dict], acc: Dict[int, float], groups: List[List[int]
     extra = sorted({k for c in pool for k in c} - {"idx", "cos", "loss", "degenerate", "params"})
     for k in extra:
         sign = 1.0 if HIGHER_IS_BETTER.get(k, True) else -1.0
-        values[k if sign > 0 else f"-{k}"] = {c["idx"]: sign * c[k] for c in pool if k in c}
+        values[k if sign > 0 else f"-{k}"] = {
+            c["idx"]: -math.inf if c[k] is None else sign * c[k] for c in pool if k in c}
     params = {c["idx"]: c["params"] for c in pool}
     values["params"] = params
     out = {}

@@ -99,7 +99,8 @@ def main():
             for i in half:
                 arch = next(k for k, v in index.items() if v == i)
                 m = ({"ntk_cond": {"error": "singular"}} if i == half[0]
-                     else {"ntk_cond": 100.0 - acc[i], "grasp": 1.0})
+                     else {"ntk_cond": 100.0 - acc[i], "grasp": 1.0,
+                           "zen": None if i == half[1] else acc[i]})
                 f.write(json.dumps({"arch": arch, "metrics": m, "seconds": {}}) + "\n")
             with open(noise) as g:
                 f.write(g.read())
@@ -110,6 +111,10 @@ def main():
               c["-ntk_cond"]["n"] == 149 and abs(c["-ntk_cond"]["tau_accuracy"] - 1) < 1e-12,
               c["-ntk_cond"])
         check("sets: a constant metric has no tau", c["grasp"]["tau_accuracy"] is None)
+        worst = min(range(1, 150), key=lambda j: acc[half[j]]) == 1
+        check("sets: a null (non-finite) value ranks last, as the runner's select ranks it",
+              c["zen"]["n"] == 149 and (abs(c["zen"]["tau_accuracy"] - 1) < 1e-12) == worst
+              and c["zen"]["tau_accuracy"] > 0.95, c["zen"])
         check("sets: whole-pool parts keep n", c["cos"]["n"] == 400 and c["params"]["n"] == 400)
         check("sets: markdown names n", "| -ntk_cond | 149 |" in science.markdown(res))
 
