@@ -24,7 +24,7 @@ Sources of the definitions (read for the definitions only):
   the L1 distance of the pre-GAP feature maps, log of it plus sum of log sqrt(mean BN variance)).
   Zen-NAS's code reads BN running_var after two forwards, which mostly measures the momentum
   update; we follow the paper's intent and use each BN's batch variance in the forward of x
-  (biased, as BN normalises with it).
+  (biased, as BN normalises with it); a BN whose input is all zero (variance 0) is left out.
 """
 
 from __future__ import annotations
@@ -244,7 +244,9 @@ def zen(net: NB201, x: torch.Tensor, y: torch.Tensor, noise=None,
         net(z1 + mixup_gamma * z2, rec2)
         f2 = rec2.features
         score = (f1 - f2).abs().sum(dim=(1, 2, 3)).mean()
-        log_bn = sum(torch.log(torch.sqrt(v.mean())) for v in rec.bn_batch_vars)
+        # A BN of an all-zero input (a conv fed by a node only `none` edges reach) scales
+        # nothing in f: left out, or its log would be -inf (the runner does the same).
+        log_bn = sum(torch.log(torch.sqrt(v.mean())) for v in rec.bn_batch_vars if v.mean() > 0)
     return float(torch.log(score) + log_bn)
 
 

@@ -283,6 +283,12 @@ fn helper_values_by_hand() {
     let fy = Tensor::ones([2, 1, 1, 2], (Kind::Float, Device::Cpu));
     let vars = [Tensor::from_slice(&[4.0f32, 4.0])];
     assert!((zen::zen_value(&fx, &fy, &vars) - 2.0 * 2f64.ln()).abs() < 1e-12);
+    // A BN of an all-zero input (variance 0) adds nothing instead of -inf.
+    let with_dead = [
+        Tensor::from_slice(&[4.0f32, 4.0]),
+        Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+    ];
+    assert!((zen::zen_value(&fx, &fy, &with_dead) - 2.0 * 2f64.ln()).abs() < 1e-12);
 }
 
 /// libtorch's RNG is process-global and the test harness runs tests on several threads: tests

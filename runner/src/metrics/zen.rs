@@ -10,7 +10,10 @@
 //! (ICCV 2021), `ZeroShotProxy/compute_zen_score.py`. Known issue: the reference reads BN
 //! `running_var` after its forward passes, which with momentum 0.1 is mostly the initial 1,
 //! not the batch variance σ² the paper's formula uses; we follow the paper and use the batch
-//! variances of the pass on `x` (`Forward::bn_batch_vars`).
+//! variances of the pass on `x` (`Forward::bn_batch_vars`). A BN whose input is exactly zero
+//! (NB201: a conv fed by a node that only `none` edges reach) has variance 0 and adds exactly
+//! nothing to `f`; with batch variances its log term would be -inf for a quarter of NB201, so it
+//! is left out of the sum (the reference code's running_var never reaches 0).
 use tch::{no_grad, Device, Kind, Tensor};
 
 use super::common::{fresh_net_seeded, Init};
@@ -97,7 +100,11 @@ pub fn zen_value(fx: &Tensor, fy: &Tensor, bn_vars: &[Tensor]) -> f64 {
             .sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
     let mut score = delta.mean(Kind::Double).log();
     for v in bn_vars {
-        score += v.to_kind(Kind::Double).mean(Kind::Double).sqrt().log();
+        let mean = v.to_kind(Kind::Double).mean(Kind::Double);
+        // A BN of an all-zero input scales nothing (see the module doc).
+        if mean.double_value(&[]) > 0.0 {
+            score += mean.sqrt().log();
+        }
     }
     score.double_value(&[])
 }
