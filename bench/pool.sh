@@ -13,8 +13,9 @@
 # DATA (default ../shared/data), METRICS (default angle_loss,params,synflow,naswot),
 # SET (shard name, default shard; the default metrics' set), DEVICE (default cpu),
 # NICE (default 10). The other baselines, as their own set:
-#   SET=free METRICS=flops,grad_norm,snip,grasp,fisher,jacob_cov,zen,ntk_cond bench/pool.sh 200
+#   SET=free METRICS=flops,grad_norm,snip,grasp,fisher,jacob_cov,ntk_cond bench/pool.sh 200
 #   SET=lr METRICS=linear_regions bench/pool.sh 300
+#   SET=zen METRICS=zen bench/pool.sh 300
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
