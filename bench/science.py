@@ -111,10 +111,13 @@ def draw_stats(pool: List[dict], acc: Dict[int, float], draws: int, size: int, s
                scored: bool = True):
     rng = np.random.default_rng(seed)
     picks, param_picks, bests = [], [], []
+    picked: Dict[int, int] = {}
     for _ in range(draws):
         cands = [pool[i] for i in rng.choice(len(pool), size=size, replace=False)]
         if scored:
-            picks.append(acc[cands[select(cands)]["idx"]])
+            idx = cands[select(cands)]["idx"]
+            picked[idx] = picked.get(idx, 0) + 1
+            picks.append(acc[idx])
         param_picks.append(acc[cands[int(np.argmax([c["params"] for c in cands]))]["idx"]])
         bests.append(max(acc[c["idx"]] for c in cands))
 
@@ -124,7 +127,9 @@ def draw_stats(pool: List[dict], acc: Dict[int, float], draws: int, size: int, s
         return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v),
                 "values": [round(float(x), 4) for x in v]}  # per draw, for the plots
 
-    return {"angle_loss+params": ms(picks), "params": ms(param_picks), "best": ms(bests)}
+    top = sorted(picked.items(), key=lambda kv: -kv[1])[:3]
+    return {"angle_loss+params": ms(picks), "params": ms(param_picks), "best": ms(bests),
+            "top_picks": [{"index": i, "accuracy": acc[i], "share": n / draws} for i, n in top]}
 
 
 def tau(a, b) -> Optional[float]:
@@ -202,6 +207,11 @@ def markdown(res: dict) -> str:
                      ("params", "#Param only"), ("best", "best of the draw")):
         if d[k]["n"]:
             lines.append(f"| {label} | {d[k]['mean']:.2f} ± {d[k]['std']:.2f} |")
+    if res.get("top_picks"):
+        lines += ["", "The paper's most frequent picks: " + "; ".join(
+            f"index {t['index']} ({t['accuracy']:.2f}%) in {100 * t['share']:.0f}% of draws"
+            for t in res["top_picks"]) + ". A small pool leaves few large-#Param archs to pick "
+            "from, so a few archs decide the spread."]
     a = res["authors_draw"]
     lines += ["", "Authors' draw (random.seed(1); random.sample(range(15625), 100)): " + (
         f"pick index {a['pick_index']} at {a['pick_accuracy']:.3f}%, best of the draw "
@@ -224,8 +234,9 @@ def baselines(data_dir: str, draws: int, size: int, seed: int) -> dict:
     acc, index, _ = load_benchmark(data_dir)
     pool = [{"idx": i, "params": float(param_count_formula(parse_arch(a)))}
             for a, i in index.items()]
-    return {"pool_size": len(pool), "draw_size": size,
-            "draws": draw_stats(pool, acc, draws, size, seed, scored=False)}
+    stats = draw_stats(pool, acc, draws, size, seed, scored=False)
+    stats.pop("top_picks")
+    return {"pool_size": len(pool), "draw_size": size, "draws": stats}
 
 
 def run(scores: str, data_dir: str, draws: int, size: int, seed: int) -> dict:
@@ -233,8 +244,10 @@ def run(scores: str, data_dir: str, draws: int, size: int, seed: int) -> dict:
     pool = load_pool(scores, index)
     if len(pool) < size:
         raise ValueError(f"{scores}: {len(pool)} scored archs, fewer than a draw of {size}")
+    stats = draw_stats(pool, acc, draws, size, seed)
+    top = stats.pop("top_picks")
     return {"pool_size": len(pool), "degenerate": sum(c["degenerate"] for c in pool),
-            "draw_size": size, "draws": draw_stats(pool, acc, draws, size, seed),
+            "draw_size": size, "draws": stats, "top_picks": top,
             "correlations": correlations(pool, acc, groups),
             "authors_draw": authors_draw(pool, acc)}
 

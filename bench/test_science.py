@@ -66,6 +66,11 @@ def main():
         check("best >= angle pick >= params pick (oracle)",
               dr["best"]["mean"] >= dr["angle_loss+params"]["mean"] >= dr["params"]["mean"],
               {k: round(v["mean"], 3) for k, v in dr.items()})
+        tp = res["top_picks"]
+        check("top picks: at most 3, most frequent first, shares of the draws",
+              1 <= len(tp) <= 3 and all(a["share"] >= b["share"] for a, b in zip(tp, tp[1:]))
+              and 0 < sum(t["share"] for t in tp) <= 1 and "most frequent picks" in
+              science.markdown(res), tp)
         ad = res["authors_draw"]
         check("authors' draw indices", ad["indices_first5"] == [2201, 9325, 13884, 13144, 12513])
         check("authors' draw best is their logged 94.045%",
