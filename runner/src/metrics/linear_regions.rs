@@ -69,22 +69,21 @@ fn compute(
     }
     let x = crops_of(&b.images, n, ctx.seed);
     let (_vs, net) = fresh_net(thin.as_ref(), ctx, Init::KaimingNormalFanIn, Kind::Float);
-    let mut per_relu: Vec<Vec<Tensor>> = Vec::new();
+    // Each pass's ReLU inputs flattened side by side, [crops of the pass, units]; the passes
+    // stacked by rows: one code matrix over all crops.
+    let mut codes = Vec::with_capacity(batches);
     for part in x.chunk(batches as i64, 0) {
         let relus = relu_inputs(net.as_ref(), &part, true);
-        if per_relu.is_empty() {
-            per_relu = relus.into_iter().map(|r| vec![r]).collect();
-        } else {
-            for (acc, r) in per_relu.iter_mut().zip(relus) {
-                acc.push(r);
-            }
+        if relus.is_empty() {
+            return Err(no_relus());
         }
+        let rows = part.size()[0];
+        let flat: Vec<Tensor> = relus.iter().map(|r| r.reshape([rows, -1])).collect();
+        codes.push(Tensor::cat(&flat, 1));
     }
-    let relus: Vec<Tensor> = per_relu.iter().map(|parts| Tensor::cat(parts, 0)).collect();
-    if relus.is_empty() {
-        return Err(no_relus());
-    }
-    Ok(MetricValue::Number(count_patterns(&relus)))
+    Ok(MetricValue::Number(count_patterns(&[Tensor::cat(
+        &codes, 0,
+    )])))
 }
 
 /// A positive whole-number option.
