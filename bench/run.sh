@@ -17,6 +17,9 @@
 #               JOBS=2 on 2 CPUs both sides share the machine with another stream alike)
 #   ITERS       angle_loss SGD steps on both sides (default: the paper's 50; smoke runs only)
 #   FREE        the training-free metrics timed (default: all of them)
+#   PARITY_ARCHS  how many of the fixed archs the parity check covers (default: all of them)
+#   SENS_ARCHS  archs of the float sensitivity check (default 3; quick: 2)
+#   TRAIN_STEPS timed training steps per network (default 20; quick: 2)
 #   DATA        the shared data folder (default ../shared/data beside the repository)
 #   POOL        scores JSONL of a pool of NB201 archs for science.py (default bench/out/pool.jsonl,
 #               made from the committed shards of bench/pool.sh when there are any)
@@ -45,7 +48,10 @@ THREADS="${THREADS:-1}"
 RUNS="${RUNS:-$([ $QUICK = 1 ] && echo 1 || echo 3)}"
 JOBS="${JOBS:-1}"
 ITERS="${ITERS:-}"
-for v in THREADS RUNS JOBS ITERS; do
+PARITY_ARCHS="${PARITY_ARCHS:-}"
+SENS_ARCHS="${SENS_ARCHS:-$([ $QUICK = 1 ] && echo 2 || echo 3)}"
+TRAIN_STEPS="${TRAIN_STEPS:-$([ $QUICK = 1 ] && echo 2 || echo 20)}"
+for v in THREADS RUNS JOBS ITERS PARITY_ARCHS SENS_ARCHS TRAIN_STEPS; do
     case "${!v}" in *[!0-9]*) echo "run.sh: $v must be a whole number, got '${!v}'" >&2; exit 2 ;; esac
 done
 [ "$RUNS" -ge 1 ] && [ "$JOBS" -ge 1 ] || { echo "run.sh: RUNS and JOBS must be at least 1" >&2; exit 2; }
@@ -72,6 +78,7 @@ LOADAVG="$(cut -d" " -f1-3 /proc/loadavg)"
 bench/setup.sh
 # The settings results depend on: a resumed run must have made its pieces with the same ones.
 CONFIG="quick=$QUICK runs=$RUNS threads=$THREADS jobs=$JOBS iters=${ITERS:-50} free=$ALL_FREE"
+CONFIG="$CONFIG parity_archs=${PARITY_ARCHS:-all} sens_archs=$SENS_ARCHS train_steps=$TRAIN_STEPS"
 if [ $RESUME = 1 ] && [ -f "$RES/config.txt" ]; then
     if [ "$(cat "$RES/config.txt")" != "$CONFIG" ]; then
         echo "run.sh: --resume: $RES was made with '$(cat "$RES/config.txt")', not '$CONFIG'" \
@@ -122,13 +129,16 @@ run_mem() {
 [ -f $OUTD/pool_archs.txt ] || $PY $REF/lists.py pool "$DATA/nb201/accuracy.csv" \
     > $OUTD/pool_archs.txt
 ARCHS=bench/archs20.txt
-TRAIN_STEPS=20
 DECODE_LIMIT=0
 if [ $QUICK = 1 ]; then
     head -n 2 bench/archs20.txt > $OUTD/archs_quick.txt
     ARCHS=$OUTD/archs_quick.txt
-    TRAIN_STEPS=2
     DECODE_LIMIT=2000
+fi
+PARITY_LIST=$ARCHS
+if [ -n "$PARITY_ARCHS" ]; then
+    PARITY_LIST=$OUTD/archs_parity.txt
+    grep . "$ARCHS" | head -n "$PARITY_ARCHS" > "$PARITY_LIST"
 fi
 
 # The runner ("ours").
@@ -172,7 +182,7 @@ ours_parity() {  # the runner dumps each metric's initial weights and inputs; ch
     # channels-last on both sides, as the runner keeps them on the CPU.
     if [ $HAVE_SCORE = 1 ] && "$RUNNER" score --help 2>&1 | grep -q -- "--dump-dir"; then
         rm -rf "$OUTD/dumps" "$RES"/parity*.part
-        run "$RUNNER" score --space nb201 --archs "$ARCHS" --metrics "angle_loss,$ALL_FREE" \
+        run "$RUNNER" score --space nb201 --archs "$PARITY_LIST" --metrics "angle_loss,$ALL_FREE" \
             --data "$CIFAR" --seed 0 --option iterations=5 --dump-dir "$OUTD/dumps" \
             --out "$RES/parity_ours.jsonl" 2> /dev/null || echo "runner score --dump-dir failed" >&2
         run $PY $REF/check.py --dumps "$OUTD/dumps" --metrics "angle_loss,$ALL_FREE" \
@@ -229,12 +239,24 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "scores: $(ls "$RES"/angle_*_a*.jsonl "$RES"/metrics_*_a*.jsonl 2>/dev/null | wc -l) of" \
     "$((4 * RUNS * N_ARCHS)) pieces finished" >&2
-if finished "$RES/parity.txt" && finished "$RES/parity_ref.jsonl"; then :; else ours_parity; fi
-# How far float rounding alone moves the 50-step angle_loss (the reference on itself).
-head -n "$([ $QUICK = 1 ] && echo 2 || echo 3)" "$ARCHS" > $OUTD/archs_sensitivity.txt
-log_cmd $PY $REF/sensitivity.py --archs $OUTD/archs_sensitivity.txt --data $OUTD/batches.safetensors
-produce "$RES/sensitivity.jsonl" $PY $REF/sensitivity.py --archs $OUTD/archs_sensitivity.txt \
-    --data $OUTD/batches.safetensors ${ITERS:+--iters $ITERS} || echo "sensitivity run failed" >&2
+# The checks that are not timed (parity, float sensitivity) run one after the other; with
+# JOBS >= 2 they run beside the timed benchmarks below, which then share the machine with
+# one stream of other work, as the score pieces did.
+untimed_checks() {
+    if finished "$RES/parity.txt" && finished "$RES/parity_ref.jsonl"; then :; else ours_parity; fi
+    # How far float rounding alone moves the 50-step angle_loss (the reference on itself).
+    head -n "$SENS_ARCHS" "$ARCHS" > $OUTD/archs_sensitivity.txt
+    log_cmd $PY $REF/sensitivity.py --archs $OUTD/archs_sensitivity.txt --data $OUTD/batches.safetensors
+    produce "$RES/sensitivity.jsonl" $PY $REF/sensitivity.py --archs $OUTD/archs_sensitivity.txt \
+        --data $OUTD/batches.safetensors ${ITERS:+--iters $ITERS} || echo "sensitivity run failed" >&2
+}
+untimed_pid=
+if [ "$JOBS" -ge 2 ]; then
+    untimed_checks &
+    untimed_pid=$!
+else
+    untimed_checks
+fi
 
 # 3: training throughput.
 NETS="nb201:|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -262,6 +284,8 @@ if [ "${SKIP_STORE:-0}" != 1 ]; then
     produce "$RES/store.json" cargo bench -q -p nas-runner --features test-support --bench store_bench \
         -- "${STORE_ARGS[@]}" || { echo "store bench failed" >&2; rm -f "$RES/store.json.part"; }
 fi
+
+[ -z "$untimed_pid" ] || wait "$untimed_pid" || echo "run.sh: the parity or sensitivity check failed" >&2
 
 # Science, when a pool has been scored.
 # Science: over a scored pool when there is one, else the score-free baselines (#Param pick,

@@ -25,6 +25,9 @@ from nb201 import (NB201, kaiming_fan_in_, live_edges, param_count, param_count_
 
 DEAD = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 ALL_SKIP = "|skip_connect~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|none~2|"
+# Node 1 is zero (fed by `none` only), yet the conv edge 3<-1 from it is live: its BN's shift
+# trains away from zero. Node 2 reaches node 3 only through `none`: edges 2<-0, 2<-1 are dead.
+ZERO_FED_CONV = "|none~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
 
 
 def main():
@@ -106,6 +109,15 @@ def main():
     kaiming_fan_in_(net, torch.Generator().manual_seed(5))
     v = M.angle_loss(net, imgs6, y, mean, std, aug=aug, iters=3, threshold=2.0, prune=False)
     check("angle_loss pruned = unpruned", v == vals[0])
+    check("a conv edge from a zero node is live",
+          live_edges(parse_arch(ZERO_FED_CONV)) == [False, False, False, True, True, False])
+    zvals = []
+    for prune in (True, False):
+        net = NB201(ZERO_FED_CONV)
+        kaiming_fan_in_(net, torch.Generator().manual_seed(5))
+        zvals.append(M.angle_loss(net, imgs6, y, mean, std, aug=aug, iters=3, threshold=2.0,
+                                  prune=prune))
+    check("angle_loss pruned = unpruned with a zero-fed conv", zvals[0] == zvals[1], zvals)
 
     # Exchange format: round trip gives identical weights and identical metric values.
     with tempfile.TemporaryDirectory() as d:

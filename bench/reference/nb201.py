@@ -68,23 +68,28 @@ def param_count_formula(ops: List[str], num_classes: int = 10) -> int:
 
 
 def live_edges(ops: List[str]) -> List[bool]:
-    """Edges whose output can reach node 3 from node 0 through non-`none` edges.
+    """Edges that can change node 3: not `none`, into a node that reaches node 3, and fed a
+    non-zero input or a conv.
 
-    Skipping the others is exact for the output and for every gradient in BN training mode (a
-    node fed only zeros stays zero through ReLU, conv without bias, batch-statistics BN and
-    pooling), but not for quantities that read every executed layer (NASWOT's ReLU codes, Zen's BN
-    variances): hence `prune` is an option of the forward pass.
+    Skipping the others is exact for the output and for every gradient in BN training mode, also
+    over a training run: a node fed only zeros stays zero through ReLU, skip and pooling. A conv
+    edge is kept even from a zero node: ReLU-conv of zeros is zero, but its affine BN outputs its
+    shift, which is zero only until the first update moves it (the benchmark's network trains
+    it). Quantities that read every executed layer (NASWOT's ReLU codes, Zen's BN variances)
+    differ, hence `prune` is an option of the forward pass.
     """
-    fwd = [True, False, False, False]
+    conv = ("nor_conv_1x1", "nor_conv_3x3")
+    fwd = [True, False, False, False]  # may be non-zero after training
     for e, (j, i) in enumerate(EDGES):
-        if ops[e] != "none" and fwd[i]:
+        if ops[e] in conv or (ops[e] != "none" and fwd[i]):
             fwd[j] = True
     bwd = [False, False, False, True]
     for e in reversed(range(len(EDGES))):
         j, i = EDGES[e]
         if ops[e] != "none" and bwd[j]:
             bwd[i] = True
-    return [ops[e] != "none" and fwd[i] and bwd[j] for e, (j, i) in enumerate(EDGES)]
+    return [ops[e] != "none" and bwd[j] and (fwd[i] or ops[e] in conv)
+            for e, (j, i) in enumerate(EDGES)]
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Cell(nn.Module):
                 continue
             src = nodes[i]
             if src is None:  # only when pruning: a node fed by nothing live is zero
-                continue
+                src = torch.zeros_like(x)
             y = self._op(e, src, rec)
             nodes[j] = y if nodes[j] is None else nodes[j] + y
         out = nodes[3]
