@@ -295,7 +295,11 @@ def main():
         "architecture (its two sides run back to back, the side that goes first alternating by "
         "architecture and run); seconds are the per-metric seconds each side records, medians "
         "over runs.", "",
-        f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}; streams at once (JOBS): "
+        f"- Mode: {mode}; A/B runs: {meta.get('runs', '?')}"
+        + (f" (training-free metrics: {meta['free_runs']})"
+           if meta.get("free_runs", meta.get("runs")) != meta.get("runs") else "")
+        + f"; training steps timed per network: {meta.get('train_steps', '?')}"
+        + "; streams at once (JOBS): "
         f"{meta.get('jobs', 1)}; angle_loss steps: {meta.get('iters', 50)}; runner: "
         f"{meta.get('runner', 'not available')}.",
         *([f"- Run in {len(meta['starts'])} sittings (`--resume`), started: "

@@ -17,6 +17,7 @@
 #               JOBS=2 on 2 CPUs both sides share the machine with another stream alike)
 #   ITERS       angle_loss SGD steps on both sides (default: the paper's 50; smoke runs only)
 #   FREE        the training-free metrics timed (default: all of them)
+#   FREE_RUNS   A/B runs of the training-free metrics (default: RUNS; at most RUNS)
 #   PARITY_ARCHS  how many of the fixed archs the parity check covers (default: all of them)
 #   SENS_ARCHS  archs of the float sensitivity check (default 3; quick: 2)
 #   TRAIN_STEPS timed training steps per network (default 20; quick: 2)
@@ -51,10 +52,12 @@ ITERS="${ITERS:-}"
 PARITY_ARCHS="${PARITY_ARCHS:-}"
 SENS_ARCHS="${SENS_ARCHS:-$([ $QUICK = 1 ] && echo 2 || echo 3)}"
 TRAIN_STEPS="${TRAIN_STEPS:-$([ $QUICK = 1 ] && echo 2 || echo 20)}"
-for v in THREADS RUNS JOBS ITERS PARITY_ARCHS SENS_ARCHS TRAIN_STEPS; do
+FREE_RUNS="${FREE_RUNS:-$RUNS}"
+for v in THREADS RUNS JOBS ITERS PARITY_ARCHS SENS_ARCHS TRAIN_STEPS FREE_RUNS; do
     case "${!v}" in *[!0-9]*) echo "run.sh: $v must be a whole number, got '${!v}'" >&2; exit 2 ;; esac
 done
 [ "$RUNS" -ge 1 ] && [ "$JOBS" -ge 1 ] || { echo "run.sh: RUNS and JOBS must be at least 1" >&2; exit 2; }
+[ "$FREE_RUNS" -le "$RUNS" ] || FREE_RUNS=$RUNS
 DATA="${DATA:-$ROOT/../shared/data}"
 CIFAR="$DATA/cifar10"
 POOL="${POOL:-bench/out/pool.jsonl}"
@@ -79,6 +82,7 @@ bench/setup.sh
 # The settings results depend on: a resumed run must have made its pieces with the same ones.
 CONFIG="quick=$QUICK runs=$RUNS threads=$THREADS jobs=$JOBS iters=${ITERS:-50} free=$ALL_FREE"
 CONFIG="$CONFIG parity_archs=${PARITY_ARCHS:-all} sens_archs=$SENS_ARCHS train_steps=$TRAIN_STEPS"
+CONFIG="$CONFIG free_runs=$FREE_RUNS"
 if [ $RESUME = 1 ] && [ -f "$RES/config.txt" ]; then
     if [ "$(cat "$RES/config.txt")" != "$CONFIG" ]; then
         echo "run.sh: --resume: $RES was made with '$(cat "$RES/config.txt")', not '$CONFIG'" \
@@ -225,6 +229,7 @@ score_stream() {  # $1 stream number: the archs a with (a - 1) % JOBS == $1, eve
             for side in $order; do
                 finished "$RES/angle_${side}_${r}_a$id.jsonl" \
                     || "${side}_score" angle_loss "$OUTD/arch/$id.txt" "$RES/angle_${side}_${r}_a$id.jsonl"
+                [ "$r" -le "$FREE_RUNS" ] || continue
                 finished "$RES/metrics_${side}_${r}_a$id.jsonl" \
                     || "${side}_score" "$ALL_FREE" "$OUTD/arch/$id.txt" "$RES/metrics_${side}_${r}_a$id.jsonl"
             done
@@ -238,7 +243,7 @@ for j in $(seq 0 $((JOBS - 1))); do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "scores: $(ls "$RES"/angle_*_a*.jsonl "$RES"/metrics_*_a*.jsonl 2>/dev/null | wc -l) of" \
-    "$((4 * RUNS * N_ARCHS)) pieces finished" >&2
+    "$((2 * (RUNS + FREE_RUNS) * N_ARCHS)) pieces finished" >&2
 # The checks that are not timed (parity, float sensitivity) run one after the other; with
 # JOBS >= 2 they run beside the timed benchmarks below, which then share the machine with
 # one stream of other work, as the score pieces did.
@@ -298,12 +303,14 @@ else
         --md "$RES/science.md" > /dev/null
 fi
 
-$PY - "$RES/meta.json" "$THREADS" "$RUNS" "$QUICK" "$LOADAVG" "$([ $HAVE_SCORE = 1 ] && echo "$RUNNER" | sed "s#$ROOT/##" || echo "not available")" "${NOTE:-}" "$JOBS" "${ITERS:-50}" "$RES/starts.txt" <<'PYMETA'
+$PY - "$RES/meta.json" "$THREADS" "$RUNS" "$QUICK" "$LOADAVG" "$([ $HAVE_SCORE = 1 ] && echo "$RUNNER" | sed "s#$ROOT/##" || echo "not available")" "${NOTE:-}" "$JOBS" "${ITERS:-50}" "$RES/starts.txt" "$FREE_RUNS" "$TRAIN_STEPS" <<'PYMETA'
 import datetime, json, os, sys, torch
 path, threads, runs, quick, load, runner, note, jobs, iters, starts = sys.argv[1:11]
+free_runs, train_steps = int(sys.argv[11]), int(sys.argv[12])
 starts = [ln.strip() for ln in open(starts) if ln.strip()]
 json.dump({"threads": int(threads), "runs": int(runs), "quick": quick == "1", "runner": runner,
            "note": note, "jobs": int(jobs), "iters": int(iters), "starts": starts,
+           "free_runs": free_runs, "train_steps": train_steps,
            "torch": torch.__version__, "loadavg": load,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
           open(path, "w"))
