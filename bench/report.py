@@ -83,7 +83,22 @@ def angle_table(res):
     n = len(archs) or 1
     lines.append(f"| | **mean per arch** | {fmt(so / n if so else None)} | "
                  f"{fmt(sr / n if sr else None)} | {ratio(so, sr)} |")
+    lines += ["", goal_line(list(zip(tot_o, tot_r)))]
     return "\n".join(lines)
+
+
+ANGLE_GOAL = 0.7  # issue 10: ours at most 0.7x the reference's seconds per architecture
+
+
+def goal_line(pairs):
+    """How many archs meet the angle_loss goal, and which do not (1-based, with their ratio)."""
+    done = [(i + 1, o / r) for i, (o, r) in enumerate(pairs) if o is not None and r]
+    if not done:
+        return f"Goal: ours at most {ANGLE_GOAL}x per architecture; not measured."
+    over = [f"{i} ({q:.2f}x)" for i, q in done if round(q, 2) > ANGLE_GOAL]
+    tail = f"; over it: {', '.join(over)}" if over else ""
+    return (f"Goal: ours at most {ANGLE_GOAL}x per architecture; "
+            f"{len(done) - len(over)} of {len(done)} meet it{tail}.")
 
 
 def metrics_table(res, kind="metrics", sides=("ours", "ref")):

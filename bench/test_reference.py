@@ -153,6 +153,18 @@ def main():
     check("compare: within 1e-4 agrees", C.compare(ours, near, 1e-4) == [])
     check("compare: each difference named", len(C.compare(ours, far, 1e-4)) == 3,
           C.compare(ours, far, 1e-4))
+    # The runner writes non-finite values as JSON null (an input-independent network gives
+    # naswot -inf, jacob_cov NaN); null matches any non-finite reference value and nothing else.
+    deg = {"metrics": {"naswot": float("-inf"), "jacob_cov": float("nan"), "synflow": 1.0,
+                       "angle_loss": {"cos": float("nan"), "loss": 2.0, "degenerate": True}}}
+    nulls = {"metrics": {"naswot": None, "jacob_cov": None, "synflow": None,
+                         "angle_loss": {"cos": None, "loss": 2.0, "degenerate": True}}}
+    check("compare: null is non-finite", C.compare(deg, nulls, 1e-4) == ["synflow: reference 1.0 "
+          "runner None"], C.compare(deg, nulls, 1e-4))
+    check("compare: inf matches only itself",
+          C.compare({"metrics": {"x": float("-inf")}}, {"metrics": {"x": float("inf")}}, 1e-4)
+          != [] and C.compare({"metrics": {"x": float("inf")}}, {"metrics": {"x": float("inf")}},
+                              1e-4) == [])
 
     # TE-NAS linear regions: an all-none cell leaves only the cell input's ReLU pattern (hooked
     # on every edge's conv candidates), so the count is that of the crops' own signs.

@@ -63,9 +63,16 @@ def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False
     return rec
 
 
-def close(a: float, b: float, rtol: float) -> bool:
+def close(a: float, b, rtol: float) -> bool:
+    """`a` is the reference's value; `b` the runner's, where JSON `null` (None) stands for any
+    non-finite value (NaN, +-inf), as the runner writes them."""
+    if b is None:
+        return not math.isfinite(a)
+    b = float(b)
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
 
 
@@ -82,9 +89,9 @@ def compare(ours: dict, theirs: dict, rtol: float) -> list:
                 bad.append(f"{name}.degenerate: reference {v['degenerate']} runner "
                            f"{w.get('degenerate')}")
             for part in ("cos", "loss"):
-                if not close(float(v[part]), float(w.get(part, float("nan"))), rtol):
+                if part not in w or not close(float(v[part]), w[part], rtol):
                     bad.append(f"{name}.{part}: reference {v[part]!r} runner {w.get(part)!r}")
-        elif not close(float(v), float(w), rtol):
+        elif not close(float(v), w, rtol):
             bad.append(f"{name}: reference {v!r} runner {w!r}")
     return bad
 
