@@ -5,7 +5,10 @@ use nas_runner::metrics::{
     self, fisher, jacob_cov, linear_regions, naswot, ntk_cond, synflow, zen, MetricBatch,
     MetricContext, MetricValue,
 };
+use nas_runner::nn::nb201::Nb201Builder;
 use nas_runner::nn::NetBuilder;
+use nas_runner::space::nb201::Nb201Arch;
+use nas_runner::space::NetOptions;
 use tch::{nn::VarStore, no_grad, Device, Kind, Tensor};
 
 fn ctx(seed: u64, batch: usize) -> MetricContext {
@@ -231,6 +234,38 @@ fn every_metric_is_deterministic_on_cpu() {
     ] {
         assert!(differs.contains(&name), "{name} ignores the seed");
     }
+}
+
+#[test]
+fn an_input_independent_network_gives_values_not_errors() {
+    // Nodes 1 and 2 are fed only through `none`, so the cell output and the logits do not
+    // depend on the images: input gradients are undefined (jacob_cov once panicked on it).
+    let _rng = rng_lock();
+    let arch: Nb201Arch = "|none~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+        .parse()
+        .unwrap();
+    let opts = NetOptions {
+        classes: 10,
+        input_size: 8,
+        width: Some(4),
+        cells: Some(1),
+        ..NetOptions::default()
+    };
+    let b = Nb201Builder::new(arch, &opts).unwrap();
+    let batch = MetricBatch::random(8, (3, 8, 8), 10, 2, Device::Cpu);
+    for spec in metrics::registry() {
+        let mut c = ctx(1, 8);
+        c.options.insert("iterations".into(), 2.0);
+        let v = metrics::compute(spec, &b, &batch, &c);
+        assert!(v.is_ok(), "{}: {:?}", spec.name, v.err());
+    }
+    let jc = metrics::compute(
+        metrics::lookup("jacob_cov").unwrap(),
+        &b,
+        &batch,
+        &ctx(1, 8),
+    );
+    assert!(number(jc.unwrap()).is_nan(), "constant Jacobian rows: NaN");
 }
 
 #[test]

@@ -36,6 +36,11 @@ fn compute(
     let jac = Tensor::f_run_backward(&[&y], &[&x], false, false)
         .map_err(MetricError::torch(SPEC.name))?
         .remove(0);
+    // An output that does not depend on the input (a cell whose output node is fed only
+    // through `none`) leaves the gradient undefined: every Jacobian row is zero, a constant row.
+    if !jac.defined() {
+        return Ok(MetricValue::Number(f64::NAN));
+    }
     let n = b.len() as i64;
     Ok(MetricValue::Number(score_of_jacobian(
         &jac.reshape([n, -1]),
