@@ -7,6 +7,7 @@ Small and single-threaded; prints 'N passed, N failed' and exits 1 on a failure.
 
 import argparse
 import csv
+import math
 import os
 import random
 import sys
@@ -118,6 +119,11 @@ def main():
         zvals.append(M.angle_loss(net, imgs6, y, mean, std, aug=aug, iters=3, threshold=2.0,
                                   prune=prune))
     check("angle_loss pruned = unpruned with a zero-fed conv", zvals[0] == zvals[1], zvals)
+
+    # An output that ignores the input (nodes 1 and 2 fed only by none): jacob_cov is NaN.
+    flat = NB201("|none~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    check("jacob_cov of an input-independent net is NaN",
+          math.isnan(M.jacob_cov(flat, M.normalize(imgs6, mean, std), y)))
 
     # Exchange format: round trip gives identical weights and identical metric values.
     with tempfile.TemporaryDirectory() as d:

@@ -162,13 +162,20 @@ def fisher(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def jacob_cov(net: NB201, x: torch.Tensor, y: torch.Tensor) -> float:
     """-sum_i log(v_i + k) + 1/(v_i + k), v = eigenvalues of the correlation matrix of the
-    per-sample input Jacobians of the summed logits, k = 1e-5 (NASWOT v1)."""
+    per-sample input Jacobians of the summed logits, k = 1e-5 (NASWOT v1). Undefined
+    correlations (a constant row, e.g. an output that ignores the input) give NaN, as the
+    authors' `try`/`except` does."""
     net.train()
     xg = x.clone().requires_grad_(True)
     out = net(xg)
-    (jac,) = torch.autograd.grad(out.sum(), xg)
+    (jac,) = torch.autograd.grad(out.sum(), xg, allow_unused=True)
+    if jac is None:
+        return float("nan")
     jac = jac.reshape(jac.shape[0], -1).double().cpu().numpy()
-    corr = np.corrcoef(jac)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(jac)
+    if np.isnan(corr).any():
+        return float("nan")
     v = np.linalg.eigvalsh(corr)
     k = 1e-5
     return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
