@@ -30,9 +30,11 @@ import metrics as M  # noqa: E402
 import tenas_lr  # noqa: E402
 
 
-def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False) -> dict:
+def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False,
+            dtype: torch.dtype = torch.float32) -> dict:
+    """`dtype` other than float32 is for the training-free metrics (rounding.py)."""
     rec = {"arch": dump.arch, "metrics": {}, "seconds": {}}
-    x = M.normalize(dump.images, dump.mean, dump.std).to(device)
+    x = M.normalize(dump.images, dump.mean, dump.std).to(device, dtype)
     y = dump.labels.to(device)
     if dump.metric is not None:  # a one-metric file: only that metric, on its own inputs
         names = [n for n in names if n == dump.metric]
@@ -47,7 +49,7 @@ def compute(dump: exchange.Dump, names, device: str, channels_last: bool = False
             rec["metrics"][name] = v
             rec["seconds"][name] = round(time.perf_counter() - t0, 6)
             continue
-        net = dump.build().to(device)
+        net = dump.build().to(device, dtype)
         if channels_last:  # as the runner stores conv weights on the CPU
             net = net.to(memory_format=torch.channels_last)
         t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """How much float rounding alone moves a training-free metric on one exchange file: the
 reference's own value with NCHW conv weights, with channels-last ones (same arithmetic, other
-kernels) and in float64 (the value the float32 ones approximate).
+kernels) and in float64 (the value the float32 ones approximate), through `check.py`'s own
+computation.
 
     python rounding.py --dump bench/out/dumps/00017-grasp.safetensors [--metric grasp]
 
@@ -20,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import check as C  # noqa: E402
 import exchange  # noqa: E402
 import metrics as M  # noqa: E402
 
@@ -37,19 +39,12 @@ def main(argv=None) -> int:
     name = a.metric or dump.metric
     if name not in M.TRAINING_FREE:
         p.error(f"--metric: expected one of {', '.join(sorted(M.TRAINING_FREE))}, got {name!r}")
-    x = M.normalize(dump.images, dump.mean, dump.std)
+    if dump.metric is not None and name != dump.metric:
+        p.error(f"--metric: {a.dump} holds the inputs of {dump.metric} only, not {name}")
     for dtype_name, layout in VARIANTS:
-        dtype = getattr(torch, dtype_name)
-        net = dump.build().to(dtype)
-        if layout == "channels_last":
-            net = net.to(memory_format=torch.channels_last)
-        if name == "zen":  # its Gaussian inputs come with the file
-            noise = tuple(z.to(dtype) for z in dump.zen_noise)
-            v = M.zen(net, x.to(dtype), dump.labels, noise=noise)
-        else:
-            v = M.TRAINING_FREE[name](net, x.to(dtype), dump.labels)
+        rec = C.compute(dump, [name], "cpu", layout == "channels_last", getattr(torch, dtype_name))
         print(json.dumps({"arch": dump.arch, "metric": name, "dtype": dtype_name,
-                          "conv_weights": layout, "value": v}))
+                          "conv_weights": layout, "value": rec["metrics"][name]}))
     return 0
 
 
