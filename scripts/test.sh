@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need (libtorch, helm, kubernetes-validate,
-# Fashion-MNIST), runs the Rust test suite of the whole workspace, then the packaging checks
+# Runs every test: installs what the tests need (libtorch, helm, kubectl, kubernetes-validate,
+# Fashion-MNIST), builds the Kubernetes control plane the end-to-end tests start (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler from Go modules; cached, see
+# scripts/build-kube.sh), runs the Rust test suite of the whole workspace, then the packaging checks
 # (chart lint and validation, generated manifests in sync). Prints one closing line
 # "N passed, N failed".
 set -euo pipefail
@@ -9,6 +11,8 @@ cd "$root"
 scripts/bootstrap-libtorch.sh
 scripts/install-tools.sh
 export PATH="$root/.tools/bin:$PATH"
+NAS_KUBE_BIN=$(scripts/build-kube.sh)
+export NAS_KUBE_BIN
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

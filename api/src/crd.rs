@@ -40,6 +40,8 @@ pub const STATUS_TOP_K_MAX: usize = 20;
     status = "NASSearchStatus",
     derive = "PartialEq",
     doc = "A neural architecture search carried out by batch Jobs running nas-runner.",
+    // The name is a label value on every Job and pod of the search.
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is a label value on the search's Jobs and pods"),
     printcolumn(
         name = "Phase",
         type_ = "string",
@@ -113,6 +115,7 @@ pub struct NASSearchSpec {
     pub artifacts: ArtifactsSpec,
     /// Kueue LocalQueue the stage Jobs are submitted to; Kueue then owns their `suspend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::LABEL_VALUE_PATTERN), length(max = crate::names::LABEL_VALUE_MAX))]
     pub queue_name: Option<String>,
     /// Pause the search: the running Job is suspended (unless Kueue manages it) and no new stage
     /// starts until this is false again.

@@ -7,6 +7,7 @@
 //!   the termination summary the runner hands back.
 //! * [`layout`]: the artifact key layout under one search's prefix.
 //! * [`records`]: result records (score lines, rankings, training metrics, summary).
+//! * [`names`]: the Kubernetes name rules fields copied into Jobs and pods must meet.
 //! * [`uri`]: store locations (`s3://bucket/key`, `file:///path`, plain paths).
 //!
 //! No libtorch, no Kubernetes client runtime and no AWS SDK here: both binaries depend on it.
@@ -14,6 +15,7 @@
 pub mod contract;
 pub mod crd;
 pub mod layout;
+pub mod names;
 pub mod records;
 pub mod resolved;
 pub mod spec;

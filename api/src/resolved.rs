@@ -22,7 +22,8 @@ pub struct ResolvedSpec {
     pub name: String,
     /// UID of the search (part of the artifact root, so a re-created search never collides).
     pub uid: String,
-    /// `metadata.generation` the spec was taken from.
+    /// `metadata.generation` the spec was taken from (0 in [`ResolvedSpec::for_jobs`]: the
+    /// Jobs of one spec hash serve every generation with that hash).
     pub generation: i64,
     /// Hash of the spec ([`spec_hash`]); work done under another hash must not be reused.
     pub spec_hash: String,
@@ -46,15 +47,21 @@ pub enum ResolveError {
     Invalid(Vec<FieldError>),
 }
 
-/// Stable hash of what the stage Jobs depend on: the spec without `suspend` (pausing must not
-/// restart the pipeline) and without `ttlSecondsAfterFinished`. 16 hex digits.
-pub fn spec_hash(spec: &NASSearchSpec) -> String {
+/// What the stage Jobs depend on: the spec without `suspend` (pausing must not restart the
+/// pipeline), `ttlSecondsAfterFinished` and `deleteArtifactsOnDeletion` (they act on the
+/// Kubernetes objects, not on the work).
+pub fn job_relevant(spec: &NASSearchSpec) -> NASSearchSpec {
     let mut s = spec.clone();
     s.suspend = false;
     s.ttl_seconds_after_finished = None;
     s.delete_artifacts_on_deletion = false;
+    s
+}
+
+/// Stable hash of [`job_relevant`]. 16 hex digits.
+pub fn spec_hash(spec: &NASSearchSpec) -> String {
     // serde_json writes struct fields in declaration order and maps sorted: stable bytes.
-    let bytes = serde_json::to_vec(&s).unwrap_or_default();
+    let bytes = serde_json::to_vec(&job_relevant(spec)).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..8])
 }
 
@@ -86,7 +93,14 @@ impl ResolvedSpec {
             .uid
             .clone()
             .ok_or(ResolveError::MissingMetadata("uid"))?;
-        validate(&search.spec).map_err(ResolveError::Invalid)?;
+        let mut errs = validate(&search.spec).err().unwrap_or_default();
+        // The name is a label value on every Job and pod of the search (a CEL rule says so too).
+        if name.len() > crate::names::LABEL_VALUE_MAX {
+            errs.insert(0, FieldError::new("metadata.name", "must be at most 63 characters: it is a label value on the search's Jobs and pods"));
+        }
+        if !errs.is_empty() {
+            return Err(ResolveError::Invalid(errs));
+        }
         Ok(Self::build(
             search.spec.clone(),
             namespace,
@@ -134,6 +148,18 @@ impl ResolvedSpec {
             uid,
             generation,
             spec,
+        }
+    }
+
+    /// What the stage Jobs receive (the spec ConfigMap, hence `spec.json`): the spec reduced to
+    /// [`job_relevant`] and no generation, so one spec hash always gives the same bytes. The
+    /// ConfigMap named by the hash is immutable: an API server refuses other data under its
+    /// name (422), which a suspend, a TTL change or a deletion would otherwise bring.
+    pub fn for_jobs(&self) -> ResolvedSpec {
+        ResolvedSpec {
+            spec: job_relevant(&self.spec),
+            generation: 0,
+            ..self.clone()
         }
     }
 

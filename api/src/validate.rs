@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::crd::NASSearchSpec;
+use crate::names;
 use crate::spec::{RecipeSpec, SamplingStrategy, SpaceName, StageResources, NB201_SPACE_SIZE};
 
 /// One rule a spec breaks.
@@ -19,7 +20,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error of the field at `path` (a JSON path such as `spec.selection.topK`).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             message: message.into(),
@@ -49,6 +51,20 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         "spec.runner.image",
         "must not be empty",
     );
+    if let Some(sa) = &spec.runner.service_account_name {
+        check(
+            names::is_dns_subdomain(sa),
+            "spec.runner.serviceAccountName",
+            "must be a DNS subdomain (lower-case letters, digits, '-' and '.'; at most 253 characters)",
+        );
+    }
+    if let Some(q) = &spec.queue_name {
+        check(
+            names::is_label_value(q),
+            "spec.queueName",
+            "must be a label value (letters, digits, '-', '_' and '.', alphanumeric at both ends; at most 63 characters)",
+        );
+    }
     if let Some(p) = &spec.runner.image_pull_policy {
         check(
             matches!(p.as_str(), "Always" | "IfNotPresent" | "Never"),
@@ -376,6 +392,41 @@ fn resources(r: &StageResources, path: &str, errs: &mut Vec<FieldError>) {
             v > 0,
             "activeDeadlineSeconds",
             "activeDeadlineSeconds must be positive",
+        );
+    }
+    for (field, q) in [("cpu", &r.cpu), ("memory", &r.memory)] {
+        if let Some(q) = q {
+            check(
+                names::is_quantity(&q.0),
+                field,
+                "must be a resource quantity such as 4, 3500m or 16Gi",
+            );
+        }
+    }
+    if let Some(p) = &r.priority_class_name {
+        check(
+            names::is_dns_subdomain(p),
+            "priorityClassName",
+            "must be a DNS subdomain (lower-case letters, digits, '-' and '.'; at most 253 characters)",
+        );
+    }
+    for (k, v) in &r.node_selector {
+        check(
+            names::is_qualified_name(k) && names::is_label_value(v),
+            &format!("nodeSelector[{k}]"),
+            "keys must be label keys (an optional DNS prefix and '/', then up to 63 characters) and values label values",
+        );
+    }
+    for (i, t) in r.tolerations.iter().enumerate() {
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        let effect = t.effect.as_deref().unwrap_or_default();
+        check(
+            matches!(op, "Equal" | "Exists")
+                && matches!(effect, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+                && (op == "Equal" || t.value.as_deref().unwrap_or_default().is_empty())
+                && t.key.as_deref().is_none_or(|k| k.is_empty() || names::is_qualified_name(k)),
+            &format!("tolerations[{i}]"),
+            "operator must be Equal or Exists (Exists takes no value), effect NoSchedule, PreferNoSchedule or NoExecute, key a label key",
         );
     }
 }

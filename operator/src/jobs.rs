@@ -3,7 +3,7 @@
 //!
 //! **Where the resolved spec goes.** The operator has no object-store credentials, so it cannot
 //! write `spec.json` to the store itself. It writes the resolved spec into a ConfigMap
-//! `{search}-spec-{hash}` (owned by the search, immutable, one per spec hash) that every runner
+//! `{search}-spec-{key}` (owned by the search, immutable, one per spec hash; [`name_key`]) that every runner
 //! pod mounts read-only at [`SPEC_MOUNT_DIR`]; each Job runs
 //! `nas-runner <stage> --spec /etc/nas/spec/spec.json`. The first stage (stage-data) copies it to
 //! `{artifacts root}/spec.json` in the store, where the layout says it lives.
@@ -106,14 +106,23 @@ fn name_with(search: &str, middle: &str, hash: &str) -> String {
     format!("{base}-{middle}-{short}")
 }
 
-/// Name of a search's Job for `kind` and spec hash `hash`.
-pub fn job_name(search: &str, kind: JobKind, hash: &str) -> String {
-    name_with(search, kind.as_str(), hash)
+/// The part of a search's object names that tells them apart: a hash of the search's UID and
+/// its spec hash. The spec hash alone would give two searches whose names share their first 37
+/// characters, and whose specs are equal, the same Job and ConfigMap names.
+pub fn name_key(resolved: &ResolvedSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}/{}", resolved.uid, resolved.spec_hash).as_bytes());
+    hex::encode(&digest[..4])
 }
 
-/// Name of the ConfigMap holding the resolved spec of hash `hash`.
-pub fn spec_configmap_name(search: &str, hash: &str) -> String {
-    name_with(search, "spec", hash)
+/// Name of a search's Job for `kind`; `key` is [`name_key`].
+pub fn job_name(search: &str, kind: JobKind, key: &str) -> String {
+    name_with(search, kind.as_str(), key)
+}
+
+/// Name of the ConfigMap holding the resolved spec; `key` is [`name_key`].
+pub fn spec_configmap_name(search: &str, key: &str) -> String {
+    name_with(search, "spec", key)
 }
 
 /// Labels of every object made for `search`.
@@ -139,13 +148,16 @@ pub fn spec_configmap(search: &NASSearch, resolved: &ResolvedSpec) -> ConfigMap 
     labels.insert(LABEL_SPEC_HASH.into(), resolved.spec_hash.clone());
     ConfigMap {
         metadata: ObjectMeta {
-            name: Some(spec_configmap_name(&resolved.name, &resolved.spec_hash)),
+            name: Some(spec_configmap_name(&resolved.name, &name_key(resolved))),
             namespace: Some(resolved.namespace.clone()),
             labels: Some(labels),
             owner_references: Some(vec![owner_ref(search)]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(SPEC_KEY.to_string(), resolved.to_json())])),
+        data: Some(BTreeMap::from([(
+            SPEC_KEY.to_string(),
+            resolved.for_jobs().to_json(),
+        )])),
         immutable: Some(true),
         ..Default::default()
     }
@@ -282,7 +294,7 @@ fn container_resources(r: &StageResources) -> Option<ResourceRequirements> {
 pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> Job {
     let spec = &resolved.spec;
     let res = stage_resources(resolved, kind);
-    let name = job_name(&resolved.name, kind, &resolved.spec_hash);
+    let name = job_name(&resolved.name, kind, &name_key(resolved));
     let mut labels = common_labels(&resolved.name);
     labels.insert("app.kubernetes.io/component".into(), kind.as_str().into());
     labels.insert(LABEL_STAGE.into(), kind.as_str().into());
@@ -310,7 +322,9 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
         resources: container_resources(&res),
         termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        // The `restricted` Pod Security Standard, which API servers enforce per namespace.
         security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
@@ -346,7 +360,7 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
         Volume {
             name: "spec".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: spec_configmap_name(&resolved.name, &resolved.spec_hash),
+                name: spec_configmap_name(&resolved.name, &name_key(resolved)),
                 ..Default::default()
             }),
             ..Default::default()

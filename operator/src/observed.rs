@@ -21,6 +21,62 @@ pub enum JobOutcome {
     Failed { reason: String, message: String },
 }
 
+/// A pod of a Job that is not starting, as its status says (the kubelet's Waiting reason, or
+/// the scheduler's `Unschedulable`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodProblem {
+    /// Pod name.
+    pub pod: String,
+    /// `ImagePullBackOff`, `CreateContainerConfigError`, `Unschedulable`, ...
+    pub reason: String,
+    /// What the kubelet or scheduler said (bounded).
+    pub message: String,
+}
+
+/// Waiting reasons that do not clear by themselves (ContainerCreating and PodInitializing do).
+const STUCK_REASONS: [&str; 7] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Why `pod` is not starting, if it is stuck.
+fn pod_problem(pod: &Pod) -> Option<PodProblem> {
+    let status = pod.status.as_ref()?;
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == RUNNER_CONTAINER)
+        .and_then(|c| c.state.as_ref()?.waiting.as_ref());
+    if let Some(w) = waiting {
+        let reason = w.reason.clone().unwrap_or_default();
+        if STUCK_REASONS.contains(&reason.as_str()) {
+            let message = termination::truncate(w.message.as_deref().unwrap_or_default(), 300);
+            return Some(PodProblem {
+                pod: name,
+                reason,
+                message,
+            });
+        }
+    }
+    let unschedulable = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    })?;
+    Some(PodProblem {
+        pod: name,
+        reason: "Unschedulable".into(),
+        message: termination::truncate(unschedulable.message.as_deref().unwrap_or_default(), 300),
+    })
+}
+
 /// One Job of a search, as the planner needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedJob {
@@ -50,6 +106,11 @@ pub struct ObservedJob {
     pub summaries: Vec<StageSummary>,
     /// Free-text termination messages of failed pods (bounded).
     pub failure_messages: Vec<String>,
+    /// Pods that are not starting (at most 3).
+    pub stuck: Vec<PodProblem>,
+    /// Pods not started yet (phase Pending): pod status changes reach no watch of the
+    /// operator's, so the planner looks again soon while there are any.
+    pub pending: usize,
 }
 
 fn count_indexes(ranges: &str) -> i32 {
@@ -109,15 +170,27 @@ impl ObservedJob {
         // The latest ended pod of each index carries that index's summary.
         let mut latest: BTreeMap<String, (&Pod, Option<Time>)> = BTreeMap::new();
         let mut failure_messages = Vec::new();
+        let (mut stuck, mut pending) = (Vec::new(), 0);
+        // By the Job's UID, not its name: pods of a deleted Job of the same name linger through
+        // their grace period (a spec changed and changed back, a re-created search).
+        let uid = job.metadata.uid.as_deref();
         for pod in pods {
             let pl = pod.metadata.labels.clone().unwrap_or_default();
             let owner = pl
-                .get("batch.kubernetes.io/job-name")
-                .or_else(|| pl.get("job-name"));
-            if owner != Some(&name) {
+                .get("batch.kubernetes.io/controller-uid")
+                .or_else(|| pl.get("controller-uid"));
+            if uid.is_none() || owner.map(String::as_str) != uid {
                 continue;
             }
             let Some(term) = runner_terminated(pod) else {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                if phase.is_none_or(|p| p == "Pending") && pod.metadata.deletion_timestamp.is_none()
+                {
+                    pending += 1;
+                    if let Some(problem) = pod_problem(pod).filter(|_| stuck.len() < 3) {
+                        stuck.push(problem);
+                    }
+                }
                 continue;
             };
             if term.exit_code != 0 {
@@ -169,6 +242,8 @@ impl ObservedJob {
             completion_time: finished_at,
             summaries,
             failure_messages,
+            stuck,
+            pending,
         }
     }
 }
@@ -189,6 +264,40 @@ fn runner_terminated(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::Container
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job_and_pod(job_uid: &str, pod_uid_label: &str) -> (Job, Pod) {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-score-1", "uid": job_uid},
+            "spec": {"completions": 1, "completionMode": "Indexed", "template": {}},
+            "status": {"completedIndexes": "0"},
+        }))
+        .unwrap();
+        let summary = "injected failure";
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-score-1-0-abc", "labels": {
+                "batch.kubernetes.io/job-name": "s-score-1",
+                "batch.kubernetes.io/controller-uid": pod_uid_label},
+                "annotations": {"batch.kubernetes.io/job-completion-index": "0"}},
+            "status": {"containerStatuses": [{"name": RUNNER_CONTAINER, "image": "", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1,
+                "message": summary, "finishedAt": "2026-01-01T00:00:00Z"}}}]},
+        }))
+        .unwrap();
+        (job, pod)
+    }
+
+    #[test]
+    fn pods_belong_to_a_job_by_its_uid_not_its_name() {
+        let (job, pod) = job_and_pod("uid-new", "uid-old");
+        assert!(ObservedJob::from_job(&job, &[pod])
+            .failure_messages
+            .is_empty());
+        let (job, pod) = job_and_pod("uid-new", "uid-new");
+        assert_eq!(
+            ObservedJob::from_job(&job, &[pod]).failure_messages.len(),
+            1
+        );
+    }
 
     #[test]
     fn counts_index_ranges() {

@@ -17,13 +17,15 @@ use nas_api::crd::{condition, NASSearch, NASSearchStatus, Phase, StageState};
 use nas_api::resolved::{ResolveError, ResolvedSpec};
 
 use crate::jobs::{self, JobKind};
-use crate::observed::{JobOutcome, ObservedJob};
+use crate::observed::{JobOutcome, ObservedJob, PodProblem};
 use crate::status::{absorb, record_progress, set_condition, stage_entry};
 
 /// Finalizer that holds a search until its artifacts are deleted.
 pub const FINALIZER: &str = "nas.example.dev/delete-artifacts";
 /// Periodic re-check of a running search (Job events normally trigger reconciles sooner).
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// Re-check of a running stage with pods not started yet (their status reaches no watch).
+pub const PENDING_RECHECK: Duration = Duration::from_secs(10);
 
 /// An event to publish on the search.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +195,9 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
     let suspend = search.spec.suspend;
     let mut failed: Option<String> = None;
     let mut running: Option<String> = None;
+    // The running stage's first pod that is not starting, and whether any is still pending.
+    let mut stuck: Option<PodProblem> = None;
+    let mut pending = false;
     for stage in Stage::ALL {
         let recorded = old_state(&st, stage);
         if recorded == StageState::Succeeded {
@@ -256,6 +261,8 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                     );
                 }
                 running = Some(stage.as_str().into());
+                stuck = job.stuck.first().cloned();
+                pending = job.pending > 0;
                 break;
             }
             JobOutcome::Complete => {
@@ -402,15 +409,14 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                     now,
                 );
             }
-            set_condition(
-                &mut st,
-                condition::PROGRESSING,
-                true,
-                "StageRunning",
-                &format!("stage {stage} is running"),
-                g,
-                now,
-            );
+            let (reason, msg) = progress(stage, stuck.as_ref());
+            let said = old
+                .condition(condition::PROGRESSING)
+                .map(|c| c.message.as_str());
+            if stuck.is_some() && said != Some(msg.as_str()) {
+                p.event(true, &reason, msg.clone());
+            }
+            set_condition(&mut st, condition::PROGRESSING, true, &reason, &msg, g, now);
         }
         set_condition(
             &mut st,
@@ -430,12 +436,34 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             g,
             now,
         );
-        p.requeue = Some(RESYNC);
+        p.requeue = Some(if pending { PENDING_RECHECK } else { RESYNC });
     }
     if st != old {
         p.actions.push(Action::PatchStatus(Box::new(st)));
     }
     p
+}
+
+/// The Progressing condition's reason and message while `stage` runs: the stage, or the pod
+/// that is not starting and why.
+fn progress(stage: &str, stuck: Option<&PodProblem>) -> (String, String) {
+    match stuck {
+        None => ("StageRunning".into(), format!("stage {stage} is running")),
+        Some(pp) => {
+            // A condition reason is CamelCase; the kubelet's and scheduler's reasons are.
+            let ok = !pp.reason.is_empty() && pp.reason.chars().all(|c| c.is_ascii_alphanumeric());
+            let reason = if ok {
+                pp.reason.clone()
+            } else {
+                "PodNotStarting".into()
+            };
+            let msg = format!(
+                "stage {stage}: pod {} is {}: {}",
+                pp.pod, pp.reason, pp.message
+            );
+            (reason, msg)
+        }
+    }
 }
 
 fn old_state(st: &NASSearchStatus, stage: Stage) -> StageState {

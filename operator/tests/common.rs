@@ -64,6 +64,8 @@ pub fn job(search: &NASSearch, stage: Stage, outcome: JobOutcome) -> ObservedJob
         completion_time: done.then(|| at("2026-01-01T00:05:00Z")),
         summaries: Vec::new(),
         failure_messages: Vec::new(),
+        stuck: Vec::new(),
+        pending: 0,
     }
 }
 

@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use nas_api::contract::Stage;
 use nas_api::resolved::ResolvedSpec;
-use nas_operator::jobs::{build_job, job_name, spec_configmap, JobKind, SPEC_KEY};
+use nas_operator::jobs::{build_job, job_name, name_key, spec_configmap, JobKind, SPEC_KEY};
 
 #[test]
 fn score_job_is_indexed_with_the_failure_policy() {
@@ -14,7 +14,7 @@ fn score_job_is_indexed_with_the_failure_policy() {
     let meta = &job.metadata;
     assert_eq!(
         meta.name.as_deref(),
-        Some(job_name("s1", JobKind::Stage(Stage::Score), &r.spec_hash).as_str())
+        Some(job_name("s1", JobKind::Stage(Stage::Score), &name_key(&r)).as_str())
     );
     let owner = &meta.owner_references.as_ref().unwrap()[0];
     assert_eq!(
@@ -131,6 +131,51 @@ fn spec_configmap_holds_the_resolved_spec() {
     let cm = spec_configmap(&s, &r);
     let json = &cm.data.as_ref().unwrap()[SPEC_KEY];
     let back: ResolvedSpec = serde_json::from_str(json).unwrap();
-    assert_eq!(back, r);
+    assert_eq!(back, r.for_jobs());
+    assert_eq!(back.spec.artifacts, r.spec.artifacts);
     assert_eq!(cm.immutable, Some(true));
+}
+
+#[test]
+fn the_immutable_spec_configmap_keeps_its_name_and_bytes_across_suspend_ttl_deletion_and_generation(
+) {
+    // An API server refuses other data under an immutable ConfigMap's name (422).
+    let s = search();
+    let before = spec_configmap(&s, &ResolvedSpec::from_search(&s).unwrap());
+    let mut changed = s.clone();
+    changed.spec.suspend = !s.spec.suspend;
+    changed.spec.ttl_seconds_after_finished = Some(0);
+    changed.spec.delete_artifacts_on_deletion = !s.spec.delete_artifacts_on_deletion;
+    changed.metadata.generation = Some(s.metadata.generation.unwrap_or(1) + 5);
+    let after = spec_configmap(&changed, &ResolvedSpec::from_search(&changed).unwrap());
+    assert_eq!(before.metadata.name, after.metadata.name);
+    assert_eq!(before.data, after.data);
+}
+
+#[test]
+fn two_searches_whose_names_share_their_start_and_whose_specs_are_equal_get_distinct_names() {
+    let prefix = "a-search-name-long-enough-to-be-cut-in-jobs";
+    let mut a = search();
+    a.metadata.name = Some(format!("{prefix}-one"));
+    a.metadata.uid = Some("uid-one".into());
+    let mut b = a.clone();
+    b.metadata.name = Some(format!("{prefix}-two"));
+    b.metadata.uid = Some("uid-two".into());
+    let (ra, rb) = (
+        ResolvedSpec::from_search(&a).unwrap(),
+        ResolvedSpec::from_search(&b).unwrap(),
+    );
+    assert_eq!(ra.spec_hash, rb.spec_hash);
+    for stage in Stage::ALL {
+        let (ja, jb) = (
+            build_job(&a, &ra, JobKind::Stage(stage)),
+            build_job(&b, &rb, JobKind::Stage(stage)),
+        );
+        assert_ne!(ja.metadata.name, jb.metadata.name, "{stage:?}");
+        assert!(ja.metadata.name.as_ref().unwrap().len() <= 52);
+    }
+    assert_ne!(
+        spec_configmap(&a, &ra).metadata.name,
+        spec_configmap(&b, &rb).metadata.name
+    );
 }

@@ -11,6 +11,7 @@ use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::Client;
 use nas_api::crd::NASSearch;
+use nas_api::resolved::ResolvedSpec;
 use nas_operator::metrics::Metrics;
 use nas_operator::reconcile::{error_policy, reconcile, Backoff, Context};
 use serde_json::{json, Value};
@@ -104,8 +105,8 @@ async fn fresh_search_lists_applies_publishes_and_patches_status() {
         .iter()
         .map(|s| (s.method.to_string(), s.path.clone()))
         .collect();
-    let h = hash(&search());
-    let h8 = &h[..8];
+    let key = nas_operator::jobs::name_key(&ResolvedSpec::from_search(&search()).unwrap());
+    let h8 = key.as_str();
     assert_eq!(
         calls,
         [

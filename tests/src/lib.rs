@@ -1,7 +1,9 @@
-//! Test doubles for end-to-end tests: a Kubernetes API server that speaks the real HTTP API
-//! ([`apiserver`]) and a Job controller that runs each Job's pod template as local processes
-//! ([`jobcontroller`]), and [`cluster`], which puts them together with the real operator and
-//! runner binaries and an S3 server for the scenarios in `tests/scenarios.rs`.
-pub mod apiserver;
+//! End-to-end tests on a real Kubernetes control plane: [`controlplane`] starts etcd,
+//! kube-apiserver, kube-controller-manager and kube-scheduler (built from Go modules by
+//! `scripts/build-kube.sh`), [`kubelet`] runs the pods bound to its Node as local processes,
+//! [`tools`] runs kubectl and helm, and [`cluster`] puts them together with the chart, the real
+//! operator and runner binaries and an S3 server for the scenarios in `tests/scenarios.rs`.
 pub mod cluster;
-pub mod jobcontroller;
+pub mod controlplane;
+pub mod kubelet;
+pub mod tools;

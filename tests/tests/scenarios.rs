@@ -1,13 +1,18 @@
-//! End-to-end scenarios: the real `nas-operator` and `nas-runner` binaries against the API
-//! server double, the Job controller double and an in-process S3 server, on a small cut of the
-//! real CIFAR-10 (`../shared`). Each test is one scenario of a search's life.
+//! End-to-end scenarios: the real `nas-operator` and `nas-runner` binaries on a real control
+//! plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with the process
+//! kubelet and an in-process S3 server, on a small cut of the real CIFAR-10 (`../shared`). Each
+//! test is one scenario of a search's life, in namespaces of its own.
 use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use nas_api::crd::{NASSearch, Phase};
-use nas_e2e::cluster::{binary, cifar10_subset, Cluster, RunnerSetup};
+use nas_e2e::cluster::{
+    binary, cifar10_subset, Cluster, RunnerSetup, OPERATOR_NAMESPACE, RELEASE, S3_SECRET,
+};
+use nas_e2e::tools;
 
 /// Long enough for a whole tiny search on 2 cores, with room for a loaded CI machine.
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(420);
@@ -20,7 +25,7 @@ apiVersion: nas.example.dev/v1alpha1
 kind: NASSearch
 metadata: {{name: {name}, namespace: {ns}}}
 spec:
-  runner: {{image: "nas-runner:e2e"}}
+  runner: {{image: "{image}"}}
   dataset: {{source: "{data}", format: cifar10, resolution: 32}}
   space: {{name: nb201, channels: 4, cells: 1}}
   sampling: {{candidates: 6, seed: 1, shards: 2}}
@@ -33,10 +38,12 @@ spec:
     prefix: runs
     endpoint: "{endpoint}"
     forcePathStyle: true
-    credentials: {{fromEnvironment: true}}
+    credentials: {{secretRef: {{name: {secret}}}}}
 {extra}"#,
         data = cifar10_subset(30).display(),
         endpoint = cluster.s3_endpoint(),
+        image = cluster.runner_image,
+        secret = S3_SECRET,
     )
 }
 
@@ -79,21 +86,74 @@ fn assert_succeeded(cluster: &Cluster, s: &NASSearch) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_on_cifar10_goes_from_apply_to_succeeded() {
-    let cluster = Cluster::start(RunnerSetup::default()).await;
+    let cluster = Cluster::start(&["team-a"], RunnerSetup::default()).await;
     cluster
         .apply(&search_yaml(&cluster, "team-a", "c10", ""))
         .await;
+    // `kubectl wait` returns once the search has succeeded, as a user's CI would use it.
+    let kubeconfig = cluster.admin_kubeconfig().to_path_buf();
+    let timeout = format!("--timeout={}s", SEARCH_TIMEOUT.as_secs());
+    let waited = tokio::task::spawn_blocking(move || {
+        tools::run(
+            "kubectl",
+            &kubeconfig,
+            &[
+                "wait",
+                "--for=condition=Succeeded",
+                "nassearch/c10",
+                "-n",
+                "team-a",
+                &timeout,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        waited.ok,
+        "kubectl wait: {waited:?}\n{}",
+        cluster.diagnostics("team-a")
+    );
     let s = cluster.wait_ended("team-a", "c10", SEARCH_TIMEOUT).await;
     assert_succeeded(&cluster, &s);
     // One pod per index and stage: nothing ran twice.
     assert_eq!(cluster.runner_launches("team-a", "score"), 2);
     assert_eq!(cluster.runner_launches("team-a", "train"), 2);
     assert_eq!(s.status.as_ref().unwrap().candidates_scored, Some(6));
+
+    // What `kubectl get nas -o wide` and `kubectl describe` show a user.
+    let wide = cluster
+        .kubectl(&["get", "nas", "-n", "team-a", "-o", "wide"])
+        .expect_ok("kubectl get nas -o wide");
+    let best = &s.status.as_ref().unwrap().best.as_ref().unwrap().arch;
+    for column in [
+        "PHASE",
+        "STAGE",
+        "SCORED",
+        "BEST",
+        "RESULTS",
+        "Succeeded",
+        "summary.json",
+    ] {
+        assert!(wide.contains(column), "no {column} in:\n{wide}");
+    }
+    assert!(
+        wide.contains(best.as_str()),
+        "the winner {best} is not shown:\n{wide}"
+    );
+    let described = cluster
+        .kubectl(&["describe", "nassearch", "c10", "-n", "team-a"])
+        .expect_ok("kubectl describe");
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("nas-operator") || events.contains("Succeeded") || events.contains("Stage"),
+        "describe shows none of the operator's events:\n{described}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_killed_mid_search_resumes_without_recomputing_shards() {
-    let mut cluster = Cluster::start(RunnerSetup::default()).await;
+    let mut cluster = Cluster::start(&["team-b"], RunnerSetup::default()).await;
     let s = cluster
         .apply(&search_yaml(&cluster, "team-b", "restart", ""))
         .await;
@@ -125,14 +185,14 @@ async fn the_operator_killed_mid_search_resumes_without_recomputing_shards() {
     );
 }
 
-/// A stand-in for `nas-runner` that fails score index 1: once (exit 1, retried) or always
-/// (exit 3, this index cannot be done).
+/// A stand-in for `nas-runner` that fails score index 1: once (exit 1, retried), always
+/// (exit 3, this index cannot be done) or as an invalid configuration (exit 2).
 fn failing_runner(dir: &std::path::Path, mode: &str) -> RunnerSetup {
     let script: PathBuf = dir.join("nas-runner-failing");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nif [ \"$NAS_STAGE\" = score ] && [ \"$JOB_COMPLETION_INDEX\" = 1 ]; then\n  case {mode} in\n    once) if [ ! -e \"{mark}\" ]; then : > \"{mark}\"; echo 'injected failure' >&2; exit 1; fi ;;\n    always) echo 'injected: cannot be done' > \"$NAS_TERMINATION_LOG\"; exit 3 ;;\n  esac\nfi\nexec \"{real}\" \"$@\"\n",
+            "#!/bin/sh\nif [ \"$NAS_STAGE\" = score ] && [ \"$JOB_COMPLETION_INDEX\" = 1 ]; then\n  case {mode} in\n    once) if [ ! -e \"{mark}\" ]; then : > \"{mark}\"; echo 'injected failure' >&2; exit 1; fi ;;\n    always) echo 'injected: cannot be done' > \"$NAS_TERMINATION_LOG\"; exit 3 ;;\n    config) echo 'injected: invalid configuration' > \"$NAS_TERMINATION_LOG\"; exit 2 ;;\n  esac\nfi\nexec \"{real}\" \"$@\"\n",
             mark = dir.join("failed-once").display(),
             real = binary("nas-runner").display(),
         ),
@@ -143,16 +203,13 @@ fn failing_runner(dir: &std::path::Path, mode: &str) -> RunnerSetup {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    RunnerSetup {
-        executable: script,
-        env: Vec::new(),
-    }
+    RunnerSetup { executable: script }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_that_fails_once_is_retried_and_the_search_completes() {
     let scratch = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(failing_runner(scratch.path(), "once")).await;
+    let cluster = Cluster::start(&["team-c"], failing_runner(scratch.path(), "once")).await;
     cluster
         .apply(&search_yaml(&cluster, "team-c", "flaky", ""))
         .await;
@@ -172,7 +229,7 @@ async fn an_index_that_fails_once_is_retried_and_the_search_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_that_always_fails_ends_the_search_failed_and_keeps_other_shards() {
     let scratch = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(failing_runner(scratch.path(), "always")).await;
+    let cluster = Cluster::start(&["team-d"], failing_runner(scratch.path(), "always")).await;
     // One score pod at a time: shard 0 finishes before shard 1 fails the Job.
     let serial = "  resources: {score: {parallelism: 1}}\n";
     let s = cluster
@@ -200,41 +257,112 @@ async fn an_index_that_always_fails_ends_the_search_failed_and_keeps_other_shard
     assert!(cluster
         .object(&format!("{}score/shard-00000.jsonl", root(&s)))
         .exists());
+    // The real Job controller failed index 1 only (FailIndex) and kept index 0's success.
+    let job = score_job(&cluster, "team-d").await;
+    let js = job.status.unwrap_or_default();
+    assert_eq!(js.failed_indexes.as_deref(), Some("1"), "{js:?}");
+    assert_eq!(js.completed_indexes.as_deref(), Some("0"), "{js:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_spec_is_not_accepted_and_the_message_names_the_field() {
-    let cluster = Cluster::start(RunnerSetup::default()).await;
-    let yaml = search_yaml(&cluster, "team-e", "bad", "").replace("topK: 2", "topK: 0");
-    cluster.apply(&yaml).await;
-    let s = cluster
-        .wait_for("team-e", "bad", Duration::from_secs(60), "rejected", |s| {
-            s.status.as_ref().is_some_and(|st| {
-                st.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Accepted" && c.status == "False")
-            })
-        })
-        .await;
-    let st = s.status.unwrap();
-    let c = st
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Accepted")
-        .unwrap();
-    assert!(c.message.contains("topK"), "{c:?}");
-    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), "team-e");
-    assert!(jobs
-        .list(&ListParams::default())
+async fn assert_no_jobs(cluster: &Cluster, ns: &str) {
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), ns);
+    let items = jobs.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        items.is_empty(),
+        "{ns} has Jobs:\n{}",
+        cluster.diagnostics(ns)
+    );
+}
+
+/// The score Job of the one search in `ns`.
+async fn score_job(cluster: &Cluster, ns: &str) -> Job {
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), ns);
+    jobs.list(&ListParams::default().labels("nas.example.dev/stage=score"))
         .await
         .unwrap()
         .items
-        .is_empty());
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no score Job in {ns}\n{}", cluster.diagnostics(ns)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_configuration_exit_fails_the_job_at_once_without_retries() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&["team-i"], failing_runner(scratch.path(), "config")).await;
+    cluster
+        .apply(&search_yaml(&cluster, "team-i", "misconfigured", ""))
+        .await;
+    let s = cluster
+        .wait_ended("team-i", "misconfigured", SEARCH_TIMEOUT)
+        .await;
+    let st = s.status.as_ref().unwrap();
+    assert_eq!(st.phase, Phase::Failed, "{st:?}");
+    let index1 = cluster
+        .runs("team-i")
+        .iter()
+        .filter(|r| r.job.as_deref().is_some_and(|j| j.contains("-score-")) && r.index == Some(1))
+        .count();
+    assert_eq!(index1, 1, "exit 2 was retried");
+    let job = score_job(&cluster, "team-i").await;
+    let failed = job
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .expect("the score Job failed");
+    assert_eq!(
+        failed.reason.as_deref(),
+        Some("PodFailurePolicy"),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_removed_at_once_by_their_ttl_still_let_the_search_complete() {
+    let cluster = Cluster::start(&["team-j"], RunnerSetup::default()).await;
+    cluster
+        .apply(&search_yaml(
+            &cluster,
+            "team-j",
+            "ephemeral",
+            "  ttlSecondsAfterFinished: 0\n",
+        ))
+        .await;
+    let s = cluster
+        .wait_ended("team-j", "ephemeral", SEARCH_TIMEOUT)
+        .await;
+    assert_succeeded(&cluster, &s);
+    assert_eq!(s.status.as_ref().unwrap().candidates_scored, Some(6));
+    // A Job the TTL controller removed before the operator saw it finish is started again;
+    // its pods find the stage's `_SUCCESS` markers and redo nothing, so this stays bounded.
+    assert!(cluster.runner_launches("team-j", "score") <= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_is_refused_by_kubectl_apply_with_a_message_naming_the_field() {
+    let cluster = Cluster::start(&["team-e"], RunnerSetup::default()).await;
+    // The CRD's CEL rule refuses it at the API server: nothing is stored, no Job is made.
+    let yaml = search_yaml(&cluster, "team-e", "bad", "").replace("topK: 2", "topK: 0");
+    let out = tools::kubectl_stdin(cluster.admin_kubeconfig(), &["apply", "-f", "-"], &yaml);
+    assert!(!out.ok, "kubectl apply accepted topK: 0: {out:?}");
+    assert!(
+        out.stderr.contains("spec.selection.topK")
+            && out
+                .stderr
+                .contains("selection.topK must be between 1 and 100"),
+        "{}",
+        out.stderr
+    );
+    assert!(cluster.get("team-e", "bad").await.is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_no_jobs(&cluster, "team-e").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_search_mid_run_removes_its_jobs() {
-    let cluster = Cluster::start(RunnerSetup::default()).await;
+    let cluster = Cluster::start(&["team-f"], RunnerSetup::default()).await;
     cluster
         .apply(&search_yaml(&cluster, "team-f", "gone", ""))
         .await;
@@ -255,28 +383,33 @@ async fn deleting_a_search_mid_run_removes_its_jobs() {
     }
     assert!(seen, "no Job was created\n{}", cluster.operator_log());
     cluster.delete("team-f", "gone").await;
-    for _ in 0..300 {
+    for _ in 0..1200 {
         let left = jobs.list(&ListParams::default()).await.unwrap().items;
         // No Job, no search, and no runner process of the search left running.
         let running = cluster
-            .jobs
-            .runs()
+            .runs("team-f")
             .iter()
             .any(|r| r.exit_code.is_none() && r.pid.is_some());
-        if left.is_empty() && !running && cluster.get("team-f", "gone").await.is_none() {
+        let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "team-f");
+        let pods_left = pods.list(&ListParams::default()).await.unwrap().items;
+        if left.is_empty()
+            && pods_left.is_empty()
+            && !running
+            && cluster.get("team-f", "gone").await.is_none()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
-        "Jobs left after deleting the search\n{}",
-        cluster.operator_log()
+        "Jobs or pods left after deleting the search\n{}",
+        cluster.diagnostics("team-f")
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_searches_of_one_name_in_two_namespaces_keep_their_artifacts_apart() {
-    let cluster = Cluster::start(RunnerSetup::default()).await;
+    let cluster = Cluster::start(&["team-g", "team-h"], RunnerSetup::default()).await;
     let a = cluster
         .apply(&search_yaml(&cluster, "team-g", "twin", ""))
         .await;
@@ -299,4 +432,285 @@ async fn two_searches_of_one_name_in_two_namespaces_keep_their_artifacts_apart()
         );
         assert_eq!(Some(spec.uid.as_str()), s.metadata.uid.as_deref());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_suspended_mid_score_and_resumed_completes_without_rerunning_stages() {
+    let cluster = Cluster::start(&["team-k"], RunnerSetup::default()).await;
+    let yaml = search_yaml(&cluster, "team-k", "paused", "");
+    cluster.apply(&yaml).await;
+    let scoring = |c: &Cluster| {
+        c.runs("team-k")
+            .iter()
+            .any(|r| r.job.as_deref().is_some_and(|j| j.contains("-score-")))
+    };
+    for _ in 0..1200 {
+        if scoring(&cluster) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        scoring(&cluster),
+        "scoring never started\n{}",
+        cluster.diagnostics("team-k")
+    );
+    // Suspend (generation 2), wait for the Job to be suspended, resume (generation 3).
+    cluster.apply(&format!("{yaml}  suspend: true\n")).await;
+    let job_suspended = async {
+        for _ in 0..600 {
+            let job = score_job(&cluster, "team-k").await;
+            if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        job_suspended.await,
+        "the score Job was never suspended\n{}",
+        cluster.diagnostics("team-k")
+    );
+    cluster.apply(&yaml).await;
+    let s = cluster.wait_ended("team-k", "paused", SEARCH_TIMEOUT).await;
+    assert_succeeded(&cluster, &s);
+    for (stage, n) in [
+        ("stage-data", 1),
+        ("select", 1),
+        ("train", 2),
+        ("evaluate", 1),
+        ("report", 1),
+    ] {
+        assert_eq!(
+            cluster.runner_launches("team-k", stage),
+            n,
+            "{stage} ran again"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_search_with_delete_artifacts_removes_its_artifacts_and_then_itself() {
+    let cluster = Cluster::start(&["team-l"], RunnerSetup::default()).await;
+    let extra = "  deleteArtifactsOnDeletion: true\n";
+    let s = cluster
+        .apply(&search_yaml(&cluster, "team-l", "tidy", extra))
+        .await;
+    let s2 = cluster.wait_ended("team-l", "tidy", SEARCH_TIMEOUT).await;
+    assert_succeeded(&cluster, &s2);
+    let summary = cluster.object(&format!("{}summary.json", root(&s)));
+    assert!(summary.exists());
+    cluster.delete("team-l", "tidy").await;
+    for _ in 0..1200 {
+        if cluster.get("team-l", "tidy").await.is_none() {
+            assert!(
+                !summary.exists(),
+                "the search is gone but its artifacts are not"
+            );
+            assert_eq!(cluster.runner_launches("team-l", "cleanup"), 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the search was never deleted\n{}",
+        cluster.diagnostics("team-l")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_and_operator_pods_pass_the_restricted_pod_security_standard() {
+    let cluster = Cluster::start(&["team-m"], RunnerSetup::default()).await;
+    cluster
+        .kubectl(&[
+            "label",
+            "namespace",
+            "team-m",
+            "pod-security.kubernetes.io/enforce=restricted",
+        ])
+        .expect_ok("kubectl label");
+    cluster
+        .apply(&search_yaml(&cluster, "team-m", "strict", ""))
+        .await;
+    let s = cluster.wait_ended("team-m", "strict", SEARCH_TIMEOUT).await;
+    assert_succeeded(&cluster, &s);
+    // The chart's operator pod, as its Deployment would create it, in the same namespace
+    // (where a ServiceAccount of its name must exist for admission to get that far).
+    cluster
+        .kubectl(&["create", "serviceaccount", RELEASE, "-n", "team-m"])
+        .expect_ok("kubectl create serviceaccount");
+    let template = cluster
+        .kubectl(&[
+            "get",
+            "deployment",
+            RELEASE,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={.spec.template.spec}",
+        ])
+        .expect_ok("kubectl get deployment");
+    let pod = format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "operator-check", "namespace": "team-m"}}, "spec": {template}}}"#
+    );
+    let out = tools::kubectl_stdin(
+        cluster.admin_kubeconfig(),
+        &["create", "--dry-run=server", "-f", "-"],
+        &pod,
+    );
+    assert!(
+        out.ok,
+        "the operator pod is refused by Pod Security: {out:?}"
+    );
+}
+
+/// Waits until the search's Progressing condition has `reason`; returns its message.
+async fn progressing_reason(cluster: &Cluster, ns: &str, name: &str, reason: &str) -> String {
+    let s = cluster
+        .wait_for(ns, name, Duration::from_secs(120), reason, |s| {
+            s.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Progressing" && c.reason == reason)
+            })
+        })
+        .await;
+    let st = s.status.unwrap();
+    st.conditions
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.message)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_never_start_are_named_with_their_stage_and_reason() {
+    let cluster = Cluster::start(&["team-n", "team-o", "team-p"], RunnerSetup::default()).await;
+    // An image the node does not have; a Secret that does not exist; more GPUs than any node.
+    let unknown = search_yaml(&cluster, "team-n", "noimage", "")
+        .replace(&cluster.runner_image, "registry.invalid/nas-runner:missing");
+    let nosecret = search_yaml(&cluster, "team-o", "nosecret", "")
+        .replace(&format!("name: {S3_SECRET}"), "name: no-such-secret");
+    let gpus = search_yaml(
+        &cluster,
+        "team-p",
+        "nogpu",
+        "  resources: {stageData: {gpus: 8}}\n",
+    );
+    for y in [&unknown, &nosecret, &gpus] {
+        cluster.apply(y).await;
+    }
+    for (ns, name, reason, detail) in [
+        (
+            "team-n",
+            "noimage",
+            "ImagePullBackOff",
+            "registry.invalid/nas-runner:missing",
+        ),
+        (
+            "team-o",
+            "nosecret",
+            "CreateContainerConfigError",
+            "no-such-secret",
+        ),
+        ("team-p", "nogpu", "Unschedulable", "nvidia.com/gpu"),
+    ] {
+        let msg = progressing_reason(&cluster, ns, name, reason).await;
+        assert!(
+            msg.contains("stage stage-data") && msg.contains(&format!("pod {name}-stage-data-")),
+            "{ns}: the message names neither the stage nor the pod: {msg}"
+        );
+        assert!(msg.contains(detail), "{ns}: {msg}");
+        let events = cluster
+            .kubectl(&[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                "involvedObject.kind=NASSearch",
+            ])
+            .expect_ok("kubectl get events");
+        assert!(
+            events.contains(reason),
+            "{ns}: no {reason} event:\n{events}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_searches_with_a_long_common_name_start_and_equal_specs_run_apart() {
+    let cluster = Cluster::start(&["team-q"], RunnerSetup::default()).await;
+    // Object names are cut to fit 52 characters: these two share what is left of them.
+    let prefix = "a-search-name-long-enough-to-be-cut-in-jobs";
+    let names = [format!("{prefix}-one"), format!("{prefix}-two")];
+    for n in &names {
+        cluster.apply(&search_yaml(&cluster, "team-q", n, "")).await;
+    }
+    for n in &names {
+        let s = cluster.wait_ended("team-q", n, SEARCH_TIMEOUT).await;
+        assert_succeeded(&cluster, &s);
+    }
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), "team-q");
+    let all = jobs.list(&ListParams::default()).await.unwrap().items;
+    for n in &names {
+        let owned = all
+            .iter()
+            .filter(|j| {
+                j.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| &o.name == n)
+            })
+            .count();
+        assert_eq!(owned, 6, "{n} does not own its six stage Jobs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_kubernetes_would_refuse_in_a_job_are_refused_before_any_job_exists() {
+    let cluster = Cluster::start(&["team-r"], RunnerSetup::default()).await;
+    // The schema refuses a queue name that is no label value at apply time.
+    let bad_queue = search_yaml(
+        &cluster,
+        "team-r",
+        "badqueue",
+        "  queueName: \"gpu queue!\"\n",
+    );
+    let out = tools::kubectl_stdin(
+        cluster.admin_kubeconfig(),
+        &["apply", "-f", "-"],
+        &bad_queue,
+    );
+    assert!(!out.ok && out.stderr.contains("spec.queueName"), "{out:?}");
+    // A quantity the schema cannot check (int-or-string): Accepted=False names the field.
+    let extra = "  resources: {score: {cpu: \"four\"}}\n";
+    cluster
+        .apply(&search_yaml(&cluster, "team-r", "badcpu", extra))
+        .await;
+    let s = cluster
+        .wait_for(
+            "team-r",
+            "badcpu",
+            Duration::from_secs(60),
+            "rejected",
+            |s| {
+                s.status.as_ref().is_some_and(|st| {
+                    st.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Accepted" && c.status == "False")
+                })
+            },
+        )
+        .await;
+    let st = s.status.unwrap();
+    let c = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Accepted")
+        .unwrap();
+    assert!(c.message.contains("spec.resources.score.cpu"), "{c:?}");
+    assert_no_jobs(&cluster, "team-r").await;
 }

@@ -35,6 +35,7 @@ pub struct RunnerSpec {
     /// Service account of the runner pods (e.g. one bound to a cloud role when the artifact
     /// credentials come from the environment). Defaults to the namespace's `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::DNS_SUBDOMAIN_PATTERN), length(max = crate::names::DNS_SUBDOMAIN_MAX))]
     pub service_account_name: Option<String>,
 }
 

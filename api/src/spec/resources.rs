@@ -28,6 +28,7 @@ pub struct StageResources {
     pub tolerations: Vec<Toleration>,
     /// Priority class of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::names::DNS_SUBDOMAIN_PATTERN), length(max = crate::names::DNS_SUBDOMAIN_MAX))]
     pub priority_class_name: Option<String>,
     /// Pods of this stage running at once (Indexed stages: score and train).
     #[serde(default, skip_serializing_if = "Option::is_none")]

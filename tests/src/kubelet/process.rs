@@ -1,6 +1,7 @@
-//! Runs one pod's first container as a local process: argv from command/args (with `$(VAR)`
-//! expansion), the binary mapped to a local path, the container's environment, the
-//! termination-message path rewritten to a per-pod file, output captured to a per-pod log.
+//! Runs one container as a local process in its own process group: the argv and environment
+//! the kubelet resolved, output captured to a per-pod log, the termination message read from a
+//! per-pod file (or the log tail under `FallbackToLogsOnError`), and on stop SIGTERM, the grace
+//! period, then SIGKILL, as a container runtime stops a container.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -18,21 +19,6 @@ pub struct Launch {
     pub log_file: PathBuf,
     /// terminationMessagePolicy FallbackToLogsOnError.
     pub fallback_to_logs: bool,
-    /// How long SIGTERM is given before SIGKILL when the pod is stopped.
-    pub grace: Duration,
-}
-
-/// Why the controller stopped a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The Job failed or completed with this pod still running.
-    JobFinished,
-    /// The Job was suspended.
-    Suspended,
-    /// The Job was deleted.
-    Deleted,
-    /// The pod was disrupted (eviction, preemption): DisruptionTarget.
-    Disrupted,
 }
 
 /// How a process ended.
@@ -40,7 +26,8 @@ pub enum StopReason {
 pub struct Exit {
     pub exit_code: i32,
     pub message: String,
-    pub stopped: Option<StopReason>,
+    /// Stopped by the kubelet (the pod was deleted), not ended by itself.
+    pub stopped: bool,
     pub started_at: String,
     pub finished_at: String,
 }
@@ -48,8 +35,6 @@ pub struct Exit {
 /// Errors starting a process.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("pod has no container command and no entrypoint is configured for image {0:?}")]
-    NoCommand(String),
     #[error("preparing {path}: {source}")]
     Io {
         path: PathBuf,
@@ -147,7 +132,10 @@ impl Running {
         let log = std::fs::File::create(&launch.log_file).map_err(io(&launch.log_file))?;
         let log2 = log.try_clone().map_err(io(&launch.log_file))?;
         let argv0 = launch.argv.first().cloned().unwrap_or_default();
-        let child = tokio::process::Command::new(&argv0)
+        // Under `setpriv --pdeathsig KILL`, so no pod process outlives a killed test binary.
+        let child = tokio::process::Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--"])
+            .arg(&argv0)
             .args(&launch.argv[1..])
             .env_clear()
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -171,17 +159,18 @@ impl Running {
         self.child.id()
     }
 
-    /// Waits for the end, stopping the process when `stop` yields a reason.
-    pub async fn wait(mut self, stop: tokio::sync::oneshot::Receiver<StopReason>) -> Exit {
+    /// Waits for the end; when `stop` yields a grace period, sends SIGTERM and, after that
+    /// period, SIGKILL.
+    pub async fn wait(mut self, stop: tokio::sync::oneshot::Receiver<Duration>) -> Exit {
         let pid = self.child.id();
-        let mut stopped = None;
+        let mut stopped = false;
         let status = tokio::select! {
             s = self.child.wait() => s,
-            reason = stop => {
-                stopped = reason.ok();
+            Ok(grace) = stop => {
+                stopped = true;
                 if let Some(pid) = pid {
                     signal_group(pid, "TERM");
-                    match tokio::time::timeout(self.launch.grace, self.child.wait()).await {
+                    match tokio::time::timeout(grace, self.child.wait()).await {
                         Ok(s) => s,
                         Err(_) => {
                             signal_group(pid, "KILL");
