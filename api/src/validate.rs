@@ -424,9 +424,10 @@ fn resources(r: &StageResources, path: &str, errs: &mut Vec<FieldError>) {
             matches!(op, "Equal" | "Exists")
                 && matches!(effect, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")
                 && (op == "Equal" || t.value.as_deref().unwrap_or_default().is_empty())
+                && (t.toleration_seconds.is_none() || effect == "NoExecute")
                 && t.key.as_deref().is_none_or(|k| k.is_empty() || names::is_qualified_name(k)),
             &format!("tolerations[{i}]"),
-            "operator must be Equal or Exists (Exists takes no value), effect NoSchedule, PreferNoSchedule or NoExecute, key a label key",
+            "operator must be Equal or Exists (Exists takes no value), effect NoSchedule, PreferNoSchedule or NoExecute (tolerationSeconds only with NoExecute), key a label key",
         );
     }
 }

@@ -79,8 +79,13 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Backoff policy.
     pub backoff: Backoff,
+    /// One recorder for the controller, so that repeats of an event are aggregated.
+    recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
+
+/// Longest event note events.k8s.io/v1 accepts (bytes).
+pub const EVENT_NOTE_MAX: usize = 1024;
 
 impl Context {
     /// A context with no failures recorded.
@@ -91,6 +96,7 @@ impl Context {
         backoff: Backoff,
     ) -> Self {
         Self {
+            recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
             reporter,
             metrics,
@@ -204,19 +210,102 @@ pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> C
     ControllerAction::requeue(delay)
 }
 
+/// Carries the actions out in order. When one fails, the status still says why (the planned
+/// status, or the current one, with `Progressing=False` naming the action and the API server's
+/// answer) and a Warning event is published; then the error goes to the retry.
 async fn execute(
     search: &NASSearch,
     ns: &str,
     actions: &[Action],
     ctx: &Context,
 ) -> Result<(), Error> {
+    for action in actions {
+        if let Err(err) = execute_one(search, ns, action, ctx).await {
+            if !matches!(action, Action::PatchStatus(_) | Action::Event(_)) {
+                report_failure(search, ns, actions, action, &err, ctx).await;
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// What an action does, for messages.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::AddFinalizer => "adding the finalizer".into(),
+        Action::RemoveFinalizer => "removing the finalizer".into(),
+        Action::ApplyConfigMap(cm) => format!("applying ConfigMap {}", cm.name_any()),
+        Action::ApplyJob(job) => format!("creating Job {}", job.name_any()),
+        Action::DeleteJob(job) => format!("deleting Job {job}"),
+        Action::SuspendJob { name, suspend } => {
+            format!(
+                "{} Job {name}",
+                if *suspend { "suspending" } else { "resuming" }
+            )
+        }
+        Action::Event(_) => "publishing an event".into(),
+        Action::PatchStatus(_) => "patching the status".into(),
+    }
+}
+
+async fn report_failure(
+    search: &NASSearch,
+    ns: &str,
+    actions: &[Action],
+    failed: &Action,
+    err: &Error,
+    ctx: &Context,
+) {
+    let why = match err {
+        Error::Kube(kube::Error::Api(e)) => format!("{} ({})", e.message, e.code),
+        other => other.to_string(),
+    };
+    let note = format!("{} failed: {why}", describe(failed));
+    let mut st = actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::PatchStatus(st) => Some(st.as_ref().clone()),
+            _ => None,
+        })
+        .or_else(|| search.status.clone())
+        .unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let generation = search.metadata.generation;
+    crate::status::set_condition(
+        &mut st,
+        nas_api::crd::condition::PROGRESSING,
+        false,
+        "ActionFailed",
+        &note,
+        generation,
+        &now,
+    );
+    let event = Action::Event(crate::planner::EventSpec {
+        warning: true,
+        reason: "ActionFailed".into(),
+        note,
+    });
+    for a in [event, Action::PatchStatus(Box::new(st))] {
+        if let Err(e) = execute_one(search, ns, &a, ctx).await {
+            warn!(error = %e, "could not report a failed action");
+        }
+    }
+}
+
+async fn execute_one(
+    search: &NASSearch,
+    ns: &str,
+    action: &Action,
+    ctx: &Context,
+) -> Result<(), Error> {
     let name = search.name_any();
     let searches: Api<NASSearch> = Api::namespaced(ctx.client.clone(), ns);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let apply = PatchParams::apply(MANAGER).force();
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let reference = search.object_ref(&());
-    for action in actions {
+    {
         match action {
             Action::AddFinalizer | Action::RemoveFinalizer => {
                 let mut finalizers = search.finalizers().to_vec();
@@ -264,12 +353,12 @@ async fn execute(
                         EventType::Normal
                     },
                     reason: ev.reason.clone(),
-                    note: Some(ev.note.clone()),
+                    note: Some(crate::termination::truncate(&ev.note, EVENT_NOTE_MAX)),
                     action: "Reconcile".into(),
                     secondary: None,
                 };
                 // An event that cannot be published must not stop the reconcile.
-                if let Err(e) = recorder.publish(&event, &reference).await {
+                if let Err(e) = ctx.recorder.publish(&event, &reference).await {
                     warn!(error = %e, reason = %ev.reason, "could not publish event");
                 }
             }

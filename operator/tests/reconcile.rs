@@ -28,7 +28,18 @@ struct Seen {
 
 /// Answers `n` requests: lists are empty, `status` writes return the search, other writes echo
 /// their body; `fail_first` answers the first request with a 500 instead.
-async fn serve(mut handle: Handle, n: usize, search: NASSearch, fail_first: bool) -> Vec<Seen> {
+async fn serve(handle: Handle, n: usize, search: NASSearch, fail_first: bool) -> Vec<Seen> {
+    let fail = fail_first.then_some((0, 500, "boom"));
+    serve_failing(handle, n, search, fail).await
+}
+
+/// As [`serve`], answering request `i` of `fail = (i, code, message)` with that error.
+async fn serve_failing(
+    mut handle: Handle,
+    n: usize,
+    search: NASSearch,
+    fail: Option<(usize, u16, &str)>,
+) -> Vec<Seen> {
     let mut seen = Vec::new();
     for i in 0..n {
         let Some((req, send)) = handle.next_request().await else {
@@ -39,10 +50,10 @@ async fn serve(mut handle: Handle, n: usize, search: NASSearch, fail_first: bool
         let query = req.uri().query().unwrap_or_default().to_string();
         let bytes = req.into_body().collect_bytes().await.unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let (code, reply) = if fail_first && i == 0 {
+        let (code, reply) = if let Some((_, code, message)) = fail.filter(|f| f.0 == i) {
             (
-                500,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "boom", "reason": "InternalError", "code": 500}),
+                code,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": "Invalid", "code": code}),
             )
         } else if method == Method::GET {
             (
@@ -187,4 +198,37 @@ async fn api_errors_back_off_exponentially_per_object() {
         .metrics
         .render()
         .contains("nas_operator_reconcile_failures_total{error=\"api\"} 2"));
+}
+
+#[tokio::test]
+async fn a_refused_action_still_leaves_the_reason_in_the_status_and_an_event() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "team");
+    let s = search();
+    // List, ConfigMap, then the Job is refused; the event and the status patch follow.
+    let refusal = "Job.batch \"s1-stage-data\" is invalid: spec.template.spec.tolerations[0]";
+    let server = tokio::spawn(serve_failing(handle, 5, s.clone(), Some((2, 422, refusal))));
+    let err = reconcile(Arc::new(s), context(client)).await.unwrap_err();
+    assert!(err.to_string().contains("is invalid"), "{err}");
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 5, "{seen:#?}");
+    assert_eq!(seen[3].body["reason"], "ActionFailed");
+    assert_eq!(seen[3].body["type"], "Warning");
+    assert!(seen[4].path.ends_with("/status"));
+    let progressing = seen[4].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap()
+        .clone();
+    assert_eq!(progressing["status"], "False");
+    assert_eq!(progressing["reason"], "ActionFailed");
+    let msg = progressing["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("creating Job s1-stage-data-")
+            && msg.contains("tolerations[0]")
+            && msg.contains("(422)"),
+        "{msg}"
+    );
 }

@@ -714,3 +714,49 @@ async fn values_kubernetes_would_refuse_in_a_job_are_refused_before_any_job_exis
     assert!(c.message.contains("spec.resources.score.cpu"), "{c:?}");
     assert_no_jobs(&cluster, "team-r").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_cluster_refuses_is_named_in_the_status_with_the_refusal() {
+    let cluster = Cluster::start(&["team-s"], RunnerSetup::default()).await;
+    // An administrator's admission policy that denies every Job in the namespace.
+    let policy = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: e2e-no-jobs-in-team-s}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [batch], apiVersions: [v1], operations: [CREATE], resources: [jobs]}
+  validations:
+  - {expression: "false", message: "Jobs here need an approval first"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: e2e-no-jobs-in-team-s}
+spec:
+  policyName: e2e-no-jobs-in-team-s
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {kubernetes.io/metadata.name: team-s}
+"#;
+    tools::kubectl_stdin(cluster.admin_kubeconfig(), &["apply", "-f", "-"], policy)
+        .expect_ok("kubectl apply the admission policy");
+    // The policy takes a moment to be enforced; a search applied after it meets it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster
+        .apply(&search_yaml(&cluster, "team-s", "refused", ""))
+        .await;
+    let msg = progressing_reason(&cluster, "team-s", "refused", "ActionFailed").await;
+    assert!(
+        msg.contains("creating Job refused-stage-data-")
+            && msg.contains("Jobs here need an approval first"),
+        "{msg}"
+    );
+    let _ = tools::kubectl_stdin(
+        cluster.admin_kubeconfig(),
+        &["delete", "--ignore-not-found", "-f", "-"],
+        policy,
+    );
+}
