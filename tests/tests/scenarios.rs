@@ -760,3 +760,49 @@ spec:
         policy,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_changed_mid_stage_and_back_completes_on_the_final_spec() {
+    let cluster = Cluster::start(&["team-t"], RunnerSetup::default()).await;
+    let a = search_yaml(&cluster, "team-t", "flipflop", "");
+    let b = a.replace("angleLossSteps: 5", "angleLossSteps: 6");
+    cluster.apply(&a).await;
+    let started = |c: &Cluster, n: usize| {
+        c.runs("team-t")
+            .iter()
+            .filter(|r| r.job.as_deref().is_some_and(|j| j.contains("-stage-data-")))
+            .count()
+            >= n
+    };
+    for (yaml, n) in [(&b, 1), (&a, 2)] {
+        for _ in 0..1200 {
+            if started(&cluster, n) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Spec A's (then B's) first stage is running or done: change the spec.
+        cluster.apply(yaml).await;
+    }
+    let s = cluster
+        .wait_ended("team-t", "flipflop", SEARCH_TIMEOUT)
+        .await;
+    assert_succeeded(&cluster, &s);
+    // The Jobs left are those of spec A, the one applied last, and their pods are A's.
+    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), "team-t");
+    let hashes: std::collections::BTreeSet<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|j| {
+            j.metadata
+                .labels
+                .as_ref()?
+                .get("nas.example.dev/spec-hash")
+                .cloned()
+        })
+        .collect();
+    assert_eq!(hashes.len(), 1, "Jobs of an old spec are left: {hashes:?}");
+}
