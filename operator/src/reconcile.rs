@@ -221,6 +221,9 @@ async fn execute(
 ) -> Result<(), Error> {
     for action in actions {
         if let Err(err) = execute_one(search, ns, action, ctx).await {
+            if search.metadata.deletion_timestamp.is_some() && namespace_terminating(&err) {
+                return let_go_in_a_terminating_namespace(search, ns, ctx).await;
+            }
             if !matches!(action, Action::PatchStatus(_) | Action::Event(_)) {
                 report_failure(search, ns, actions, action, &err, ctx).await;
             }
@@ -228,6 +231,45 @@ async fn execute(
         }
     }
     Ok(())
+}
+
+/// The API server refuses new objects in a namespace that is being deleted (403, cause
+/// `NamespaceTerminating`).
+fn namespace_terminating(err: &Error) -> bool {
+    match err {
+        Error::Kube(kube::Error::Api(e)) => {
+            e.code == 403
+                && (e.message.contains("because it is being terminated")
+                    || e.details.as_ref().is_some_and(|d| {
+                        d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
+                    }))
+        }
+        _ => false,
+    }
+}
+
+/// The cleanup Job cannot be created while the namespace goes away: holding the finalizer would
+/// hold the namespace forever. Let go, and say what remains (the event may be refused too, in
+/// which case the log says it).
+async fn let_go_in_a_terminating_namespace(
+    search: &NASSearch,
+    ns: &str,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let root = nas_api::resolved::ResolvedSpec::from_search(search)
+        .map(|r| r.artifacts_root)
+        .unwrap_or_else(|_| "the search's artifact root".into());
+    let note = format!(
+        "the namespace is being deleted, so no cleanup Job can run: artifacts under {root} were not deleted"
+    );
+    warn!(search = %key(search), %note, "artifacts left behind");
+    let event = Action::Event(crate::planner::EventSpec {
+        warning: true,
+        reason: "CleanupSkipped".into(),
+        note,
+    });
+    let _ = execute_one(search, ns, &event, ctx).await;
+    execute_one(search, ns, &Action::RemoveFinalizer, ctx).await
 }
 
 /// What an action does, for messages.

@@ -806,3 +806,48 @@ async fn a_spec_changed_mid_stage_and_back_completes_on_the_final_spec() {
         .collect();
     assert_eq!(hashes.len(), 1, "Jobs of an old spec are left: {hashes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_namespace_of_a_search_that_cleans_its_artifacts_finishes() {
+    let cluster = Cluster::start(&["team-u"], RunnerSetup::default()).await;
+    let extra = "  deleteArtifactsOnDeletion: true\n";
+    cluster
+        .apply(&search_yaml(&cluster, "team-u", "doomed-ns", extra))
+        .await;
+    // Running, with the artifacts finalizer in place.
+    cluster
+        .wait_for(
+            "team-u",
+            "doomed-ns",
+            Duration::from_secs(120),
+            "running with its finalizer",
+            |s| {
+                s.metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| !f.is_empty())
+                    && s.status.as_ref().is_some_and(|st| st.stage.is_some())
+            },
+        )
+        .await;
+    cluster
+        .kubectl(&["delete", "namespace", "team-u", "--wait=false"])
+        .expect_ok("kubectl delete namespace");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    for _ in 0..1800 {
+        if namespaces.get_opt("team-u").await.unwrap().is_none() {
+            // No cleanup Job can run there: the operator let go and said what remains.
+            assert!(
+                cluster.operator_log().contains("artifacts left behind"),
+                "{}",
+                cluster.operator_log()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the namespace was never deleted\n{}",
+        cluster.diagnostics("team-u")
+    );
+}
