@@ -1,88 +1,16 @@
-//! End-to-end scenarios: the real `nas-operator` and `nas-runner` binaries on a real control
-//! plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with the process
-//! kubelet and an in-process S3 server, on a small cut of the real CIFAR-10 (`../shared`). Each
-//! test is one scenario of a search's life, in namespaces of its own.
-use std::path::PathBuf;
+//! End-to-end scenarios of a search's life: the real `nas-operator` and `nas-runner` binaries on
+//! a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with the
+//! process kubelet and an in-process S3 server, on a small cut of the real CIFAR-10
+//! (`../shared`). Each test is one scenario, in namespaces of its own.
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use nas_api::crd::{NASSearch, Phase};
-use nas_e2e::cluster::{
-    binary, cifar10_subset, Cluster, RunnerSetup, OPERATOR_NAMESPACE, RELEASE, S3_SECRET,
-};
+use nas_api::crd::Phase;
+use nas_e2e::cluster::{Cluster, RunnerSetup};
+use nas_e2e::scenario::*;
 use nas_e2e::tools;
-
-/// Long enough for a whole tiny search on 2 cores, with room for a loaded CI machine.
-const SEARCH_TIMEOUT: Duration = Duration::from_secs(420);
-
-/// A tiny search; `extra` holds more `spec` fields (indented YAML lines).
-fn search_yaml(cluster: &Cluster, ns: &str, name: &str, extra: &str) -> String {
-    format!(
-        r#"
-apiVersion: nas.example.dev/v1alpha1
-kind: NASSearch
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  runner: {{image: "{image}"}}
-  dataset: {{source: "{data}", format: cifar10, resolution: 32}}
-  space: {{name: nb201, channels: 4, cells: 1}}
-  sampling: {{candidates: 6, seed: 1, shards: 2}}
-  metrics: {{names: [angle_loss, params], angleLossSteps: 5}}
-  selection: {{topK: 2}}
-  train: {{preset: short, overrides: {{epochs: 1, batchSize: 32}}}}
-  evaluate: {{preset: nb201, overrides: {{epochs: 1, batchSize: 32}}}}
-  artifacts:
-    bucket: nas-e2e
-    prefix: runs
-    endpoint: "{endpoint}"
-    forcePathStyle: true
-    credentials: {{secretRef: {{name: {secret}}}}}
-{extra}"#,
-        data = cifar10_subset(30).display(),
-        endpoint = cluster.s3_endpoint(),
-        image = cluster.runner_image,
-        secret = S3_SECRET,
-    )
-}
-
-fn phase(s: &NASSearch) -> Phase {
-    s.status.as_ref().map(|st| st.phase).unwrap_or_default()
-}
-
-/// The search's artifact root in the bucket: `runs/{ns}/{name}/{uid}/`.
-fn root(s: &NASSearch) -> String {
-    format!(
-        "runs/{}/{}/{}/",
-        s.metadata.namespace.as_deref().unwrap_or_default(),
-        s.metadata.name.as_deref().unwrap_or_default(),
-        s.metadata.uid.as_deref().unwrap_or_default()
-    )
-}
-
-fn assert_succeeded(cluster: &Cluster, s: &NASSearch) {
-    assert_eq!(
-        phase(s),
-        Phase::Succeeded,
-        "status {}\n{}",
-        serde_json::to_string_pretty(&s.status).unwrap(),
-        cluster.operator_log()
-    );
-    let summary = cluster.object(&format!("{}summary.json", root(s)));
-    let text =
-        std::fs::read_to_string(&summary).unwrap_or_else(|e| panic!("{}: {e}", summary.display()));
-    let summary: nas_api::records::Summary = serde_json::from_str(&text).unwrap();
-    let st = s.status.as_ref().unwrap();
-    let best = st.best.as_ref().expect("status.best");
-    assert!(best.arch.starts_with('|'), "{best:?}");
-    assert_eq!(summary.winner.as_ref().map(|w| &w.arch), Some(&best.arch));
-    assert!(st
-        .results_uri
-        .as_deref()
-        .unwrap_or_default()
-        .ends_with("summary.json"));
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_on_cifar10_goes_from_apply_to_succeeded() {
@@ -185,27 +113,6 @@ async fn the_operator_killed_mid_search_resumes_without_recomputing_shards() {
     );
 }
 
-/// A stand-in for `nas-runner` that fails score index 1: once (exit 1, retried), always
-/// (exit 3, this index cannot be done) or as an invalid configuration (exit 2).
-fn failing_runner(dir: &std::path::Path, mode: &str) -> RunnerSetup {
-    let script: PathBuf = dir.join("nas-runner-failing");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ \"$NAS_STAGE\" = score ] && [ \"$JOB_COMPLETION_INDEX\" = 1 ]; then\n  case {mode} in\n    once) if [ ! -e \"{mark}\" ]; then : > \"{mark}\"; echo 'injected failure' >&2; exit 1; fi ;;\n    always) echo 'injected: cannot be done' > \"$NAS_TERMINATION_LOG\"; exit 3 ;;\n    config) echo 'injected: invalid configuration' > \"$NAS_TERMINATION_LOG\"; exit 2 ;;\n  esac\nfi\nexec \"{real}\" \"$@\"\n",
-            mark = dir.join("failed-once").display(),
-            real = binary("nas-runner").display(),
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    RunnerSetup { executable: script }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_that_fails_once_is_retried_and_the_search_completes() {
     let scratch = tempfile::tempdir().unwrap();
@@ -264,28 +171,6 @@ async fn an_index_that_always_fails_ends_the_search_failed_and_keeps_other_shard
     assert_eq!(js.completed_indexes.as_deref(), Some("0"), "{js:?}");
 }
 
-async fn assert_no_jobs(cluster: &Cluster, ns: &str) {
-    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), ns);
-    let items = jobs.list(&ListParams::default()).await.unwrap().items;
-    assert!(
-        items.is_empty(),
-        "{ns} has Jobs:\n{}",
-        cluster.diagnostics(ns)
-    );
-}
-
-/// The score Job of the one search in `ns`.
-async fn score_job(cluster: &Cluster, ns: &str) -> Job {
-    let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), ns);
-    jobs.list(&ListParams::default().labels("nas.example.dev/stage=score"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no score Job in {ns}\n{}", cluster.diagnostics(ns)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_configuration_exit_fails_the_job_at_once_without_retries() {
     let scratch = tempfile::tempdir().unwrap();
@@ -338,26 +223,6 @@ async fn jobs_removed_at_once_by_their_ttl_still_let_the_search_complete() {
     // A Job the TTL controller removed before the operator saw it finish is started again;
     // its pods find the stage's `_SUCCESS` markers and redo nothing, so this stays bounded.
     assert!(cluster.runner_launches("team-j", "score") <= 4);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_spec_is_refused_by_kubectl_apply_with_a_message_naming_the_field() {
-    let cluster = Cluster::start(&["team-e"], RunnerSetup::default()).await;
-    // The CRD's CEL rule refuses it at the API server: nothing is stored, no Job is made.
-    let yaml = search_yaml(&cluster, "team-e", "bad", "").replace("topK: 2", "topK: 0");
-    let out = tools::kubectl_stdin(cluster.admin_kubeconfig(), &["apply", "-f", "-"], &yaml);
-    assert!(!out.ok, "kubectl apply accepted topK: 0: {out:?}");
-    assert!(
-        out.stderr.contains("spec.selection.topK")
-            && out
-                .stderr
-                .contains("selection.topK must be between 1 and 100"),
-        "{}",
-        out.stderr
-    );
-    assert!(cluster.get("team-e", "bad").await.is_none());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_no_jobs(&cluster, "team-e").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,126 +385,6 @@ async fn deleting_a_search_with_delete_artifacts_removes_its_artifacts_and_then_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runner_and_operator_pods_pass_the_restricted_pod_security_standard() {
-    let cluster = Cluster::start(&["team-m"], RunnerSetup::default()).await;
-    cluster
-        .kubectl(&[
-            "label",
-            "namespace",
-            "team-m",
-            "pod-security.kubernetes.io/enforce=restricted",
-        ])
-        .expect_ok("kubectl label");
-    cluster
-        .apply(&search_yaml(&cluster, "team-m", "strict", ""))
-        .await;
-    let s = cluster.wait_ended("team-m", "strict", SEARCH_TIMEOUT).await;
-    assert_succeeded(&cluster, &s);
-    // The chart's operator pod, as its Deployment would create it, in the same namespace
-    // (where a ServiceAccount of its name must exist for admission to get that far).
-    cluster
-        .kubectl(&["create", "serviceaccount", RELEASE, "-n", "team-m"])
-        .expect_ok("kubectl create serviceaccount");
-    let template = cluster
-        .kubectl(&[
-            "get",
-            "deployment",
-            RELEASE,
-            "-n",
-            OPERATOR_NAMESPACE,
-            "-o",
-            "jsonpath={.spec.template.spec}",
-        ])
-        .expect_ok("kubectl get deployment");
-    let pod = format!(
-        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "operator-check", "namespace": "team-m"}}, "spec": {template}}}"#
-    );
-    let out = tools::kubectl_stdin(
-        cluster.admin_kubeconfig(),
-        &["create", "--dry-run=server", "-f", "-"],
-        &pod,
-    );
-    assert!(
-        out.ok,
-        "the operator pod is refused by Pod Security: {out:?}"
-    );
-}
-
-/// Waits until the search's Progressing condition has `reason`; returns its message.
-async fn progressing_reason(cluster: &Cluster, ns: &str, name: &str, reason: &str) -> String {
-    let s = cluster
-        .wait_for(ns, name, Duration::from_secs(120), reason, |s| {
-            s.status.as_ref().is_some_and(|st| {
-                st.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Progressing" && c.reason == reason)
-            })
-        })
-        .await;
-    let st = s.status.unwrap();
-    st.conditions
-        .into_iter()
-        .find(|c| c.type_ == "Progressing")
-        .map(|c| c.message)
-        .unwrap_or_default()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_that_never_start_are_named_with_their_stage_and_reason() {
-    let cluster = Cluster::start(&["team-n", "team-o", "team-p"], RunnerSetup::default()).await;
-    // An image the node does not have; a Secret that does not exist; more GPUs than any node.
-    let unknown = search_yaml(&cluster, "team-n", "noimage", "")
-        .replace(&cluster.runner_image, "registry.invalid/nas-runner:missing");
-    let nosecret = search_yaml(&cluster, "team-o", "nosecret", "")
-        .replace(&format!("name: {S3_SECRET}"), "name: no-such-secret");
-    let gpus = search_yaml(
-        &cluster,
-        "team-p",
-        "nogpu",
-        "  resources: {stageData: {gpus: 8}}\n",
-    );
-    for y in [&unknown, &nosecret, &gpus] {
-        cluster.apply(y).await;
-    }
-    for (ns, name, reason, detail) in [
-        (
-            "team-n",
-            "noimage",
-            "ImagePullBackOff",
-            "registry.invalid/nas-runner:missing",
-        ),
-        (
-            "team-o",
-            "nosecret",
-            "CreateContainerConfigError",
-            "no-such-secret",
-        ),
-        ("team-p", "nogpu", "Unschedulable", "nvidia.com/gpu"),
-    ] {
-        let msg = progressing_reason(&cluster, ns, name, reason).await;
-        assert!(
-            msg.contains("stage stage-data") && msg.contains(&format!("pod {name}-stage-data-")),
-            "{ns}: the message names neither the stage nor the pod: {msg}"
-        );
-        assert!(msg.contains(detail), "{ns}: {msg}");
-        let events = cluster
-            .kubectl(&[
-                "get",
-                "events",
-                "-n",
-                ns,
-                "--field-selector",
-                "involvedObject.kind=NASSearch",
-            ])
-            .expect_ok("kubectl get events");
-        assert!(
-            events.contains(reason),
-            "{ns}: no {reason} event:\n{events}"
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_searches_with_a_long_common_name_start_and_equal_specs_run_apart() {
     let cluster = Cluster::start(&["team-q"], RunnerSetup::default()).await;
     // Object names are cut to fit 52 characters: these two share what is left of them.
@@ -667,98 +412,6 @@ async fn two_searches_with_a_long_common_name_start_and_equal_specs_run_apart() 
             .count();
         assert_eq!(owned, 6, "{n} does not own its six stage Jobs");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn values_kubernetes_would_refuse_in_a_job_are_refused_before_any_job_exists() {
-    let cluster = Cluster::start(&["team-r"], RunnerSetup::default()).await;
-    // The schema refuses a queue name that is no label value at apply time.
-    let bad_queue = search_yaml(
-        &cluster,
-        "team-r",
-        "badqueue",
-        "  queueName: \"gpu queue!\"\n",
-    );
-    let out = tools::kubectl_stdin(
-        cluster.admin_kubeconfig(),
-        &["apply", "-f", "-"],
-        &bad_queue,
-    );
-    assert!(!out.ok && out.stderr.contains("spec.queueName"), "{out:?}");
-    // A quantity the schema cannot check (int-or-string): Accepted=False names the field.
-    let extra = "  resources: {score: {cpu: \"four\"}}\n";
-    cluster
-        .apply(&search_yaml(&cluster, "team-r", "badcpu", extra))
-        .await;
-    let s = cluster
-        .wait_for(
-            "team-r",
-            "badcpu",
-            Duration::from_secs(60),
-            "rejected",
-            |s| {
-                s.status.as_ref().is_some_and(|st| {
-                    st.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Accepted" && c.status == "False")
-                })
-            },
-        )
-        .await;
-    let st = s.status.unwrap();
-    let c = st
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Accepted")
-        .unwrap();
-    assert!(c.message.contains("spec.resources.score.cpu"), "{c:?}");
-    assert_no_jobs(&cluster, "team-r").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_the_cluster_refuses_is_named_in_the_status_with_the_refusal() {
-    let cluster = Cluster::start(&["team-s"], RunnerSetup::default()).await;
-    // An administrator's admission policy that denies every Job in the namespace.
-    let policy = r#"
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: e2e-no-jobs-in-team-s}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - {apiGroups: [batch], apiVersions: [v1], operations: [CREATE], resources: [jobs]}
-  validations:
-  - {expression: "false", message: "Jobs here need an approval first"}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: e2e-no-jobs-in-team-s}
-spec:
-  policyName: e2e-no-jobs-in-team-s
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchLabels: {kubernetes.io/metadata.name: team-s}
-"#;
-    tools::kubectl_stdin(cluster.admin_kubeconfig(), &["apply", "-f", "-"], policy)
-        .expect_ok("kubectl apply the admission policy");
-    // The policy takes a moment to be enforced; a search applied after it meets it.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    cluster
-        .apply(&search_yaml(&cluster, "team-s", "refused", ""))
-        .await;
-    let msg = progressing_reason(&cluster, "team-s", "refused", "ActionFailed").await;
-    assert!(
-        msg.contains("creating Job refused-stage-data-")
-            && msg.contains("Jobs here need an approval first"),
-        "{msg}"
-    );
-    let _ = tools::kubectl_stdin(
-        cluster.admin_kubeconfig(),
-        &["delete", "--ignore-not-found", "-f", "-"],
-        policy,
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -805,49 +458,4 @@ async fn a_spec_changed_mid_stage_and_back_completes_on_the_final_spec() {
         })
         .collect();
     assert_eq!(hashes.len(), 1, "Jobs of an old spec are left: {hashes:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_namespace_of_a_search_that_cleans_its_artifacts_finishes() {
-    let cluster = Cluster::start(&["team-u"], RunnerSetup::default()).await;
-    let extra = "  deleteArtifactsOnDeletion: true\n";
-    cluster
-        .apply(&search_yaml(&cluster, "team-u", "doomed-ns", extra))
-        .await;
-    // Running, with the artifacts finalizer in place.
-    cluster
-        .wait_for(
-            "team-u",
-            "doomed-ns",
-            Duration::from_secs(120),
-            "running with its finalizer",
-            |s| {
-                s.metadata
-                    .finalizers
-                    .as_ref()
-                    .is_some_and(|f| !f.is_empty())
-                    && s.status.as_ref().is_some_and(|st| st.stage.is_some())
-            },
-        )
-        .await;
-    cluster
-        .kubectl(&["delete", "namespace", "team-u", "--wait=false"])
-        .expect_ok("kubectl delete namespace");
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
-    for _ in 0..1800 {
-        if namespaces.get_opt("team-u").await.unwrap().is_none() {
-            // No cleanup Job can run there: the operator let go and said what remains.
-            assert!(
-                cluster.operator_log().contains("artifacts left behind"),
-                "{}",
-                cluster.operator_log()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the namespace was never deleted\n{}",
-        cluster.diagnostics("team-u")
-    );
 }
