@@ -54,6 +54,12 @@ pub const SPEC_KEY: &str = "spec.json";
 pub const DEFAULT_RETRIES: i32 = 2;
 /// The Job that deletes a search's artifacts when the search is deleted (finalizer).
 pub const CLEANUP: &str = "cleanup";
+/// Annotation of the cleanup Job naming the search's UID: that Job is not owned by the search
+/// (a foreground deletion would have the garbage collector delete it first), so this is how the
+/// operator knows it.
+pub const ANNOTATION_SEARCH_UID: &str = "nas.example.dev/search-uid";
+/// How long a finished cleanup Job stays (it has no owner to take it along).
+pub const CLEANUP_TTL_SECONDS: i32 = 600;
 /// Value of `app.kubernetes.io/managed-by`.
 pub const MANAGER: &str = "nas-operator";
 
@@ -152,6 +158,36 @@ pub fn spec_configmap(search: &NASSearch, resolved: &ResolvedSpec) -> ConfigMap 
             namespace: Some(resolved.namespace.clone()),
             labels: Some(labels),
             owner_references: Some(vec![owner_ref(search)]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            SPEC_KEY.to_string(),
+            resolved.for_jobs().to_json(),
+        )])),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The ConfigMap the cleanup Job mounts: named like that Job and owned by it (`job_uid`), so it
+/// outlives a foreground deletion of the search and goes with the Job.
+pub fn cleanup_configmap(resolved: &ResolvedSpec, job_name: &str, job_uid: &str) -> ConfigMap {
+    let mut labels = common_labels(&resolved.name);
+    labels.insert(LABEL_SPEC_HASH.into(), resolved.spec_hash.clone());
+    labels.insert(LABEL_STAGE.into(), CLEANUP.into());
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(job_name.to_string()),
+            namespace: Some(resolved.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: job_name.to_string(),
+                uid: job_uid.to_string(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(
@@ -356,11 +392,17 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
         ]),
         ..Default::default()
     };
+    let cleanup = kind == JobKind::Cleanup;
+    let spec_map = if cleanup {
+        name.clone()
+    } else {
+        spec_configmap_name(&resolved.name, &name_key(resolved))
+    };
     let volumes = vec![
         Volume {
             name: "spec".into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: spec_configmap_name(&resolved.name, &name_key(resolved)),
+                name: spec_map,
                 ..Default::default()
             }),
             ..Default::default()
@@ -385,7 +427,12 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
             name: Some(name),
             namespace: Some(resolved.namespace.clone()),
             labels: Some(labels),
-            owner_references: Some(vec![owner_ref(search)]),
+            // The cleanup Job runs while the search is being deleted: owned by it, a foreground
+            // deletion would delete it before it ran.
+            owner_references: (!cleanup).then(|| vec![owner_ref(search)]),
+            annotations: cleanup.then(|| {
+                BTreeMap::from([(ANNOTATION_SEARCH_UID.to_string(), resolved.uid.clone())])
+            }),
             ..Default::default()
         },
         spec: Some(JobSpec {
@@ -397,7 +444,14 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
             backoff_limit: if indexed { None } else { Some(retries) },
             pod_failure_policy: Some(failure_policy(indexed)),
             pod_replacement_policy: Some("Failed".into()),
-            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            ttl_seconds_after_finished: if cleanup {
+                Some(
+                    spec.ttl_seconds_after_finished
+                        .unwrap_or(CLEANUP_TTL_SECONDS),
+                )
+            } else {
+                spec.ttl_seconds_after_finished
+            },
             active_deadline_seconds: res.active_deadline_seconds,
             // Kueue owns `suspend` of the Jobs it manages: leave the field out entirely.
             suspend: if spec.queue_name.is_some() {

@@ -49,6 +49,14 @@ pub enum Action {
     ApplyConfigMap(Box<ConfigMap>),
     /// Server-side apply (create) a Job.
     ApplyJob(Box<Job>),
+    /// Server-side apply the cleanup Job's ConfigMap, owned by that Job (named here; its UID is
+    /// read from the API server).
+    ApplyCleanupConfigMap {
+        /// The Job, and the ConfigMap's name.
+        job: String,
+        /// The resolved spec it holds.
+        resolved: Box<ResolvedSpec>,
+    },
     /// Delete a Job and its pods.
     DeleteJob(String),
     /// Set `spec.suspend` of a Job the operator owns the suspension of.
@@ -540,25 +548,31 @@ fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Plan) {
             return;
         }
     };
+    // The Job first, then its ConfigMap, which it owns (the pod waits for the mount meanwhile).
+    let configmap = |job: &str| Action::ApplyCleanupConfigMap {
+        job: job.to_string(),
+        resolved: Box::new(resolved.clone()),
+    };
     match jobs.iter().find(|j| j.kind == Some(JobKind::Cleanup)) {
         None => {
-            p.actions
-                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
-                    search, &resolved,
-                ))));
-            p.actions.push(Action::ApplyJob(Box::new(jobs::build_job(
-                search,
-                &resolved,
-                JobKind::Cleanup,
-            ))));
+            let job = jobs::build_job(search, &resolved, JobKind::Cleanup);
+            let name = job.metadata.name.clone().unwrap_or_default();
+            p.actions.push(Action::ApplyJob(Box::new(job)));
+            p.actions.push(configmap(&name));
             p.event(
                 false,
                 "CleanupStarted",
                 format!("deleting artifacts under {}", resolved.artifacts_root),
             );
+            // The search does not own the cleanup Job, so its changes reach no watch: look again.
+            p.requeue = Some(PENDING_RECHECK);
         }
         Some(j) => match &j.outcome {
-            JobOutcome::Running => p.requeue = Some(RESYNC),
+            JobOutcome::Running => {
+                // Again, in case the operator stopped between the Job and its ConfigMap.
+                p.actions.push(configmap(&j.name));
+                p.requeue = Some(PENDING_RECHECK);
+            }
             JobOutcome::Complete => p.actions.push(Action::RemoveFinalizer),
             JobOutcome::Failed { reason, message } => {
                 // Never hold the resource forever: report and let go.

@@ -15,7 +15,7 @@ use nas_api::crd::NASSearch;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use crate::jobs::{LABEL_SEARCH, MANAGER};
+use crate::jobs::{ANNOTATION_SEARCH_UID, LABEL_SEARCH, MANAGER};
 use crate::metrics::Metrics;
 use crate::observed::ObservedJob;
 use crate::planner::{self, Action, FINALIZER};
@@ -135,11 +135,13 @@ pub async fn reconcile(
         .await?
         .items
         .into_iter()
-        // Only Jobs this search owns (a re-created search of the same name has another UID).
+        // Only Jobs of this search (a re-created search of the same name has another UID): those
+        // it owns, and its cleanup Job, which names it in an annotation.
         .filter(|j| {
             j.owner_references()
                 .iter()
                 .any(|o| Some(&o.uid) == uid.as_ref())
+                || j.annotations().get(ANNOTATION_SEARCH_UID) == uid.as_ref()
         })
         .collect();
     let pods: Vec<Pod> = if jobs.is_empty() {
@@ -279,6 +281,7 @@ fn describe(action: &Action) -> String {
         Action::RemoveFinalizer => "removing the finalizer".into(),
         Action::ApplyConfigMap(cm) => format!("applying ConfigMap {}", cm.name_any()),
         Action::ApplyJob(job) => format!("creating Job {}", job.name_any()),
+        Action::ApplyCleanupConfigMap { job, .. } => format!("applying ConfigMap {job}"),
         Action::DeleteJob(job) => format!("deleting Job {job}"),
         Action::SuspendJob { name, suspend } => {
             format!(
@@ -373,6 +376,12 @@ async fn execute_one(
                 info!(job = %job.name_any(), "creating Job");
                 jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref()))
                     .await?;
+            }
+            Action::ApplyCleanupConfigMap { job, resolved } => {
+                let uid = jobs.get(job).await?.metadata.uid.unwrap_or_default();
+                let cm = crate::jobs::cleanup_configmap(resolved, job, &uid);
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+                api.patch(job, &apply, &Patch::Apply(&cm)).await?;
             }
             Action::DeleteJob(job) => {
                 info!(%job, "deleting Job of an old spec");

@@ -179,3 +179,18 @@ fn two_searches_whose_names_share_their_start_and_whose_specs_are_equal_get_dist
         spec_configmap(&b, &rb).metadata.name
     );
 }
+
+#[test]
+fn the_cleanup_configmap_is_owned_by_the_cleanup_job_and_holds_the_spec() {
+    let s = search();
+    let r = ResolvedSpec::from_search(&s).unwrap();
+    let cm = nas_operator::jobs::cleanup_configmap(&r, "s1-cleanup-abcd", "job-uid");
+    let owner = &cm.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Job", "job-uid")
+    );
+    assert_eq!(cm.metadata.name.as_deref(), Some("s1-cleanup-abcd"));
+    let back: ResolvedSpec = serde_json::from_str(&cm.data.as_ref().unwrap()[SPEC_KEY]).unwrap();
+    assert_eq!(back, r.for_jobs());
+}

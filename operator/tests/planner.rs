@@ -449,6 +449,25 @@ fn artifact_cleanup_runs_behind_the_finalizer() {
         ["nas-runner".to_string(), "cleanup".to_string()]
     );
     assert!(!p.actions.contains(&Action::RemoveFinalizer));
+    // Not owned by the search (a foreground deletion would delete it first); it names the
+    // search in an annotation, goes by its TTL, and owns the ConfigMap it mounts.
+    let meta = &applied[0].metadata;
+    assert!(meta.owner_references.is_none(), "{meta:?}");
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()[nas_operator::jobs::ANNOTATION_SEARCH_UID],
+        s.metadata.uid.clone().unwrap()
+    );
+    assert!(applied[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .ttl_seconds_after_finished
+        .is_some());
+    let job_name = meta.name.clone().unwrap();
+    assert!(p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::ApplyCleanupConfigMap { job, .. } if *job == job_name)));
 
     let mut cleanup = job(&s, Stage::Report, JobOutcome::Complete);
     cleanup.kind = Some(JobKind::Cleanup);

@@ -459,3 +459,42 @@ async fn a_spec_changed_mid_stage_and_back_completes_on_the_final_spec() {
         .collect();
     assert_eq!(hashes.len(), 1, "Jobs of an old spec are left: {hashes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_deletion_of_a_search_that_cleans_its_artifacts_finishes() {
+    let cluster = Cluster::start(&["team-v"], RunnerSetup::default()).await;
+    let extra = "  deleteArtifactsOnDeletion: true\n";
+    let s = cluster
+        .apply(&search_yaml(&cluster, "team-v", "fg", extra))
+        .await;
+    let done = cluster.wait_ended("team-v", "fg", SEARCH_TIMEOUT).await;
+    assert_succeeded(&cluster, &done);
+    let summary = cluster.object(&format!("{}summary.json", root(&s)));
+    // The garbage collector deletes the search's dependents first; the cleanup Job is none.
+    cluster
+        .kubectl(&[
+            "delete",
+            "nassearch",
+            "fg",
+            "-n",
+            "team-v",
+            "--cascade=foreground",
+            "--wait=false",
+        ])
+        .expect_ok("kubectl delete --cascade=foreground");
+    for _ in 0..1800 {
+        if cluster.get("team-v", "fg").await.is_none() {
+            assert!(
+                !summary.exists(),
+                "the search is gone but its artifacts are not"
+            );
+            assert_eq!(cluster.runner_launches("team-v", "cleanup"), 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the search was never deleted\n{}",
+        cluster.diagnostics("team-v")
+    );
+}
