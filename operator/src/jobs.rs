@@ -160,13 +160,15 @@ pub fn spec_configmap(search: &NASSearch, resolved: &ResolvedSpec) -> ConfigMap 
             owner_references: Some(vec![owner_ref(search)]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(
-            SPEC_KEY.to_string(),
-            resolved.for_jobs().to_json(),
-        )])),
+        data: Some(spec_data(resolved)),
         immutable: Some(true),
         ..Default::default()
     }
+}
+
+/// What a spec ConfigMap holds: the resolved spec in the form the Jobs receive.
+fn spec_data(resolved: &ResolvedSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([(SPEC_KEY.to_string(), resolved.for_jobs().to_json())])
 }
 
 /// The ConfigMap the cleanup Job mounts: named like that Job and owned by it (`job_uid`), so it
@@ -190,10 +192,7 @@ pub fn cleanup_configmap(resolved: &ResolvedSpec, job_name: &str, job_uid: &str)
             }]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(
-            SPEC_KEY.to_string(),
-            resolved.for_jobs().to_json(),
-        )])),
+        data: Some(spec_data(resolved)),
         immutable: Some(true),
         ..Default::default()
     }

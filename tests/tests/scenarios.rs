@@ -367,21 +367,7 @@ async fn deleting_a_search_with_delete_artifacts_removes_its_artifacts_and_then_
     let summary = cluster.object(&format!("{}summary.json", root(&s)));
     assert!(summary.exists());
     cluster.delete("team-l", "tidy").await;
-    for _ in 0..1200 {
-        if cluster.get("team-l", "tidy").await.is_none() {
-            assert!(
-                !summary.exists(),
-                "the search is gone but its artifacts are not"
-            );
-            assert_eq!(cluster.runner_launches("team-l", "cleanup"), 1);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the search was never deleted\n{}",
-        cluster.diagnostics("team-l")
-    );
+    assert_cleaned_up_and_gone(&cluster, "team-l", "tidy", &summary).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,19 +468,27 @@ async fn a_foreground_deletion_of_a_search_that_cleans_its_artifacts_finishes() 
             "--wait=false",
         ])
         .expect_ok("kubectl delete --cascade=foreground");
+    assert_cleaned_up_and_gone(&cluster, "team-v", "fg", &summary).await;
+}
+
+/// Waits (up to 3 minutes) for the search to be gone, then checks that its cleanup Job ran
+/// once and took `artifact` with the rest.
+async fn assert_cleaned_up_and_gone(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    artifact: &std::path::Path,
+) {
     for _ in 0..1800 {
-        if cluster.get("team-v", "fg").await.is_none() {
+        if cluster.get(ns, name).await.is_none() {
             assert!(
-                !summary.exists(),
+                !artifact.exists(),
                 "the search is gone but its artifacts are not"
             );
-            assert_eq!(cluster.runner_launches("team-v", "cleanup"), 1);
+            assert_eq!(cluster.runner_launches(ns, "cleanup"), 1);
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!(
-        "the search was never deleted\n{}",
-        cluster.diagnostics("team-v")
-    );
+    panic!("the search was never deleted\n{}", cluster.diagnostics(ns));
 }
