@@ -220,9 +220,9 @@ async fn jobs_removed_at_once_by_their_ttl_still_let_the_search_complete() {
         .await;
     assert_succeeded(&cluster, &s);
     assert_eq!(s.status.as_ref().unwrap().candidates_scored, Some(6));
-    // A Job the TTL controller removed before the operator saw it finish is started again;
-    // its pods find the stage's `_SUCCESS` markers and redo nothing, so this stays bounded.
-    assert!(cluster.runner_launches("team-j", "score") <= 4);
+    // A Job the TTL controller removed before the operator saw it finish is started again
+    // (as often as that race is lost: not bounded here); its pods find the stage's `_SUCCESS`
+    // markers and redo nothing, which the scored count above shows.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
