@@ -41,7 +41,7 @@ pub const STATUS_TOP_K_MAX: usize = 20;
     derive = "PartialEq",
     doc = "A neural architecture search carried out by batch Jobs running nas-runner.",
     // The name is a label value on every Job and pod of the search.
-    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is a label value on the search's Jobs and pods"),
+    validation = Rule::new("size(self.metadata.name) <= 63").message(crate::names::SEARCH_NAME_MESSAGE),
     printcolumn(
         name = "Phase",
         type_ = "string",

@@ -13,6 +13,16 @@ pub const DNS_SUBDOMAIN_PATTERN: &str =
 /// Longest DNS subdomain.
 pub const DNS_SUBDOMAIN_MAX: usize = 253;
 
+/// What a search's name must be: it becomes a label value on its Jobs and pods. The CRD's root
+/// CEL rule and the operator's check both say this.
+pub const SEARCH_NAME_MESSAGE: &str =
+    "metadata.name must be at most 63 characters: it is a label value on the search's Jobs and pods";
+/// What a field that must be a label value is told.
+pub const LABEL_VALUE_MESSAGE: &str = "must be a label value (letters, digits, '-', '_' and '.', alphanumeric at both ends; at most 63 characters)";
+/// What a field that must be a DNS subdomain is told.
+pub const DNS_SUBDOMAIN_MESSAGE: &str =
+    "must be a DNS subdomain (lower-case letters, digits, '-' and '.'; at most 253 characters)";
+
 /// Whether `s` is a valid label value ([`LABEL_VALUE_PATTERN`]).
 pub fn is_label_value(s: &str) -> bool {
     let b = s.as_bytes();

@@ -96,7 +96,10 @@ impl ResolvedSpec {
         let mut errs = validate(&search.spec).err().unwrap_or_default();
         // The name is a label value on every Job and pod of the search (a CEL rule says so too).
         if name.len() > crate::names::LABEL_VALUE_MAX {
-            errs.insert(0, FieldError::new("metadata.name", "must be at most 63 characters: it is a label value on the search's Jobs and pods"));
+            errs.insert(
+                0,
+                FieldError::new("metadata.name", crate::names::SEARCH_NAME_MESSAGE),
+            );
         }
         if !errs.is_empty() {
             return Err(ResolveError::Invalid(errs));

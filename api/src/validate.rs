@@ -55,14 +55,14 @@ pub fn validate(spec: &NASSearchSpec) -> Result<(), Vec<FieldError>> {
         check(
             names::is_dns_subdomain(sa),
             "spec.runner.serviceAccountName",
-            "must be a DNS subdomain (lower-case letters, digits, '-' and '.'; at most 253 characters)",
+            names::DNS_SUBDOMAIN_MESSAGE,
         );
     }
     if let Some(q) = &spec.queue_name {
         check(
             names::is_label_value(q),
             "spec.queueName",
-            "must be a label value (letters, digits, '-', '_' and '.', alphanumeric at both ends; at most 63 characters)",
+            names::LABEL_VALUE_MESSAGE,
         );
     }
     if let Some(p) = &spec.runner.image_pull_policy {
@@ -407,7 +407,7 @@ fn resources(r: &StageResources, path: &str, errs: &mut Vec<FieldError>) {
         check(
             names::is_dns_subdomain(p),
             "priorityClassName",
-            "must be a DNS subdomain (lower-case letters, digits, '-' and '.'; at most 253 characters)",
+            names::DNS_SUBDOMAIN_MESSAGE,
         );
     }
     for (k, v) in &r.node_selector {

@@ -44,6 +44,10 @@ const STUCK_REASONS: [&str; 7] = [
     "CrashLoopBackOff",
 ];
 
+/// Longest kubelet or scheduler message kept of a pod that is not starting (bytes): with the
+/// stage and pod names it stays well within a condition message and an event note.
+const PROBLEM_MESSAGE_MAX: usize = 300;
+
 /// Why `pod` is not starting, if it is stuck.
 fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     let status = pod.status.as_ref()?;
@@ -57,7 +61,10 @@ fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     if let Some(w) = waiting {
         let reason = w.reason.clone().unwrap_or_default();
         if STUCK_REASONS.contains(&reason.as_str()) {
-            let message = termination::truncate(w.message.as_deref().unwrap_or_default(), 300);
+            let message = termination::truncate(
+                w.message.as_deref().unwrap_or_default(),
+                PROBLEM_MESSAGE_MAX,
+            );
             return Some(PodProblem {
                 pod: name,
                 reason,
@@ -73,7 +80,10 @@ fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     Some(PodProblem {
         pod: name,
         reason: "Unschedulable".into(),
-        message: termination::truncate(unschedulable.message.as_deref().unwrap_or_default(), 300),
+        message: termination::truncate(
+            unschedulable.message.as_deref().unwrap_or_default(),
+            PROBLEM_MESSAGE_MAX,
+        ),
     })
 }
 

@@ -350,79 +350,77 @@ async fn execute_one(
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let apply = PatchParams::apply(MANAGER).force();
     let reference = search.object_ref(&());
-    {
-        match action {
-            Action::AddFinalizer | Action::RemoveFinalizer => {
-                let mut finalizers = search.finalizers().to_vec();
-                finalizers.retain(|f| f != FINALIZER);
-                if matches!(action, Action::AddFinalizer) {
-                    finalizers.push(FINALIZER.into());
-                }
-                // The resourceVersion makes this fail (and retry) if someone changed the list.
-                let patch = json!({"metadata": {
-                    "finalizers": finalizers,
-                    "resourceVersion": search.resource_version(),
-                }});
-                searches
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+    match action {
+        Action::AddFinalizer | Action::RemoveFinalizer => {
+            let mut finalizers = search.finalizers().to_vec();
+            finalizers.retain(|f| f != FINALIZER);
+            if matches!(action, Action::AddFinalizer) {
+                finalizers.push(FINALIZER.into());
             }
-            Action::ApplyConfigMap(cm) => {
-                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-                api.patch(&cm.name_any(), &apply, &Patch::Apply(cm.as_ref()))
-                    .await?;
+            // The resourceVersion makes this fail (and retry) if someone changed the list.
+            let patch = json!({"metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": search.resource_version(),
+            }});
+            searches
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        Action::ApplyConfigMap(cm) => {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+            api.patch(&cm.name_any(), &apply, &Patch::Apply(cm.as_ref()))
+                .await?;
+        }
+        Action::ApplyJob(job) => {
+            info!(job = %job.name_any(), "creating Job");
+            jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref()))
+                .await?;
+        }
+        Action::ApplyCleanupConfigMap { job, resolved } => {
+            let uid = jobs.get(job).await?.metadata.uid.unwrap_or_default();
+            let cm = crate::jobs::cleanup_configmap(resolved, job, &uid);
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+            api.patch(job, &apply, &Patch::Apply(&cm)).await?;
+        }
+        Action::DeleteJob(job) => {
+            info!(%job, "deleting Job of an old spec");
+            match jobs.delete(job, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
             }
-            Action::ApplyJob(job) => {
-                info!(job = %job.name_any(), "creating Job");
-                jobs.patch(&job.name_any(), &apply, &Patch::Apply(job.as_ref()))
-                    .await?;
+        }
+        Action::SuspendJob { name: job, suspend } => {
+            let patch = json!({"spec": {"suspend": suspend}});
+            jobs.patch(job, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        Action::Event(ev) => {
+            let event = Event {
+                type_: if ev.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: ev.reason.clone(),
+                note: Some(crate::termination::truncate(&ev.note, EVENT_NOTE_MAX)),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            // An event that cannot be published must not stop the reconcile.
+            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+                warn!(error = %e, reason = %ev.reason, "could not publish event");
             }
-            Action::ApplyCleanupConfigMap { job, resolved } => {
-                let uid = jobs.get(job).await?.metadata.uid.unwrap_or_default();
-                let cm = crate::jobs::cleanup_configmap(resolved, job, &uid);
-                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-                api.patch(job, &apply, &Patch::Apply(&cm)).await?;
-            }
-            Action::DeleteJob(job) => {
-                info!(%job, "deleting Job of an old spec");
-                match jobs.delete(job, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Action::SuspendJob { name: job, suspend } => {
-                let patch = json!({"spec": {"suspend": suspend}});
-                jobs.patch(job, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-            }
-            Action::Event(ev) => {
-                let event = Event {
-                    type_: if ev.warning {
-                        EventType::Warning
-                    } else {
-                        EventType::Normal
-                    },
-                    reason: ev.reason.clone(),
-                    note: Some(crate::termination::truncate(&ev.note, EVENT_NOTE_MAX)),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                };
-                // An event that cannot be published must not stop the reconcile.
-                if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                    warn!(error = %e, reason = %ev.reason, "could not publish event");
-                }
-            }
-            Action::PatchStatus(st) => {
-                let body = json!({
-                    "apiVersion": NASSearch::api_version(&()),
-                    "kind": NASSearch::kind(&()),
-                    "status": st,
-                });
-                searches
-                    .patch_status(&name, &apply, &Patch::Apply(&body))
-                    .await?;
-            }
+        }
+        Action::PatchStatus(st) => {
+            let body = json!({
+                "apiVersion": NASSearch::api_version(&()),
+                "kind": NASSearch::kind(&()),
+                "status": st,
+            });
+            searches
+                .patch_status(&name, &apply, &Patch::Apply(&body))
+                .await?;
         }
     }
     Ok(())

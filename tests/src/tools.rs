@@ -33,38 +33,38 @@ impl Output {
 
 /// Runs `program args` with `KUBECONFIG=kubeconfig` (blocking).
 pub fn run(program: &str, kubeconfig: &Path, args: &[&str]) -> Output {
-    let out = Command::new(tool(program))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{program} cannot run ({e}): run scripts/install-tools.sh, which installs it")
-        });
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_with_input(program, kubeconfig, args, None)
 }
 
 /// Runs kubectl with stdin `input` (for `apply -f -`).
 pub fn kubectl_stdin(kubeconfig: &Path, args: &[&str], input: &str) -> Output {
+    run_with_input("kubectl", kubeconfig, args, Some(input))
+}
+
+fn run_with_input(program: &str, kubeconfig: &Path, args: &[&str], input: Option<&str>) -> Output {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(tool("kubectl"))
+    let mut child = Command::new(tool(program))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")))
-        .stdin(Stdio::piped())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("kubectl cannot run ({e}): run scripts/install-tools.sh"));
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
+        .unwrap_or_else(|e| {
+            panic!("{program} cannot run ({e}): run scripts/install-tools.sh, which installs it")
+        });
+    if let (Some(mut stdin), Some(text)) = (child.stdin.take(), input) {
+        let _ = stdin.write_all(text.as_bytes());
     }
-    let out = child.wait_with_output().expect("kubectl output");
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

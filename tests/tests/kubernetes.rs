@@ -88,11 +88,10 @@ fn set(spec: &mut Value, path: &str, value: Value) {
     cur[parts[parts.len() - 1]] = value;
 }
 
-/// How a case trips its rule: a spec to create, one to create under a given name, or an
-/// update of a valid search.
+/// How a case trips its rule: a spec to create (under the case's own name unless one is given),
+/// or an update of a valid search.
 enum Trip {
-    Create(Value),
-    Named(String, Value),
+    Create(Option<String>, Value),
     Update(Value),
 }
 
@@ -106,11 +105,11 @@ fn trip_for(rule: &Rule) -> Option<Trip> {
     }
     if rule.rule == "self > 0" {
         set(&mut spec, &rule.path, json!(0));
-        return Some(Trip::Create(spec));
+        return Some(Trip::Create(None, spec));
     }
     if rule.rule == "self > 0.0" {
         set(&mut spec, &rule.path, json!(0.0));
-        return Some(Trip::Create(spec));
+        return Some(Trip::Create(None, spec));
     }
     let m = rule.message.as_str();
     match m {
@@ -165,7 +164,7 @@ fn trip_for(rule: &Rule) -> Option<Trip> {
             return Some(Trip::Update(spec));
         }
         _ if m.starts_with("metadata.name must be at most 63") => {
-            return Some(Trip::Named("n".repeat(64), spec));
+            return Some(Trip::Create(Some("n".repeat(64)), spec));
         }
         "space is immutable" => {
             set(&mut spec, "spec.space.channels", json!(8));
@@ -173,7 +172,7 @@ fn trip_for(rule: &Rule) -> Option<Trip> {
         }
         _ => return None,
     }
-    Some(Trip::Create(spec))
+    Some(Trip::Create(None, spec))
 }
 
 fn resource() -> ApiResource {
@@ -223,14 +222,13 @@ async fn every_cel_rule_of_the_crd_refuses_what_it_should_with_its_message() {
         };
         let name = format!("rule-{i}");
         let answer = match trip {
-            Trip::Create(spec) => refusal(
-                api.create(&PostParams::default(), &object(&name, spec))
-                    .await,
-            ),
-            Trip::Named(name, spec) => refusal(
-                api.create(&PostParams::default(), &object(&name, spec))
-                    .await,
-            ),
+            Trip::Create(given, spec) => {
+                let name = given.unwrap_or(name);
+                refusal(
+                    api.create(&PostParams::default(), &object(&name, spec))
+                        .await,
+                )
+            }
             Trip::Update(spec) => {
                 if let Err(e) = api
                     .create(&PostParams::default(), &object(&name, base_spec()))

@@ -230,15 +230,20 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// [`ControlPlane::check_alive`] as a start error.
+    fn alive(&self) -> Result<(), StartError> {
+        self.check_alive().map_err(|log| StartError::Exited {
+            name: "a control-plane process".into(),
+            status: "early".into(),
+            log,
+        })
+    }
+
     async fn wait_ready(&self) -> Result<(), StartError> {
         let start = Instant::now();
         let mut last = String::new();
         loop {
-            self.check_alive().map_err(|log| StartError::Exited {
-                name: "a control-plane process".into(),
-                status: "early".into(),
-                log,
-            })?;
+            self.alive()?;
             if let Ok(client) = self.admin_client().await {
                 let req = http::Request::get("/readyz")
                     .body(Vec::new())
@@ -310,11 +315,7 @@ impl ControlPlane {
             if sas.get_opt("default").await?.is_some() {
                 return Ok(());
             }
-            self.check_alive().map_err(|log| StartError::Exited {
-                name: "a control-plane process".into(),
-                status: "early".into(),
-                log,
-            })?;
+            self.alive()?;
             if start.elapsed() > Duration::from_secs(120) {
                 return Err(StartError::Timeout {
                     what: "the default ServiceAccount (serviceaccount controller)".into(),

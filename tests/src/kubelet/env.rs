@@ -59,11 +59,62 @@ impl Objects {
         }
     }
 
-    fn missing_key(&self, kind: &str, name: &str, key: &str) -> String {
-        format!(
-            "couldn't find key {key} in {kind} {}/{name}",
-            self.namespace
-        )
+    /// The data of the object `name` of `source`; None when it is missing and `optional`.
+    pub async fn data_of(
+        &self,
+        source: Source,
+        name: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<BTreeMap<String, String>>, String> {
+        let data = match source {
+            Source::ConfigMap => self.configmap(name).await,
+            Source::Secret => self.secret(name).await,
+        };
+        match data {
+            Ok(d) => Ok(Some(d)),
+            Err(_) if optional == Some(true) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The value of `key` in the object `name` of `source`, as a `configMapKeyRef` or
+    /// `secretKeyRef` resolves it; None when the object or key is missing and `optional`.
+    async fn key_of(
+        &self,
+        source: Source,
+        name: &str,
+        key: &str,
+        optional: Option<bool>,
+    ) -> Result<Option<String>, String> {
+        let Some(data) = self.data_of(source, name, optional).await? else {
+            return Ok(None);
+        };
+        match data.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None if optional == Some(true) => Ok(None),
+            None => Err(format!(
+                "couldn't find key {key} in {} {}/{name}",
+                source.kind(),
+                self.namespace
+            )),
+        }
+    }
+}
+
+/// Which kind of object a reference names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    ConfigMap,
+    Secret,
+}
+
+impl Source {
+    /// The kind, as the kubelet's messages name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "ConfigMap",
+            Source::Secret => "Secret",
+        }
     }
 }
 
@@ -107,21 +158,17 @@ pub async fn container_env(
     };
     for src in c.env_from.iter().flatten() {
         let prefix = src.prefix.clone().unwrap_or_default();
-        let (data, optional) = if let Some(r) = &src.config_map_ref {
-            (objects.configmap(&r.name).await, r.optional == Some(true))
+        let data = if let Some(r) = &src.config_map_ref {
+            objects
+                .data_of(Source::ConfigMap, &r.name, r.optional)
+                .await?
         } else if let Some(r) = &src.secret_ref {
-            (objects.secret(&r.name).await, r.optional == Some(true))
+            objects.data_of(Source::Secret, &r.name, r.optional).await?
         } else {
             continue;
         };
-        match data {
-            Ok(data) => {
-                for (k, v) in data {
-                    set(&mut env, format!("{prefix}{k}"), v);
-                }
-            }
-            Err(_) if optional => {}
-            Err(e) => return Err(e),
+        for (k, v) in data.unwrap_or_default() {
+            set(&mut env, format!("{prefix}{k}"), v);
         }
     }
     for var in c.env.iter().flatten() {
@@ -134,27 +181,13 @@ pub async fn container_env(
             } else if let Some(r) = &from.resource_field_ref {
                 resource_value(c, &r.resource)
             } else if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional == Some(true);
-                match objects.configmap(&r.name).await {
-                    Ok(data) => match data.get(&r.key) {
-                        Some(v) => Some(v.clone()),
-                        None if optional => None,
-                        None => return Err(objects.missing_key("ConfigMap", &r.name, &r.key)),
-                    },
-                    Err(_) if optional => None,
-                    Err(e) => return Err(e),
-                }
+                objects
+                    .key_of(Source::ConfigMap, &r.name, &r.key, r.optional)
+                    .await?
             } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional == Some(true);
-                match objects.secret(&r.name).await {
-                    Ok(data) => match data.get(&r.key) {
-                        Some(v) => Some(v.clone()),
-                        None if optional => None,
-                        None => return Err(objects.missing_key("Secret", &r.name, &r.key)),
-                    },
-                    Err(_) if optional => None,
-                    Err(e) => return Err(e),
-                }
+                objects
+                    .key_of(Source::Secret, &r.name, &r.key, r.optional)
+                    .await?
             } else {
                 None
             }

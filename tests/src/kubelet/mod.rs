@@ -178,27 +178,25 @@ async fn watch_pods(ctx: Arc<pod::Ctx>) {
                 let Some(uid) = p.metadata.uid.clone() else {
                     continue;
                 };
-                match workers.get(&uid) {
+                // A pod is run once: a uid whose worker is done, or one that is already
+                // terminal, only has its deletion finished.
+                let done = match workers.get(&uid) {
                     Some(Some(tx)) if !tx.is_closed() => {
                         tx.send_replace(Some(p));
+                        continue;
                     }
-                    Some(_) => {
-                        workers.insert(uid, None);
-                        if p.metadata.deletion_timestamp.is_some() && is_terminal(&p) {
-                            tokio::spawn(pod::finish_deletion(ctx.clone(), p));
-                        }
+                    Some(_) => true,
+                    None => is_terminal(&p),
+                };
+                if done {
+                    workers.insert(uid, None);
+                    if p.metadata.deletion_timestamp.is_some() && is_terminal(&p) {
+                        tokio::spawn(pod::finish_deletion(ctx.clone(), p));
                     }
-                    None if is_terminal(&p) => {
-                        workers.insert(uid, None);
-                        if p.metadata.deletion_timestamp.is_some() {
-                            tokio::spawn(pod::finish_deletion(ctx.clone(), p));
-                        }
-                    }
-                    None => {
-                        let (tx, rx) = watch::channel(Some(p));
-                        workers.insert(uid, Some(tx));
-                        tokio::spawn(pod::run(ctx.clone(), rx));
-                    }
+                } else {
+                    let (tx, rx) = watch::channel(Some(p));
+                    workers.insert(uid, Some(tx));
+                    tokio::spawn(pod::run(ctx.clone(), rx));
                 }
             }
             Ok(watcher::Event::Delete(p)) => {

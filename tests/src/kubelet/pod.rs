@@ -258,16 +258,22 @@ async fn finish(ctx: &Ctx, p: &PodRef, exit: Option<Exit>) {
 }
 
 async fn delete_now(p: &PodRef) {
+    delete_with_no_grace(&p.api, &p.name, &p.uid).await;
+}
+
+/// Removes the pod object at once (grace period 0, only if it is still `uid`), as the kubelet
+/// finishes a graceful deletion once the containers are gone.
+async fn delete_with_no_grace(api: &Api<Pod>, name: &str, uid: &str) {
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions {
-            uid: Some(p.uid.clone()),
+            uid: Some(uid.to_string()),
             resource_version: None,
         }),
         ..Default::default()
     };
-    if let Err(e) = p.api.delete(&p.name, &dp).await {
-        tracing::debug!("process kubelet: deleting {}/{}: {e}", p.ns, p.name);
+    if let Err(e) = api.delete(name, &dp).await {
+        tracing::debug!("process kubelet: deleting pod {name}: {e}");
     }
 }
 
@@ -275,17 +281,8 @@ async fn delete_now(p: &PodRef) {
 pub(crate) async fn finish_deletion(ctx: std::sync::Arc<Ctx>, pod: Pod) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let dp = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.metadata.uid.clone(),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    let _ = api
-        .delete(pod.metadata.name.as_deref().unwrap_or_default(), &dp)
-        .await;
+    let name = pod.metadata.name.unwrap_or_default();
+    delete_with_no_grace(&api, &name, &pod.metadata.uid.unwrap_or_default()).await;
 }
 
 /// Everything a container needs before it starts, in the kubelet's order: volumes, image,

@@ -12,7 +12,7 @@ use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, ServiceAccount, Volume};
 use kube::api::{Api, PostParams};
 
-use super::env::{field_value, Objects};
+use super::env::{field_value, Objects, Source};
 
 /// A container mount: its path in the container and the local folder behind it.
 #[derive(Debug, Clone)]
@@ -99,6 +99,20 @@ fn select(
     }
 }
 
+/// The files of a ConfigMap or Secret source (none when it is missing and `optional`).
+async fn object_files(
+    objects: &Objects,
+    source: Source,
+    name: &str,
+    items: &Option<Vec<KeyToPath>>,
+    optional: Option<bool>,
+) -> Result<Vec<(String, String)>, String> {
+    match objects.data_of(source, name, optional).await? {
+        Some(data) => select(data, items, source.kind(), name),
+        None => Ok(Vec::new()),
+    }
+}
+
 async fn volume_files(
     client: &kube::Client,
     objects: &Objects,
@@ -106,19 +120,11 @@ async fn volume_files(
     volume: &Volume,
 ) -> Result<Vec<(String, String)>, String> {
     if let Some(cm) = &volume.config_map {
-        return match objects.configmap(&cm.name).await {
-            Ok(data) => select(data, &cm.items, "ConfigMap", &cm.name),
-            Err(_) if cm.optional == Some(true) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        };
+        return object_files(objects, Source::ConfigMap, &cm.name, &cm.items, cm.optional).await;
     }
     if let Some(s) = &volume.secret {
         let name = s.secret_name.clone().unwrap_or_default();
-        return match objects.secret(&name).await {
-            Ok(data) => select(data, &s.items, "Secret", &name),
-            Err(_) if s.optional == Some(true) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        };
+        return object_files(objects, Source::Secret, &name, &s.items, s.optional).await;
     }
     if volume.empty_dir.is_some() {
         return Ok(Vec::new());
@@ -127,18 +133,13 @@ async fn volume_files(
         let mut files = Vec::new();
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
-                match objects.configmap(&cm.name).await {
-                    Ok(data) => files.extend(select(data, &cm.items, "ConfigMap", &cm.name)?),
-                    Err(_) if cm.optional == Some(true) => {}
-                    Err(e) => return Err(e),
-                }
+                let source = Source::ConfigMap;
+                files
+                    .extend(object_files(objects, source, &cm.name, &cm.items, cm.optional).await?);
             }
             if let Some(s) = &src.secret {
-                match objects.secret(&s.name).await {
-                    Ok(data) => files.extend(select(data, &s.items, "Secret", &s.name)?),
-                    Err(_) if s.optional == Some(true) => {}
-                    Err(e) => return Err(e),
-                }
+                let source = Source::Secret;
+                files.extend(object_files(objects, source, &s.name, &s.items, s.optional).await?);
             }
             for item in src
                 .downward_api
