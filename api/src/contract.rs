@@ -11,8 +11,18 @@ pub mod exit_code {
     pub const INVALID_CONFIG: i32 = 2;
     /// This shard or candidate cannot be done: fail the index.
     pub const UNDOABLE: i32 = 3;
+    /// Stopped on request (SIGTERM: the pod was deleted, its Job suspended or preempted),
+    /// finished work kept: not counted against retries. 128 + SIGTERM, as a shell reports it.
+    pub const INTERRUPTED: i32 = 143;
     // Anything else: transient, retried.
 }
+
+/// Seconds a runner pod is given between SIGTERM and SIGKILL (Kubernetes' default, set
+/// explicitly on every runner pod so that [`STOP_WAIT_SECONDS`] fits inside it).
+pub const TERMINATION_GRACE_SECONDS: i64 = 30;
+/// Seconds a runner waits after SIGTERM for its stage to reach a unit boundary before it ends
+/// the stage itself: inside [`TERMINATION_GRACE_SECONDS`], with time left to write the summary.
+pub const STOP_WAIT_SECONDS: u64 = 20;
 
 /// Where Kubernetes reads the termination message from.
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
@@ -66,6 +76,8 @@ pub enum Outcome {
     Undoable,
     /// Transient failure: the pod is retried.
     Failed,
+    /// Stopped on request with its finished work kept; resumed by the next pod.
+    Interrupted,
 }
 
 impl Outcome {
@@ -76,6 +88,7 @@ impl Outcome {
             Outcome::InvalidConfig => exit_code::INVALID_CONFIG,
             Outcome::Undoable => exit_code::UNDOABLE,
             Outcome::Failed => 1,
+            Outcome::Interrupted => exit_code::INTERRUPTED,
         }
     }
 }

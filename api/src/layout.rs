@@ -140,6 +140,12 @@ impl SearchPrefix {
         self.key(&format!("score/shard-{shard:05}.{SUCCESS_MARKER}"))
     }
 
+    /// `score/shard-00007.partial.jsonl`: the records a stopped pod of an unfinished shard
+    /// kept for the shard's next pod; deleted once the shard is done.
+    pub fn score_shard_partial(&self, shard: u32) -> String {
+        self.key(&format!("score/shard-{shard:05}.partial.jsonl"))
+    }
+
     /// `select/ranking.jsonl`: every candidate, in rank order.
     pub fn select_ranking(&self) -> String {
         self.key("select/ranking.jsonl")
@@ -296,6 +302,10 @@ mod tests {
         );
         assert_eq!(s.candidates(), format!("{r}/candidates.jsonl"));
         assert_eq!(s.score_shard(7), format!("{r}/score/shard-00007.jsonl"));
+        assert_eq!(
+            s.score_shard_partial(7),
+            format!("{r}/score/shard-00007.partial.jsonl")
+        );
         assert_eq!(
             s.score_shard_success(7),
             format!("{r}/score/shard-00007._SUCCESS")

@@ -9,7 +9,8 @@
 //! `{artifacts root}/spec.json` in the store, where the layout says it lives.
 //!
 //! **Failure policy.** Runner exit codes map onto the Job's podFailurePolicy: a pod disruption
-//! is ignored (not counted against retries), exit 2 (invalid configuration) fails the Job, exit 3
+//! and exit 143 (the runner stopped on SIGTERM, as when its Job is suspended, finished work
+//! kept) are ignored (not counted against retries), exit 2 (invalid configuration) fails the Job, exit 3
 //! (this shard or candidate cannot be done) fails the index, anything else is retried up to
 //! `retriesPerIndex` times per index (`backoffLimitPerIndex`). Replacement pods start only once
 //! the old one has fully failed (`podReplacementPolicy: Failed`), so two pods never write the
@@ -31,7 +32,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use nas_api::contract::{exit_code, Stage, TERMINATION_MESSAGE_PATH};
+use nas_api::contract::{exit_code, Stage, TERMINATION_GRACE_SECONDS, TERMINATION_MESSAGE_PATH};
 use nas_api::crd::NASSearch;
 use nas_api::resolved::ResolvedSpec;
 use nas_api::spec::StageResources;
@@ -252,6 +253,8 @@ fn failure_policy(indexed: bool) -> PodFailurePolicy {
                     status: Some("True".into()),
                 }]),
             },
+            // Stopped on request (suspended, preempted, drained) with its work kept.
+            on_exit("Ignore", exit_code::INTERRUPTED),
             on_exit("FailJob", exit_code::INVALID_CONFIG),
             // FailIndex needs backoffLimitPerIndex, which only Indexed Jobs have.
             on_exit(
@@ -465,6 +468,8 @@ pub fn build_job(search: &NASSearch, resolved: &ResolvedSpec, kind: JobKind) -> 
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // The runner's stop watchdog fits inside it (`nas_api::contract`).
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     service_account_name: spec.runner.service_account_name.clone(),
                     containers: vec![container],
                     volumes: Some(volumes),

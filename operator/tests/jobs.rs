@@ -49,6 +49,7 @@ fn score_job_is_indexed_with_the_failure_policy() {
         summary,
         [
             ("Ignore".into(), None),
+            ("Ignore".into(), Some(143)),
             ("FailJob".into(), Some(2)),
             ("FailIndex".into(), Some(3))
         ]
@@ -60,6 +61,8 @@ fn score_job_is_indexed_with_the_failure_policy() {
 
     let pod = spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    // The runner's stop watchdog (20 s after SIGTERM) must fit in the grace period.
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
     let c = &pod.containers[0];
     assert_eq!(
         c.command.as_deref().unwrap(),
@@ -107,7 +110,7 @@ fn non_indexed_stage_fails_the_job_on_exit_3() {
         .iter()
         .map(|r| r.action.clone())
         .collect();
-    assert_eq!(actions, ["Ignore", "FailJob", "FailJob"]);
+    assert_eq!(actions, ["Ignore", "Ignore", "FailJob", "FailJob"]);
 }
 
 #[test]

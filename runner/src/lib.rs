@@ -8,12 +8,14 @@
 //! * [`store`]: the object store (S3 and local folder).
 //! * [`stages`]: the stage commands the operator schedules, and `local`.
 //! * [`device`]: picking CPU or CUDA.
+//! * [`interrupt`]: stopping on SIGTERM at a unit boundary with the finished work kept.
 
 /// The libtorch release tch 0.24 binds (and `scripts/bootstrap-libtorch.sh` installs).
 pub const LIBTORCH_VERSION: &str = "2.11.0";
 
 pub mod data;
 pub mod device;
+pub mod interrupt;
 pub mod metrics;
 pub mod nn;
 pub mod pipeline;

@@ -2,157 +2,15 @@
 //! process per pod, against a real S3 protocol server (s3s + s3s-fs, in-process), on a small
 //! cut of the real Fashion-MNIST. Checks the stage contract: artifacts, `_SUCCESS` skipping,
 //! termination summaries, exit codes 0/2/1, and that no secret reaches the output.
+mod stage_util;
 mod train_util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{ScoreRecord, Summary, TopK};
+use nas_api::contract::{Outcome, Stage};
+use nas_api::records::{Summary, TopK};
 use nas_api::resolved::ResolvedSpec;
-use nas_runner::store::testing::{
-    S3TestConfig, S3TestServer, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY,
-};
-use nas_runner::store::{ObjectStore, S3Store};
-
-const BUCKET: &str = "nas-test";
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    server: S3TestServer,
-    data: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let server = S3TestServer::start(&dir.path().join("s3")).unwrap();
-        server.create_bucket(BUCKET).unwrap();
-        let data = dir.path().join("fashion");
-        train_util::fashion_subset(&data, "train", 400);
-        train_util::fashion_subset(&data, "t10k", 200);
-        Fixture { dir, server, data }
-    }
-
-    /// A resolved spec for search `uid` written to a local file (as the operator's ConfigMap
-    /// mount), with `edit` applied to its YAML first.
-    fn spec(
-        &self,
-        uid: &str,
-        candidates: u32,
-        edit: &dyn Fn(String) -> String,
-    ) -> (PathBuf, ResolvedSpec) {
-        let yaml = format!(
-            r#"
-apiVersion: nas.example.dev/v1alpha1
-kind: NASSearch
-metadata: {{name: tiny, namespace: team-a, uid: {uid}}}
-spec:
-  runner: {{image: nas-runner:test}}
-  dataset: {{source: "{data}", format: fashionMnist, resolution: 28}}
-  space: {{name: nb201, channels: 4, cells: 1}}
-  sampling: {{candidates: {candidates}, seed: 3, shards: 2}}
-  metrics: {{names: [angle_loss, params, synflow], angleLossSteps: 5}}
-  selection: {{topK: 2}}
-  train: {{preset: short, overrides: {{epochs: 1, batchSize: 64}}}}
-  evaluate: {{preset: nb201, overrides: {{epochs: 1, batchSize: 64}}}}
-  artifacts:
-    bucket: {BUCKET}
-    prefix: runs
-    endpoint: "{endpoint}"
-    forcePathStyle: true
-    credentials: {{fromEnvironment: true}}
-"#,
-            data = self.data.display(),
-            endpoint = self.server.endpoint(),
-        );
-        let resolved = ResolvedSpec::from_yaml(&edit(yaml)).expect("test spec is valid");
-        let path = self.dir.path().join(format!("spec-{uid}.json"));
-        std::fs::write(&path, resolved.to_json()).unwrap();
-        (path, resolved)
-    }
-
-    /// The bucket, for reading artifacts.
-    fn bucket(&self) -> S3Store {
-        S3Store::open(self.server.config(BUCKET)).unwrap()
-    }
-}
-
-/// `nas-runner <stage> --spec <spec> --device cpu` with the test server's credentials.
-fn runner(stage: &str, spec: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
-    cmd.arg(stage)
-        .arg("--spec")
-        .arg(spec)
-        .args(["--device", "cpu"])
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
-        .env("AWS_REGION", TEST_REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NAS_S3_MAX_ATTEMPTS", "3")
-        .env("NAS_S3_RETRY_BASE_MS", "20")
-        .env("NAS_SCRATCH", std::env::temp_dir());
-    cmd
-}
-
-/// One pod: the stage's process, its termination summary checked against its exit code.
-fn stage(
-    stage: &str,
-    spec: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Output, TerminationSummary) {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = runner(stage, spec);
-    cmd.args(args)
-        .args(["--quiet", "--log-format", "json", "--termination-log"])
-        .arg(log.path());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let message = std::fs::read_to_string(log.path()).unwrap();
-    assert_eq!(
-        stdout.trim(),
-        message.trim(),
-        "stdout and the termination message differ"
-    );
-    assert!(message.len() <= 4096);
-    let summary: TerminationSummary = serde_json::from_str(&message).unwrap_or_else(|e| {
-        panic!(
-            "{stage}: termination message is not a summary ({e}): {message}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(Some(summary.exit_code), out.status.code(), "{message}");
-    (out, summary)
-}
-
-fn ok(stage_name: &str, spec: &Path, args: &[&str]) -> TerminationSummary {
-    let (out, s) = stage(stage_name, spec, args, &[]);
-    assert!(
-        out.status.success(),
-        "{stage_name} {args:?} failed: {s:?}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    s
-}
-
-fn get(store: &dyn ObjectStore, root: &str, key: &str) -> Vec<u8> {
-    store.get(&format!("{root}{key}")).unwrap()
-}
-
-fn metrics_of(bytes: &[u8]) -> Vec<(u64, String)> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(|l| serde_json::from_str::<ScoreRecord>(l).unwrap())
-        .map(|r| (r.index, serde_json::to_string(&r.metrics).unwrap()))
-        .collect()
-}
-
+use nas_runner::store::testing::TEST_SECRET_KEY;
+use nas_runner::store::ObjectStore;
+use stage_util::*;
 #[test]
 fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
     let f = Fixture::new();
@@ -283,24 +141,9 @@ fn a_score_pod_killed_mid_shard_is_redone_alone_and_matches_a_clean_run() {
     assert_eq!(first.outcome, Outcome::Succeeded);
 
     // Kill shard 1 after its first candidate.
-    let mut child = runner("score", &spec)
-        .args(["--shard", "1/2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        assert!(n > 0, "shard 1 ended before scoring a candidate");
-        if line.contains("score: shard 1: 1/") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut pod = Running::start("score", &spec, &["--shard", "1/2"], &[]);
+    pod.wait_for("score: shard 1: 1/");
+    pod.kill();
     let bucket = f.bucket();
     assert!(!bucket
         .exists(&format!("{root}score/shard-00001._SUCCESS"))

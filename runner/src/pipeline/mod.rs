@@ -55,6 +55,10 @@ pub enum StageError {
     /// Worth a retry (exit 1).
     #[error("{0}")]
     Transient(String),
+    /// Stopped on request at a unit boundary, finished work kept (exit 143, not counted
+    /// against retries); the message says what was kept.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl StageError {
@@ -67,6 +71,7 @@ impl StageError {
             StageError::Config(_) => Outcome::InvalidConfig,
             StageError::Undoable(_) => Outcome::Undoable,
             StageError::Transient(_) => Outcome::Failed,
+            StageError::Interrupted(_) => Outcome::Interrupted,
         }
     }
 
@@ -76,6 +81,7 @@ impl StageError {
             StageError::Config(m) => StageError::Config(format!("{what}: {m}")),
             StageError::Undoable(m) => StageError::Undoable(format!("{what}: {m}")),
             StageError::Transient(m) => StageError::Transient(format!("{what}: {m}")),
+            StageError::Interrupted(m) => StageError::Interrupted(format!("{what}: {m}")),
         }
     }
 }

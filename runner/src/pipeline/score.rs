@@ -6,14 +6,21 @@
 //! paper's 100 images on CIFAR-10), the other data metrics `spec.metrics.batchSize` images.
 //! A metric that fails on one candidate is recorded in that candidate's `error` and the shard
 //! goes on; a shard where every candidate fails is not marked done and exits 3.
+//!
+//! A pod stopped on request (SIGTERM: a suspended or preempted Job) writes the records it
+//! finished to `score/shard-{i:05}.partial.jsonl`, as it also does every
+//! [`CHECKPOINT_SECONDS`] for pods killed without warning; the shard's next pod keeps those
+//! records and scores only the rest.
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{AngleLoss, MetricValue, ScoreRecord, SCHEMA_VERSION};
+use nas_api::records::{AngleLoss, CandidateRecord, MetricValue, ScoreRecord, SCHEMA_VERSION};
 
 use super::{candidates, DataShape, Search, StageError, StageResult};
 use crate::data::sample::{sample_source, SampleOptions};
 use crate::data::{DataSource, Split};
+use crate::interrupt;
 use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec};
 use crate::progress::Progress;
 use crate::stages::score_cli::{score_one, Batches};
@@ -28,6 +35,14 @@ pub fn shard_key(shard: u32) -> String {
 pub fn success_key(shard: u32) -> String {
     format!("score/shard-{shard:05}._SUCCESS")
 }
+
+/// The records an unfinished shard's pod kept for the next one.
+pub fn partial_key(shard: u32) -> String {
+    format!("score/shard-{shard:05}.partial.jsonl")
+}
+
+/// How often a running shard saves its finished records (a pod may be killed without warning).
+const CHECKPOINT_SECONDS: u64 = 60;
 
 /// The records of every finished shard by candidate index, and the shards that have not
 /// finished.
@@ -82,45 +97,36 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
     let batches = load_batches(search, &specs, &ctx, &shape)?;
 
     let total = range.len();
+    let mut kept = kept_records(search, shard, &candidates[range.clone()])?;
+    let resumed = kept.len();
+    tracing::info!(
+        shard,
+        candidates = total,
+        kept = resumed,
+        "scoring the shard"
+    );
     let mut records = Vec::with_capacity(total);
     let mut progress = Progress::new(
         format!("score: shard {shard}"),
         total as u64,
         search.progress,
     );
+    let mut saved = Instant::now();
     for c in &candidates[range] {
-        let record = match search.build(&c.arch, &shape) {
-            Ok(builder) => {
-                let r = score_one(builder.as_ref(), &specs, &batches, &ctx, None);
-                let error = (!r.errors.is_empty()).then(|| {
-                    r.errors
-                        .iter()
-                        .map(|(m, e)| format!("{m}: {e}"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                });
-                ScoreRecord {
-                    schema: SCHEMA_VERSION,
-                    index: c.index,
-                    arch: c.arch.clone(),
-                    metrics: r
-                        .metrics
-                        .into_iter()
-                        .map(|(k, v)| (k, to_record(v)))
-                        .collect(),
-                    seconds: r.seconds,
-                    error,
-                }
-            }
-            Err(e) => ScoreRecord {
-                schema: SCHEMA_VERSION,
-                index: c.index,
-                arch: c.arch.clone(),
-                metrics: BTreeMap::new(),
-                seconds: BTreeMap::new(),
-                error: Some(e.to_string()),
-            },
-        };
+        if let Some(r) = kept.remove(&c.index) {
+            records.push(r);
+            progress.inc(&format!("candidate {} (kept)", c.index));
+            continue;
+        }
+        if interrupt::requested() {
+            search.put_jsonl(&partial_key(shard), &records)?;
+            return Err(StageError::Interrupted(format!(
+                "shard {shard}: stopped on request after {} of {total} candidates; they are kept in {} for the shard's next pod",
+                records.len(),
+                partial_key(shard)
+            )));
+        }
+        let record = score_candidate(search, c, &shape, &specs, &batches, &ctx);
         progress.inc(&format!("candidate {}", c.index));
         tracing::info!(
             shard,
@@ -129,6 +135,10 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
             "scored"
         );
         records.push(record);
+        if saved.elapsed() >= Duration::from_secs(CHECKPOINT_SECONDS) {
+            search.put_jsonl(&partial_key(shard), &records)?;
+            saved = Instant::now();
+        }
     }
 
     let failed: Vec<&ScoreRecord> = records.iter().filter(|r| r.error.is_some()).collect();
@@ -161,7 +171,88 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
         records.len()
     );
     summary.artifacts = vec![shard_key(shard), success_key(shard)];
+    if resumed > 0 {
+        summary.message += &format!(" ({resumed} kept from an earlier pod)");
+        summary.values.insert("resumed".into(), resumed as f64);
+    }
+    // The shard's own file now holds these records; a leftover partial only costs space.
+    if let Err(e) = search.store.delete(&partial_key(shard)) {
+        tracing::warn!(shard, error = %e, "cannot delete the shard's partial records");
+    }
     Ok(summary)
+}
+
+/// Scores one candidate; a failure is the record's `error`.
+fn score_candidate(
+    search: &Search,
+    c: &CandidateRecord,
+    shape: &DataShape,
+    specs: &[&'static MetricSpec],
+    batches: &Batches,
+    ctx: &MetricContext,
+) -> ScoreRecord {
+    match search.build(&c.arch, shape) {
+        Ok(builder) => {
+            let r = score_one(builder.as_ref(), specs, batches, ctx, None);
+            let error = (!r.errors.is_empty()).then(|| {
+                r.errors
+                    .iter()
+                    .map(|(m, e)| format!("{m}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            ScoreRecord {
+                schema: SCHEMA_VERSION,
+                index: c.index,
+                arch: c.arch.clone(),
+                metrics: r
+                    .metrics
+                    .into_iter()
+                    .map(|(k, v)| (k, to_record(v)))
+                    .collect(),
+                seconds: r.seconds,
+                error,
+            }
+        }
+        Err(e) => ScoreRecord {
+            schema: SCHEMA_VERSION,
+            index: c.index,
+            arch: c.arch.clone(),
+            metrics: BTreeMap::new(),
+            seconds: BTreeMap::new(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// The records an earlier pod of this shard kept, by candidate index: only those of this
+/// shard's candidates with the same architecture and a known schema. Unreadable partial
+/// records are scored again, not trusted.
+fn kept_records(
+    search: &Search,
+    shard: u32,
+    candidates: &[CandidateRecord],
+) -> Result<BTreeMap<u64, ScoreRecord>, StageError> {
+    let key = partial_key(shard);
+    let Some(bytes) = search.store.get_opt(&key)? else {
+        return Ok(BTreeMap::new());
+    };
+    let arch: BTreeMap<u64, &str> = candidates
+        .iter()
+        .map(|c| (c.index, c.arch.as_str()))
+        .collect();
+    let mut kept = BTreeMap::new();
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        match serde_json::from_str::<ScoreRecord>(line) {
+            Ok(r) if r.schema <= SCHEMA_VERSION && arch.get(&r.index) == Some(&r.arch.as_str()) => {
+                kept.insert(r.index, r);
+            }
+            _ => {
+                tracing::warn!(shard, key = %key, "ignoring a partial record that does not match this shard")
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// The spec's metric settings as metric options.

@@ -109,6 +109,9 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
     );
     s.best = Some(candidate_summary(entry, Some(acc)));
     s.values.insert("seconds".into(), metrics.seconds);
+    if let Some(step) = report.resumed_from_step {
+        s.values.insert("resumedFromStep".into(), step as f64);
+    }
     s.artifacts = vec![metrics_key(c), success_key(c)];
     Ok(s)
 }
@@ -182,12 +185,22 @@ pub(crate) fn fit(
         checkpoints: Some((search.store.as_ref(), checkpoints)),
         resume: true,
         stop_after_step: None,
+        stop_on_request: true,
         progress: search.progress,
         label: label.to_string(),
     };
-    train::train(builder, recipe, &data, &options)
+    let report = train::train(builder, recipe, &data, &options)
         .map(|t| t.report)
-        .map_err(train_error)
+        .map_err(train_error)?;
+    if !report.finished {
+        return Err(StageError::Interrupted(format!(
+            "stopped on request at step {} of {}; checkpoint {} is kept and the next pod resumes from it",
+            report.steps,
+            report.steps_total,
+            report.last_checkpoint.as_deref().unwrap_or("(none)")
+        )));
+    }
+    Ok(report)
 }
 
 fn train_error(e: TrainError) -> StageError {

@@ -3,14 +3,16 @@
 //! Reads the resolved spec (the operator mounts it from a ConfigMap; any store URI works),
 //! opens the search's artifact store, runs the stage, and reports per the stage contract: the
 //! termination summary (at most 4 KiB) on stdout and in the termination-message file, and the
-//! exit code 0 done, 2 invalid configuration, 3 this shard or candidate cannot be done, 1 retry.
+//! exit code 0 done, 2 invalid configuration, 3 this shard or candidate cannot be done, 143
+//! stopped on request with the finished work kept ([`interrupt`]), 1 retry.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nas_api::contract::{Stage, TerminationSummary, TERMINATION_MESSAGE_PATH};
+use nas_api::contract::{Outcome, Stage, TerminationSummary, TERMINATION_MESSAGE_PATH};
 use nas_api::resolved::{ResolvedSpec, RESOLVED_SPEC_SCHEMA_VERSION};
 use nas_api::uri::StoreUri;
 
+use crate::interrupt;
 use crate::pipeline::{self, Search, StageError};
 use crate::store::{self, ObjectStore};
 use crate::telemetry::{self, LogFormat};
@@ -61,30 +63,62 @@ pub fn main(stage: Stage, args: &StageArgs) -> u8 {
         args.options.shard.as_deref(),
         std::env::var("JOB_COMPLETION_INDEX").ok(),
     );
-    let index = unit.as_ref().ok().map(|u| u.0);
+    let index = stage_index(stage, unit.as_ref().ok().map(|u| u.0));
+    let log = termination_log(&args.options);
+    install_stop_handler(stage, index, log.clone());
     let result = unit.and_then(|unit| run(stage, args, unit));
     let summary = match result {
         Ok(s) => s,
+        Err(e @ StageError::Interrupted(_)) => {
+            tracing::info!(stage = stage.as_str(), message = %e, exit_code = e.exit_code(), "stage stopped on request");
+            TerminationSummary::new(stage, index, e.outcome(), e.to_string())
+        }
         Err(e) => {
             tracing::error!(stage = stage.as_str(), error = %e, exit_code = e.exit_code(), "stage failed");
-            let mut s = TerminationSummary::new(
-                stage,
-                stage_index(stage, index),
-                e.outcome(),
-                e.to_string(),
-            );
+            let mut s = TerminationSummary::new(stage, index, e.outcome(), e.to_string());
             s.error = Some(e.to_string());
             s
         }
     };
+    if !interrupt::claim_end() {
+        // The stop watchdog is ending the process with its own summary.
+        loop {
+            std::thread::park();
+        }
+    }
+    write_summary(&summary, log.as_deref());
+    u8::try_from(summary.exit_code).unwrap_or(1)
+}
+
+/// The summary on stdout and in the termination-message file.
+fn write_summary(summary: &TerminationSummary, log: Option<&Path>) {
     let json = summary.to_json_bounded();
     println!("{json}");
-    if let Some(path) = termination_log(&args.options) {
-        if let Err(e) = std::fs::write(&path, &json) {
+    if let Some(path) = log {
+        if let Err(e) = std::fs::write(path, &json) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
         }
     }
-    u8::try_from(summary.exit_code).unwrap_or(1)
+}
+
+/// SIGTERM stops the stage at its next unit boundary ([`interrupt`]); when it reaches none in
+/// time, the watchdog writes this summary and exits.
+fn install_stop_handler(stage: Stage, index: Option<u32>, log: Option<PathBuf>) {
+    let hook = move || {
+        let s = TerminationSummary::new(
+            stage,
+            index,
+            Outcome::Interrupted,
+            format!(
+                "stopped on request: {} reached no unit boundary in time; its unit is redone on resume",
+                stage.as_str()
+            ),
+        );
+        write_summary(&s, log.as_deref());
+    };
+    if let Err(e) = interrupt::install(hook) {
+        tracing::warn!(error = %e, "no SIGTERM handler: a stop request ends the stage at once");
+    }
 }
 
 fn stage_index(stage: Stage, index: Option<u32>) -> Option<u32> {

@@ -140,6 +140,8 @@ pub struct TrainOptions<'a> {
     pub resume: bool,
     /// Stop (with a checkpoint) once this many steps are done, schedule unchanged.
     pub stop_after_step: Option<usize>,
+    /// Stop the same way when a stop is requested ([`crate::interrupt`]: SIGTERM).
+    pub stop_on_request: bool,
     /// A step bar on a terminal, one line per epoch otherwise, on stderr.
     pub progress: bool,
     /// What the progress shows first ("train [2/3]"); empty: "train".
@@ -153,6 +155,7 @@ impl TrainOptions<'_> {
             checkpoints: None,
             resume: false,
             stop_after_step: None,
+            stop_on_request: false,
             progress: false,
             label: String::new(),
         }
@@ -361,7 +364,8 @@ pub fn train(
             progress.advance(1);
             let periodic =
                 recipe.checkpoint_every > 0 && state.step.is_multiple_of(recipe.checkpoint_every);
-            let stop = options.stop_after_step.is_some_and(|s| state.step >= s);
+            let stop = options.stop_after_step.is_some_and(|s| state.step >= s)
+                || (options.stop_on_request && crate::interrupt::requested());
             if periodic || stop {
                 if let Some(name) = save(&state, &vs, &opt)? {
                     last_checkpoint = Some(name);
