@@ -33,11 +33,6 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }
 
-/// Requests a stop as a signal would (for tests and embedders).
-pub fn request() {
-    REQUESTED.store(true, Ordering::Relaxed);
-}
-
 /// Installs the SIGTERM/SIGINT handler. `on_timeout` runs on the watchdog thread when the stage
 /// has not ended [`STOP_WAIT_SECONDS`] after the first signal (it writes the termination
 /// summary); the process then exits with [`exit_code::INTERRUPTED`].

@@ -162,13 +162,9 @@ fn a_score_pod_killed_mid_shard_is_redone_alone_and_matches_a_clean_run() {
     assert_eq!(again1.scored, Some(6));
 
     // Same metric values as a search that was never interrupted.
-    let (clean, _) = f.spec("u-clean", 12, &|y| y);
-    ok("stage-data", &clean, &[]);
-    ok("score", &clean, &["--shard", "1/2"]);
-    let clean_root = "runs/team-a/tiny/u-clean/";
     assert_eq!(
         metrics_of(&get(&bucket, root, "score/shard-00001.jsonl")),
-        metrics_of(&get(&bucket, clean_root, "score/shard-00001.jsonl"))
+        clean_shard_metrics(&f, "u-clean", 12)
     );
 }
 

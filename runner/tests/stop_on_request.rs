@@ -48,13 +48,9 @@ fn a_score_pod_stopped_by_sigterm_keeps_its_records_and_the_next_pod_scores_only
         .unwrap());
 
     // Same metric values as a shard that was never stopped.
-    let (clean, _) = f.spec("u-term-clean", 12, &|y| y);
-    ok("stage-data", &clean, &[]);
-    ok("score", &clean, &["--shard", "1/2"]);
-    let clean_root = "runs/team-a/tiny/u-term-clean/";
     assert_eq!(
         metrics_of(&get(&bucket, root, "score/shard-00001.jsonl")),
-        metrics_of(&get(&bucket, clean_root, "score/shard-00001.jsonl"))
+        clean_shard_metrics(&f, "u-term-clean", 12)
     );
 }
 

@@ -119,11 +119,11 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
             continue;
         }
         if interrupt::requested() {
-            search.put_jsonl(&partial_key(shard), &records)?;
+            let key = partial_key(shard);
+            search.put_jsonl(&key, &records)?;
             return Err(StageError::Interrupted(format!(
-                "shard {shard}: stopped on request after {} of {total} candidates; they are kept in {} for the shard's next pod",
+                "shard {shard}: stopped on request after {} of {total} candidates; they are kept in {key} for the shard's next pod",
                 records.len(),
-                partial_key(shard)
             )));
         }
         let record = score_candidate(search, c, &shape, &specs, &batches, &ctx);
@@ -244,7 +244,10 @@ fn kept_records(
     let mut kept = BTreeMap::new();
     for line in String::from_utf8_lossy(&bytes).lines() {
         match serde_json::from_str::<ScoreRecord>(line) {
-            Ok(r) if r.schema <= SCHEMA_VERSION && arch.get(&r.index) == Some(&r.arch.as_str()) => {
+            Ok(r)
+                if super::schema_ok("score record", r.schema).is_ok()
+                    && arch.get(&r.index) == Some(&r.arch.as_str()) =>
+            {
                 kept.insert(r.index, r);
             }
             _ => {

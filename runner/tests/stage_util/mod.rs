@@ -113,8 +113,15 @@ pub fn stage(
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
+    let summary = summary_of(stage, &out, log.path());
+    (out, summary)
+}
+
+/// The pod's termination summary: the same on stdout and in the termination-message file,
+/// within Kubernetes' 4 KiB, its exit code the process's.
+fn summary_of(stage: &str, out: &Output, log: &Path) -> TerminationSummary {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let message = std::fs::read_to_string(log.path()).unwrap();
+    let message = std::fs::read_to_string(log).unwrap();
     assert_eq!(
         stdout.trim(),
         message.trim(),
@@ -128,7 +135,7 @@ pub fn stage(
         )
     });
     assert_eq!(Some(summary.exit_code), out.status.code(), "{message}");
-    (out, summary)
+    summary
 }
 
 pub fn ok(stage_name: &str, spec: &Path, args: &[&str]) -> TerminationSummary {
@@ -145,10 +152,10 @@ pub fn get(store: &dyn ObjectStore, root: &str, key: &str) -> Vec<u8> {
     store.get(&format!("{root}{key}")).unwrap()
 }
 
+/// Each score record's candidate index and metric values, as JSON.
 pub fn metrics_of(bytes: &[u8]) -> Vec<(u64, String)> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(|l| serde_json::from_str::<ScoreRecord>(l).unwrap())
+    records_of(bytes)
+        .into_iter()
         .map(|r| (r.index, serde_json::to_string(&r.metrics).unwrap()))
         .collect()
 }
@@ -218,9 +225,7 @@ impl Running {
         let drain = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         let out = self.child.wait_with_output().unwrap();
         let _ = drain.join();
-        let message = std::fs::read_to_string(self.log.path()).unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), message.trim());
-        let summary: TerminationSummary = serde_json::from_str(&message).unwrap();
+        let summary = summary_of("stopped pod", &out, self.log.path());
         assert_eq!(out.status.code(), Some(143), "{summary:?}");
         assert_eq!(
             (summary.outcome, summary.exit_code),
@@ -230,4 +235,14 @@ impl Running {
         assert!(summary.error.is_none(), "{summary:?}");
         (out, summary)
     }
+}
+
+/// Shard 1 of 2's metric values in a search of `candidates` under the fresh UID `uid` that was
+/// never stopped: what an interrupted and resumed shard must match.
+pub fn clean_shard_metrics(f: &Fixture, uid: &str, candidates: u32) -> Vec<(u64, String)> {
+    let (spec, _) = f.spec(uid, candidates, &|y| y);
+    ok("stage-data", &spec, &[]);
+    ok("score", &spec, &["--shard", "1/2"]);
+    let root = format!("runs/team-a/tiny/{uid}/");
+    metrics_of(&get(&f.bucket(), &root, "score/shard-00001.jsonl"))
 }
