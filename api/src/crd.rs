@@ -24,6 +24,10 @@ pub const GROUP: &str = "nas.example.dev";
 pub const VERSION: &str = "v1alpha1";
 /// At most this many top-K entries are kept in the status, whatever `selection.topK` is.
 pub const STATUS_TOP_K_MAX: usize = 20;
+/// Largest serialized status the operator writes, whatever the search's size (bytes): the
+/// status is read by every `kubectl get` and watch, and shard or candidate counts must not
+/// grow it.
+pub const STATUS_MAX_BYTES: usize = 16 * 1024;
 
 /// A neural architecture search: sample candidates from a space, score them with cheap metrics,
 /// train the best few, evaluate the winner, and report.

@@ -2,7 +2,8 @@
 //!
 //! * [`crd`]: the `NASSearch` custom resource (spec, status, CEL rules) users `kubectl apply`;
 //!   its parts in [`spec`], the client-side equivalent of its CEL rules in [`validate`].
-//! * [`resolved`]: the resolved spec (`spec.json`) the operator hands the runner.
+//! * [`resolved`]: the resolved spec (`spec.json`) the operator hands the runner, and its hash.
+//! * [`schema`]: the CRD as the cluster receives it (every integer bounded).
 //! * [`contract`]: what the operator hands the runner (the resolved spec, stages, exit codes) and
 //!   the termination summary the runner hands back.
 //! * [`layout`]: the artifact key layout under one search's prefix.
@@ -18,6 +19,7 @@ pub mod layout;
 pub mod names;
 pub mod records;
 pub mod resolved;
+pub mod schema;
 pub mod spec;
 pub mod uri;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! runner's `local` command builds from a YAML file. Defaults are applied (serde fills them when
 //! the spec is parsed), and the identity of the search fixes the artifact root.
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::crd::{NASSearch, NASSearchSpec};
@@ -25,7 +26,8 @@ pub struct ResolvedSpec {
     /// `metadata.generation` the spec was taken from (0 in [`ResolvedSpec::for_jobs`]: the
     /// Jobs of one spec hash serve every generation with that hash).
     pub generation: i64,
-    /// Hash of the spec ([`spec_hash`]); work done under another hash must not be reused.
+    /// Hash of the spec ([`spec_hash`], or an older form of it kept by [`ResolvedSpec::adopt_hash`]);
+    /// work done under another hash must not be reused.
     pub spec_hash: String,
     /// `s3://{bucket}/{prefix}/{namespace}/{name}/{uid}/`, always ending in `/`.
     pub artifacts_root: String,
@@ -58,11 +60,68 @@ pub fn job_relevant(spec: &NASSearchSpec) -> NASSearchSpec {
     s
 }
 
-/// Stable hash of [`job_relevant`]. 16 hex digits.
+/// Stable hash of [`job_relevant`] in its current form (v2): 16 hex digits of the SHA-256 of
+/// its canonical JSON ([`canonical`]). A field a later release adds with a default leaves it
+/// unchanged, so an operator upgrade does not restart running searches.
 pub fn spec_hash(spec: &NASSearchSpec) -> String {
+    let value = serde_json::to_value(job_relevant(spec)).unwrap_or(Value::Null);
+    let canonical = canonical(&value, Some(crate::schema::spec_schema())).unwrap_or(Value::Null);
+    let mut bytes = b"nas-spec-hash/v2\n".to_vec();
+    bytes.extend(serde_json::to_vec(&canonical).unwrap_or_default());
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// The first form (v1), written by releases before the canonical one: the hash of the whole
+/// serialized spec, defaults included. Recognised so that work recorded under it is kept.
+pub fn spec_hash_v1(spec: &NASSearchSpec) -> String {
     // serde_json writes struct fields in declaration order and maps sorted: stable bytes.
     let bytes = serde_json::to_vec(&job_relevant(spec)).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// Every form of the spec's hash this release recognises, the current one first.
+pub fn spec_hashes(spec: &NASSearchSpec) -> [String; 2] {
+    [spec_hash(spec), spec_hash_v1(spec)]
+}
+
+/// The canonical form of a JSON value under its schema: nulls, and values equal to the
+/// schema's `default` for them, left out; object keys sorted. `None` for a value left out.
+pub fn canonical(value: &Value, schema: Option<&Value>) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Object(map) => {
+            let props = schema.and_then(|s| s.get("properties"));
+            let extra = schema
+                .and_then(|s| s.get("additionalProperties"))
+                .filter(|a| a.is_object());
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                let sub = props.and_then(|p| p.get(k.as_str())).or(extra);
+                let Some(c) = canonical(&map[k.as_str()], sub) else {
+                    continue;
+                };
+                let default = sub
+                    .and_then(|s| s.get("default"))
+                    .and_then(|d| canonical(d, sub));
+                if default.as_ref() != Some(&c) {
+                    out.insert(k.clone(), c);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        Value::Array(items) => {
+            let sub = schema.and_then(|s| s.get("items"));
+            Some(Value::Array(
+                items
+                    .iter()
+                    .map(|v| canonical(v, sub).unwrap_or(Value::Null))
+                    .collect(),
+            ))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// The artifact root of a search, ending in `/`.
@@ -163,6 +222,24 @@ impl ResolvedSpec {
             spec: job_relevant(&self.spec),
             generation: 0,
             ..self.clone()
+        }
+    }
+
+    /// Whether `hash` is this spec's hash under a form this release recognises.
+    pub fn answers_to(&self, hash: &str) -> bool {
+        spec_hashes(&self.spec).iter().any(|h| h == hash)
+    }
+
+    /// Keeps the hash `recorded` by earlier work (the status, a stored `spec.json`) when it is
+    /// this spec's under an older form, so that work and its Jobs are kept. Returns whether it
+    /// did.
+    pub fn adopt_hash(&mut self, recorded: Option<&str>) -> bool {
+        match recorded {
+            Some(h) if h != self.spec_hash && self.answers_to(h) => {
+                self.spec_hash = h.to_string();
+                true
+            }
+            _ => false,
         }
     }
 

@@ -4,14 +4,17 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::runtime::controller::Config as ControllerConfig;
+use kube::client::ClientBuilder;
+use kube::runtime::controller::{Config as ControllerConfig, Error as ControllerError};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
-use nas_api::crd::NASSearch;
 use tokio::sync::watch;
+use tower::util::MapRequestLayer;
 use tracing::{info, warn};
 
-use crate::reconcile::{error_policy, reconcile, Context};
+use crate::metrics::Metrics;
+use crate::object::SearchObject;
+use crate::reconcile::{error_policy, is_conflict, reconcile, Context};
 
 /// Which namespaces to watch: all (empty list) or the ones listed.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +30,8 @@ pub async fn run(
     concurrency: u16,
     shutdown: watch::Receiver<bool>,
 ) {
-    let apis: Vec<(Api<NASSearch>, Api<Job>)> = if scope.namespaces.is_empty() {
+    // Searches are listed leniently: one unreadable object must not fail the list for all.
+    let apis: Vec<(Api<SearchObject>, Api<Job>)> = if scope.namespaces.is_empty() {
         vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))]
     } else {
         scope
@@ -57,6 +61,10 @@ pub async fn run(
             .for_each(|res| async move {
                 match res {
                     Ok((obj, _)) => tracing::debug!(search = %obj.name, "reconciled"),
+                    // Planned from a stale cache: redone shortly, nothing to warn about.
+                    Err(ControllerError::ReconcilerFailed(e, obj)) if is_conflict(&e) => {
+                        tracing::debug!(search = %obj.name, "status conflict; planning again")
+                    }
                     Err(e) => warn!(error = %e, "controller error"),
                 }
             })
@@ -65,7 +73,18 @@ pub async fn run(
     info!("controller stopped");
 }
 
-/// Builds a client from the environment (in-cluster service account or kubeconfig).
-pub async fn client() -> Result<Client, kube::Error> {
-    Client::try_default().await
+/// Builds a client from the environment (in-cluster service account or kubeconfig) that
+/// counts its requests in `metrics` (`nas_operator_api_requests_total`).
+pub async fn client(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let count = MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        metrics
+            .api_requests
+            .get_or_create(&Metrics::method_labels(req.method().as_str()))
+            .inc();
+        req
+    });
+    Ok(ClientBuilder::try_from(config)?.with_layer(&count).build())
 }

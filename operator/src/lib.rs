@@ -10,6 +10,7 @@ pub mod controller;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod object;
 pub mod observed;
 pub mod planner;
 pub mod reconcile;
@@ -17,12 +18,9 @@ pub mod status;
 pub mod telemetry;
 pub mod termination;
 
-use kube::CustomResourceExt;
-use nas_api::crd::NASSearch;
-
 /// The NASSearch CustomResourceDefinition as YAML, as `nas-operator crd` prints it.
 pub fn crd_yaml() -> String {
-    let crd = NASSearch::crd();
+    let crd = nas_api::schema::definition();
     // Serializing a CRD value to YAML cannot fail.
     serde_yaml::to_string(&crd).unwrap_or_default()
 }

@@ -126,10 +126,10 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let client = controller::client()
+    let metrics = Arc::new(Metrics::default());
+    let client = controller::client(metrics.clone())
         .await
         .context("no Kubernetes configuration found")?;
-    let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut http_stop = stop_rx.clone();

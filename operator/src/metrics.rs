@@ -34,6 +34,8 @@ pub struct Metrics {
     pub candidates_scored: Family<Labels, Gauge>,
     /// Stage durations, by stage.
     pub stage_duration: Family<Labels, Histogram>,
+    /// Requests sent to the API server, by HTTP method (the operator's load on it).
+    pub api_requests: Family<Labels, Counter>,
     /// Readiness, set once the controller runs (or waits for the lease).
     pub ready: AtomicBool,
 }
@@ -69,8 +71,15 @@ impl Default for Metrics {
             "Duration of finished stages, by stage",
             stage_duration.clone(),
         );
+        let api_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API server, by HTTP method",
+            api_requests.clone(),
+        );
         Self {
             registry,
+            api_requests,
             reconciles,
             failures,
             reconcile_duration,
@@ -101,6 +110,11 @@ impl Metrics {
     /// Labels of one stage.
     pub fn stage_labels(stage: &str) -> Labels {
         vec![("stage".into(), stage.into())]
+    }
+
+    /// Labels of one HTTP method.
+    pub fn method_labels(method: &str) -> Labels {
+        vec![("method".into(), method.into())]
     }
 
     /// Labels of one error kind.
@@ -142,6 +156,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The bound address: with port 0 the system picks one.
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     tokio::pin!(shutdown);
     loop {

@@ -17,6 +17,7 @@ use tracing::{info, instrument, warn};
 
 use crate::jobs::{ANNOTATION_SEARCH_UID, LABEL_SEARCH, MANAGER};
 use crate::metrics::Metrics;
+use crate::object::SearchObject;
 use crate::observed::ObservedJob;
 use crate::planner::{self, Action, FINALIZER};
 
@@ -42,6 +43,10 @@ impl Error {
         }
     }
 }
+
+/// Delay before a reconcile refused for a stale resource version is redone (the watch usually
+/// brings the new version sooner).
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
 /// Per-object exponential backoff on errors.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +111,7 @@ impl Context {
     }
 }
 
-fn key(search: &NASSearch) -> String {
+fn key(search: &impl ResourceExt) -> String {
     format!(
         "{}/{}",
         search.namespace().unwrap_or_default(),
@@ -114,18 +119,23 @@ fn key(search: &NASSearch) -> String {
     )
 }
 
-/// Reconciles one search.
-#[instrument(skip_all, fields(namespace = search.namespace().unwrap_or_default(), name = %search.name_any()))]
+/// Reconciles one search: plans and carries the plan out, or, for an object this release
+/// cannot read, reports that on it alone.
+#[instrument(skip_all, fields(namespace = object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile(
-    search: Arc<NASSearch>,
+    object: Arc<SearchObject>,
     ctx: Arc<Context>,
 ) -> Result<ControllerAction, Error> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let name = search.name_any();
-    let ns = search
+    let name = object.name_any();
+    let ns = object
         .namespace()
         .ok_or_else(|| Error::NoNamespace(name.clone()))?;
+    let search = match &object.search {
+        Ok(search) => search,
+        Err(why) => return reconcile_unreadable(&object, &ns, why, &ctx).await,
+    };
     let uid = search.uid();
 
     let selector = ListParams::default().labels(&format!("{LABEL_SEARCH}={name}"));
@@ -158,8 +168,8 @@ pub async fn reconcile(
         .collect();
 
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let plan = planner::plan(&search, &observed, &now);
-    execute(&search, &ns, &plan.actions, &ctx).await?;
+    let plan = planner::plan(search, &observed, &now);
+    execute(&object, &ns, &plan.actions, &ctx).await?;
 
     for (stage, secs) in &plan.finished_stages {
         ctx.metrics
@@ -184,7 +194,7 @@ pub async fn reconcile(
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
     if let Ok(mut f) = ctx.failures.lock() {
-        f.remove(&key(&search));
+        f.remove(&key(object.as_ref()));
     }
     Ok(match plan.requeue {
         Some(d) => ControllerAction::requeue(d),
@@ -192,8 +202,42 @@ pub async fn reconcile(
     })
 }
 
+/// Reports a search this release cannot read (`Accepted=False` with the field's path, an
+/// event; the finalizer let go on deletion) and waits for it to change.
+async fn reconcile_unreadable(
+    object: &SearchObject,
+    ns: &str,
+    why: &str,
+    ctx: &Context,
+) -> Result<ControllerAction, Error> {
+    warn!(search = %key(object), %why, "the search cannot be read");
+    ctx.metrics
+        .failures
+        .get_or_create(&Metrics::error_labels("unreadable"))
+        .inc();
+    let unreadable = planner::Unreadable {
+        generation: object.metadata.generation,
+        deleting: object.metadata.deletion_timestamp.is_some(),
+        has_finalizer: object.finalizers().iter().any(|f| f == FINALIZER),
+        status: object.status.as_ref(),
+        why,
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let plan = planner::plan_unreadable(unreadable, &now);
+    execute(object, ns, &plan.actions, ctx).await?;
+    Ok(ControllerAction::await_change())
+}
+
 /// On error: count it, and retry the object after an exponentially growing delay.
-pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
+pub fn error_policy(search: Arc<SearchObject>, err: &Error, ctx: Arc<Context>) -> ControllerAction {
+    if is_conflict(err) {
+        ctx.metrics
+            .failures
+            .get_or_create(&Metrics::error_labels("conflict"))
+            .inc();
+        tracing::debug!(search = %key(search.as_ref()), "the search changed while it was reconciled; again");
+        return ControllerAction::requeue(CONFLICT_RETRY);
+    }
     ctx.metrics
         .failures
         .get_or_create(&Metrics::error_labels(err.kind()))
@@ -202,13 +246,13 @@ pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> C
         .failures
         .lock()
         .map(|mut f| {
-            let n = f.entry(key(&search)).or_insert(0);
+            let n = f.entry(key(search.as_ref())).or_insert(0);
             *n = n.saturating_add(1);
             *n
         })
         .unwrap_or(1);
     let delay = ctx.backoff.delay(n);
-    warn!(search = %key(&search), error = %err, attempt = n, ?delay, "reconcile failed; retrying");
+    warn!(search = %key(search.as_ref()), error = %err, attempt = n, ?delay, "reconcile failed; retrying");
     ControllerAction::requeue(delay)
 }
 
@@ -216,23 +260,35 @@ pub fn error_policy(search: Arc<NASSearch>, err: &Error, ctx: Arc<Context>) -> C
 /// status, or the current one, with `Progressing=False` naming the action and the API server's
 /// answer) and a Warning event is published; then the error goes to the retry.
 async fn execute(
-    search: &NASSearch,
+    search: &SearchObject,
     ns: &str,
     actions: &[Action],
     ctx: &Context,
 ) -> Result<(), Error> {
+    // The search's resource version as this reconcile last wrote it: a status computed from a
+    // stale cache is refused (409) instead of rolling a newer one back.
+    let mut version = search.resource_version();
     for action in actions {
-        if let Err(err) = execute_one(search, ns, action, ctx).await {
+        if let Err(err) = execute_one(search, ns, action, ctx, &mut version).await {
+            if is_conflict(&err) {
+                return Err(err);
+            }
             if search.metadata.deletion_timestamp.is_some() && namespace_terminating(&err) {
                 return let_go_in_a_terminating_namespace(search, ns, ctx).await;
             }
             if !matches!(action, Action::PatchStatus(_) | Action::Event(_)) {
-                report_failure(search, ns, actions, action, &err, ctx).await;
+                report_failure(search, ns, actions, action, &err, ctx, &mut version).await;
             }
             return Err(err);
         }
     }
     Ok(())
+}
+
+/// The search changed since it was read (409): the watch brings the new version, and the
+/// reconcile is redone from it.
+pub fn is_conflict(err: &Error) -> bool {
+    matches!(err, Error::Kube(kube::Error::Api(e)) if e.code == 409)
 }
 
 /// The API server refuses new objects in a namespace that is being deleted (403, cause
@@ -254,13 +310,17 @@ fn namespace_terminating(err: &Error) -> bool {
 /// hold the namespace forever. Let go, and say what remains (the event may be refused too, in
 /// which case the log says it).
 async fn let_go_in_a_terminating_namespace(
-    search: &NASSearch,
+    search: &SearchObject,
     ns: &str,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let root = nas_api::resolved::ResolvedSpec::from_search(search)
+    let root = search
+        .search
+        .as_ref()
+        .ok()
+        .and_then(|s| nas_api::resolved::ResolvedSpec::from_search(s).ok())
         .map(|r| r.artifacts_root)
-        .unwrap_or_else(|_| "the search's artifact root".into());
+        .unwrap_or_else(|| "the search's artifact root".into());
     let note = format!(
         "the namespace is being deleted, so no cleanup Job can run: artifacts under {root} were not deleted"
     );
@@ -270,8 +330,9 @@ async fn let_go_in_a_terminating_namespace(
         reason: "CleanupSkipped".into(),
         note,
     });
-    let _ = execute_one(search, ns, &event, ctx).await;
-    execute_one(search, ns, &Action::RemoveFinalizer, ctx).await
+    let mut version = search.resource_version();
+    let _ = execute_one(search, ns, &event, ctx, &mut version).await;
+    execute_one(search, ns, &Action::RemoveFinalizer, ctx, &mut version).await
 }
 
 /// What an action does, for messages.
@@ -295,12 +356,13 @@ fn describe(action: &Action) -> String {
 }
 
 async fn report_failure(
-    search: &NASSearch,
+    search: &SearchObject,
     ns: &str,
     actions: &[Action],
     failed: &Action,
     err: &Error,
     ctx: &Context,
+    version: &mut Option<String>,
 ) {
     let why = match err {
         Error::Kube(kube::Error::Api(e)) => format!("{} ({})", e.message, e.code),
@@ -333,20 +395,22 @@ async fn report_failure(
         note,
     });
     for a in [event, Action::PatchStatus(Box::new(st))] {
-        if let Err(e) = execute_one(search, ns, &a, ctx).await {
+        if let Err(e) = execute_one(search, ns, &a, ctx, version).await {
             warn!(error = %e, "could not report a failed action");
         }
     }
 }
 
 async fn execute_one(
-    search: &NASSearch,
+    search: &SearchObject,
     ns: &str,
     action: &Action,
     ctx: &Context,
+    version: &mut Option<String>,
 ) -> Result<(), Error> {
     let name = search.name_any();
-    let searches: Api<NASSearch> = Api::namespaced(ctx.client.clone(), ns);
+    // Read back leniently: the answer holds the spec, which may be unreadable.
+    let searches: Api<SearchObject> = Api::namespaced(ctx.client.clone(), ns);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let apply = PatchParams::apply(MANAGER).force();
     let reference = search.object_ref(&());
@@ -360,11 +424,12 @@ async fn execute_one(
             // The resourceVersion makes this fail (and retry) if someone changed the list.
             let patch = json!({"metadata": {
                 "finalizers": finalizers,
-                "resourceVersion": search.resource_version(),
+                "resourceVersion": version,
             }});
-            searches
+            let written = searches
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
+            *version = written.resource_version();
         }
         Action::ApplyConfigMap(cm) => {
             let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
@@ -413,14 +478,18 @@ async fn execute_one(
             }
         }
         Action::PatchStatus(st) => {
+            // With the resource version, the apply is refused (409) when the status was
+            // computed from an object that has changed since.
             let body = json!({
                 "apiVersion": NASSearch::api_version(&()),
                 "kind": NASSearch::kind(&()),
+                "metadata": {"resourceVersion": version},
                 "status": st,
             });
-            searches
+            let written = searches
                 .patch_status(&name, &apply, &Patch::Apply(&body))
                 .await?;
+            *version = written.resource_version();
         }
     }
     Ok(())

@@ -353,6 +353,32 @@ impl Cluster {
         tail.into_iter().rev().collect()
     }
 
+    /// The operator's Prometheus metrics (its `/metrics`, at the address its log names).
+    pub fn operator_metrics(&self) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let log = std::fs::read_to_string(self.dir.path().join("operator.log"))
+            .map_err(|e| format!("operator log: {e}"))?;
+        let addr = log
+            .lines()
+            .filter(|l| l.contains("serving /metrics"))
+            .filter_map(|l| l.split("addr=").nth(1))
+            .filter_map(|t| t.split(|c: char| c.is_whitespace() || c == '"').next())
+            .next_back()
+            .ok_or("the operator's log names no metrics address")?
+            .to_string();
+        let mut conn =
+            std::net::TcpStream::connect(&addr).map_err(|e| format!("metrics at {addr}: {e}"))?;
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)
+            .map_err(|e| e.to_string())?;
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .ok_or_else(|| format!("no HTTP answer from {addr}"))
+    }
+
     /// Server-side applies a NASSearch YAML.
     pub async fn apply(&self, yaml: &str) -> NASSearch {
         let search: NASSearch = serde_yaml::from_str(yaml).expect("test YAML is a NASSearch");

@@ -302,6 +302,41 @@ async fn the_schema_refuses_out_of_range_integers_and_a_valid_spec_is_stored_wit
     );
 }
 
+/// What the operator's status writes rely on: a server-side apply of the status that names a
+/// `resourceVersion` is refused (409) once the object has changed since, and taken otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_apply_from_a_stale_resource_version_is_refused() {
+    let env = tokio::task::block_in_place(Environment::get);
+    let client = env.plane.admin_client().await.unwrap();
+    namespace(&client, "api-stale").await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "api-stale", &resource());
+    let created = api
+        .create(&PostParams::default(), &object("stale", base_spec()))
+        .await
+        .unwrap();
+    let read = created.metadata.resource_version.clone();
+    let status = |phase: &str, version: &Option<String>| {
+        let ar = resource();
+        json!({"apiVersion": ar.api_version, "kind": ar.kind,
+            "metadata": {"resourceVersion": version},
+            "status": {"phase": phase}})
+    };
+    let apply = PatchParams::apply("nas-operator").force();
+    api.patch_status("stale", &apply, &Patch::Apply(&status("Running", &read)))
+        .await
+        .expect("a status from the current version is taken");
+    // That write moved the version on: a status planned from `read` is now stale.
+    let answer = api
+        .patch_status("stale", &apply, &Patch::Apply(&status("Pending", &read)))
+        .await;
+    assert!(
+        matches!(&answer, Err(kube::Error::Api(e)) if e.code == 409),
+        "{answer:?}"
+    );
+    let now = api.get_status("stale").await.unwrap();
+    assert_eq!(now.data["status"]["phase"], "Running");
+}
+
 #[test]
 fn kubectl_explain_prints_the_field_docs() {
     let env = Environment::get();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use nas_api::contract::{Outcome, TerminationSummary};
 use nas_api::crd::Phase;
 use nas_e2e::cluster::{Cluster, RunnerSetup};
 use nas_e2e::scenario::*;
@@ -302,7 +303,12 @@ async fn two_searches_of_one_name_in_two_namespaces_keep_their_artifacts_apart()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_suspended_mid_score_and_resumed_completes_without_rerunning_stages() {
     let cluster = Cluster::start(&["team-k"], RunnerSetup::default()).await;
-    let yaml = search_yaml(&cluster, "team-k", "paused", "");
+    // Enough candidates that the suspension finds the score pods at work.
+    let yaml = search_yaml(&cluster, "team-k", "paused", "").replace(
+        "candidates: 6,",
+        &format!("candidates: {SUSPENDED_CANDIDATES},"),
+    );
+    assert!(yaml.contains(&format!("candidates: {SUSPENDED_CANDIDATES},")));
     cluster.apply(&yaml).await;
     let scoring = |c: &Cluster| {
         c.runs("team-k")
@@ -320,6 +326,9 @@ async fn a_search_suspended_mid_score_and_resumed_completes_without_rerunning_st
         "scoring never started\n{}",
         cluster.diagnostics("team-k")
     );
+    // Past the runner's start (a process killed while the dynamic loader maps libtorch has no
+    // handler yet), into its data loading or first candidates.
+    tokio::time::sleep(SCORE_STARTUP).await;
     // Suspend (generation 2), wait for the Job to be suspended, resume (generation 3).
     cluster.apply(&format!("{yaml}  suspend: true\n")).await;
     let job_suspended = async {
@@ -353,6 +362,85 @@ async fn a_search_suspended_mid_score_and_resumed_completes_without_rerunning_st
             "{stage} ran again"
         );
     }
+    assert_suspension_cost_nothing(&cluster, "team-k").await;
+    assert_eq!(
+        s.status.and_then(|st| st.candidates_scored),
+        Some(u64::from(SUSPENDED_CANDIDATES))
+    );
+}
+
+/// Candidates of the suspended search.
+const SUSPENDED_CANDIDATES: u32 = 60;
+/// Time from a score pod's start until its runner handles SIGTERM, with room to spare.
+const SCORE_STARTUP: Duration = Duration::from_secs(3);
+
+/// The suspension stopped score pods (exit 143) that counted against no index, and each
+/// stopped pod's finished candidates were kept by the shard's next pod.
+async fn assert_suspension_cost_nothing(cluster: &Cluster, ns: &str) {
+    let summary = |r: &nas_e2e::kubelet::RunRecord| {
+        r.message
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<TerminationSummary>(m).ok())
+    };
+    let mut runs: Vec<_> = cluster
+        .runs(ns)
+        .into_iter()
+        .filter(|r| r.job.as_deref().is_some_and(|j| j.contains("-score-")))
+        .collect();
+    runs.sort_by_key(|r| r.index);
+    let stopped: Vec<_> = runs.iter().filter(|r| r.exit_code == Some(143)).collect();
+    assert!(
+        !stopped.is_empty(),
+        "the suspension stopped no score pod: {runs:#?}"
+    );
+    // A pod deleted before its process started (no pid) ran nothing.
+    for r in runs.iter().filter(|r| r.pid.is_some()) {
+        assert!(
+            matches!(r.exit_code, Some(0) | Some(143)),
+            "a score pod failed: {r:#?}"
+        );
+    }
+    // A pod stopped before its handler was installed ends without a summary (still 143, still
+    // not counted); every pod stopped after says what it kept.
+    let summarised: Vec<_> = stopped
+        .iter()
+        .filter(|r| r.message.as_deref().is_some_and(|m| !m.is_empty()))
+        .collect();
+    assert!(
+        !summarised.is_empty(),
+        "no stopped score pod wrote its summary: {stopped:#?}"
+    );
+    for stop in summarised {
+        let s = summary(stop).unwrap_or_else(|| panic!("no summary: {stop:#?}"));
+        assert_eq!(s.outcome, Outcome::Interrupted, "{s:?}");
+        // "stopped on request after N of M candidates"
+        let kept: f64 = s
+            .message
+            .split("after ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0); // stopped before its first candidate (the watchdog's summary)
+        let last = runs
+            .iter()
+            .filter(|r| r.index == stop.index && r.exit_code == Some(0))
+            .filter_map(summary)
+            .next_back()
+            .unwrap_or_else(|| panic!("shard {:?} never finished", stop.index));
+        let resumed = last.values.get("resumed").copied().unwrap_or(0.0);
+        assert!(
+            resumed >= kept,
+            "shard {:?}: {kept} candidates were finished before the stop, the next pod kept {resumed}",
+            stop.index
+        );
+    }
+    let job = score_job(cluster, ns).await;
+    let st = job.status.unwrap_or_default();
+    assert_eq!(st.failed.unwrap_or(0), 0, "pods counted failed: {st:?}");
+    assert!(
+        st.failed_indexes.as_deref().unwrap_or("").is_empty(),
+        "indexes counted failed: {st:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,7 +131,7 @@ impl Search {
                         self.store.describe()
                     ))
                 })?;
-                if there.spec_hash != self.resolved.spec_hash {
+                if !self.resolved.answers_to(&there.spec_hash) {
                     return Err(StageError::Config(format!(
                         "{}/{KEY} holds spec {}, this run has spec {}: the search's spec changed \
                          after its artifacts were started; create a new search instead",

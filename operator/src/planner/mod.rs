@@ -20,6 +20,13 @@ use crate::jobs::{self, JobKind};
 use crate::observed::{JobOutcome, ObservedJob, PodProblem};
 use crate::status::{absorb, record_progress, set_condition, stage_entry};
 
+mod deletion;
+mod invalid;
+
+use deletion::plan_deletion;
+use invalid::plan_invalid;
+pub use invalid::{plan_unreadable, Unreadable};
+
 /// Finalizer that holds a search until its artifacts are deleted.
 pub const FINALIZER: &str = "nas.example.dev/delete-artifacts";
 /// Periodic re-check of a running search (Job events normally trigger reconciles sooner).
@@ -116,45 +123,19 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
     let generation = search.metadata.generation;
     st.observed_generation = generation;
 
-    let resolved = match ResolvedSpec::from_search(search) {
+    let mut resolved = match ResolvedSpec::from_search(search) {
         Ok(r) => r,
         Err(e) => {
             let msg = match &e {
                 ResolveError::Invalid(errs) => nas_api::validate::describe(errs),
                 other => other.to_string(),
             };
-            let already = old.condition(condition::ACCEPTED).is_some_and(|c| {
-                c.status == "False" && c.observed_generation == generation && c.message == msg
-            });
-            set_condition(
-                &mut st,
-                condition::ACCEPTED,
-                false,
-                "InvalidSpec",
-                &msg,
-                generation,
-                now,
-            );
-            set_condition(
-                &mut st,
-                condition::PROGRESSING,
-                false,
-                "InvalidSpec",
-                "the spec is invalid",
-                generation,
-                now,
-            );
-            st.phase = Phase::Failed;
-            if !already {
-                p.event(true, "InvalidSpec", msg);
-            }
-            if st != old {
-                p.actions.push(Action::PatchStatus(Box::new(st)));
-            }
-            // No requeue: only a spec change can fix it.
+            plan_invalid(&old, generation, &msg, now, &mut p);
             return p;
         }
     };
+    // Work recorded under an older form of this spec's hash is this spec's work.
+    resolved.adopt_hash(old.spec_hash.as_deref());
     let hash = resolved.spec_hash.clone();
     set_condition(
         &mut st,
@@ -525,67 +506,5 @@ fn finish_stage(
             "StageSucceeded",
             format!("stage {} succeeded", stage.as_str()),
         );
-    }
-}
-
-fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Plan) {
-    if !has_finalizer(search) {
-        return; // Owner references let the garbage collector delete the Jobs.
-    }
-    if !search.spec.delete_artifacts_on_deletion {
-        p.actions.push(Action::RemoveFinalizer);
-        return;
-    }
-    let resolved = match ResolvedSpec::from_search(search) {
-        Ok(r) => r,
-        Err(e) => {
-            p.event(
-                true,
-                "CleanupSkipped",
-                format!("cannot delete artifacts: {e}"),
-            );
-            p.actions.push(Action::RemoveFinalizer);
-            return;
-        }
-    };
-    // The Job first, then its ConfigMap, which it owns (the pod waits for the mount meanwhile).
-    let configmap = |job: &str| Action::ApplyCleanupConfigMap {
-        job: job.to_string(),
-        resolved: Box::new(resolved.clone()),
-    };
-    match jobs.iter().find(|j| j.kind == Some(JobKind::Cleanup)) {
-        None => {
-            let job = jobs::build_job(search, &resolved, JobKind::Cleanup);
-            let name = job.metadata.name.clone().unwrap_or_default();
-            p.actions.push(Action::ApplyJob(Box::new(job)));
-            p.actions.push(configmap(&name));
-            p.event(
-                false,
-                "CleanupStarted",
-                format!("deleting artifacts under {}", resolved.artifacts_root),
-            );
-            // The search does not own the cleanup Job, so its changes reach no watch: look again.
-            p.requeue = Some(PENDING_RECHECK);
-        }
-        Some(j) => match &j.outcome {
-            JobOutcome::Running => {
-                // Again, in case the operator stopped between the Job and its ConfigMap.
-                p.actions.push(configmap(&j.name));
-                p.requeue = Some(PENDING_RECHECK);
-            }
-            JobOutcome::Complete => p.actions.push(Action::RemoveFinalizer),
-            JobOutcome::Failed { reason, message } => {
-                // Never hold the resource forever: report and let go.
-                p.event(
-                    true,
-                    "CleanupFailed",
-                    format!(
-                        "artifacts under {} may remain: {reason}: {message}",
-                        resolved.artifacts_root
-                    ),
-                );
-                p.actions.push(Action::RemoveFinalizer);
-            }
-        },
     }
 }
