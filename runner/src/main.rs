@@ -44,6 +44,10 @@ enum Command {
     Cleanup(StageArgs),
     /// Run a whole search (every stage) in this process against a local folder.
     Local(nas_runner::stages::local::LocalArgs),
+    /// Download a finished search's summary, reports, table and plots from its `resultsUri`
+    /// and print the winner as one JSON line; exit 1 naming how far the search got when it
+    /// has not finished, 2 for a bad URI or S3 settings.
+    Results(nas_runner::stages::results::ResultsArgs),
     /// Benchmark for bench/run.sh: training images/s on random CIFAR-shaped batches, one JSON
     /// line per net, as bench/reference/train_speed.py.
     TrainBench(bench_cmd::TrainBenchArgs),
@@ -91,6 +95,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Results(args) => match nas_runner::stages::results::run(&args) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("results: {e}");
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            }
+        },
         Command::SelfTest => match nas_runner::train::smoke::run(30) {
             Ok(report) => {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());

@@ -28,6 +28,19 @@ fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
     assert_eq!(s0.scored.unwrap() + s1.scored.unwrap(), 6);
     let sel = ok("select", &spec, &[]);
     assert_eq!(sel.top_k.len(), 2);
+    // Results asked for too early: exit 1, naming how far the search got; nothing written.
+    let uri = format!("s3://{BUCKET}/{root}summary.json");
+    let early = f.dir.path().join("early");
+    let out = results(&f, &uri, &early);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has not finished: stage train (0 finalists trained)")
+            && err.contains("stages done: stage-data, score, select")
+            && err.contains("kubectl describe nassearch tiny"),
+        "{err}"
+    );
+    assert!(!early.exists());
     assert!(sel
         .top_k
         .iter()
@@ -95,6 +108,40 @@ fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
     assert_eq!(summary.winner.as_ref().map(|w| w.index), best.index);
     let stored: ResolvedSpec = serde_json::from_slice(&get(&bucket, root, "spec.json")).unwrap();
     assert_eq!(stored.spec_hash, resolved.spec_hash);
+
+    // `nas-runner results` fetches what a user opens, and prints the winner.
+    let fetched = f.dir.path().join("fetched");
+    let out = results(&f, &uri, &fetched);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let winner: nas_api::records::Winner = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(Some(&winner), summary.winner.as_ref());
+    for k in [
+        "summary.json",
+        "report.md",
+        "candidates.csv",
+        "plots/search-score-vs-params.svg",
+    ] {
+        assert_eq!(
+            std::fs::read(fetched.join(k)).unwrap(),
+            get(&bucket, root, k),
+            "{k}"
+        );
+    }
+    assert!(!err.contains(TEST_SECRET_KEY), "{err}");
+    // A URI where no search is: exit 1 saying so; a malformed one: exit 2.
+    let out = results(
+        &f,
+        &format!("s3://{BUCKET}/runs/nowhere/summary.json"),
+        &fetched,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no search has started here"), "{err}");
+    let out = results(&f, "ftp://x/summary.json", &fetched);
+    assert_eq!(out.status.code(), Some(2));
 
     // A retried pod of any stage finds its `_SUCCESS` and does nothing; the bytes stay.
     let kept = [

@@ -61,11 +61,12 @@ fn trivial_runner(dir: &Path) -> RunnerSetup {
 }
 
 /// The sum of a counter's samples whose labels contain `labels`.
-fn counter(metrics: &str, name: &str, labels: &str) -> f64 {
+fn counter(metrics: &str, name: &str, labels: &str) -> u64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(name) && l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
         .sum()
 }
 
@@ -96,7 +97,7 @@ async fn two_hundred_score_shards_of_a_trivial_runner() {
     let mut line = format!(
         "score shards {SHARDS}: apply to Succeeded {seconds:.1} s, reconciles {reconciles}, API requests"
     );
-    let mut total = 0.0;
+    let mut total = 0;
     for method in ["GET", "POST", "PATCH", "PUT", "DELETE"] {
         let n = counter(
             &metrics,

@@ -15,9 +15,13 @@ pub mod data_stage;
 pub mod evaluate;
 mod plots;
 pub mod report;
+pub mod results;
 pub mod score;
 pub mod select;
 pub mod train;
+
+/// The resolved spec at the search's root, written once by the first stage.
+pub const SPEC_KEY: &str = "spec.json";
 
 use std::sync::Arc;
 
@@ -118,22 +122,22 @@ impl Search {
     /// Writes `spec.json` once; a `spec.json` already there must be the same spec (hash), so
     /// that artifacts of an edited search are never mixed with the old ones.
     pub fn ensure_spec(&self) -> Result<(), StageError> {
-        const KEY: &str = "spec.json";
-        match self.store.get_opt(KEY)? {
+        match self.store.get_opt(SPEC_KEY)? {
             None => {
-                self.store.put(KEY, self.resolved.to_json().as_bytes())?;
+                self.store
+                    .put(SPEC_KEY, self.resolved.to_json().as_bytes())?;
                 Ok(())
             }
             Some(bytes) => {
                 let there: ResolvedSpec = serde_json::from_slice(&bytes).map_err(|e| {
                     StageError::Config(format!(
-                        "{}/{KEY} is not a resolved spec: {e}",
+                        "{}/{SPEC_KEY} is not a resolved spec: {e}",
                         self.store.describe()
                     ))
                 })?;
                 if !self.resolved.answers_to(&there.spec_hash) {
                     return Err(StageError::Config(format!(
-                        "{}/{KEY} holds spec {}, this run has spec {}: the search's spec changed \
+                        "{}/{SPEC_KEY} holds spec {}, this run has spec {}: the search's spec changed \
                          after its artifacts were started; create a new search instead",
                         self.store.describe(),
                         there.spec_hash,

@@ -16,6 +16,8 @@ use super::{candidates, evaluate, schema_ok, score, select, Search, StageResult}
 pub const SUMMARY: &str = "summary.json";
 pub const TABLE: &str = "candidates.csv";
 pub const MARKDOWN: &str = "report.md";
+/// The self-contained HTML report (written by releases that have it).
+pub const HTML: &str = "report.html";
 pub const SUCCESS: &str = "_SUCCESS";
 const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
 const PLOT_TRAIN: &str = "plots/training-loss.svg";

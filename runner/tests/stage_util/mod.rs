@@ -80,20 +80,38 @@ spec:
 
 /// `nas-runner <stage> --spec <spec> --device cpu` with the test server's credentials.
 pub fn runner(stage: &str, spec: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
+    let mut cmd = test_server_credentials();
     cmd.arg(stage)
         .arg("--spec")
         .arg(spec)
         .args(["--device", "cpu"])
         .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_PROFILE")
+        .env("NAS_SCRATCH", std::env::temp_dir());
+    cmd
+}
+
+/// `nas-runner results URI --out OUT` as a user runs it: the S3 settings from the environment
+/// (the test server's endpoint and keys).
+pub fn results(f: &Fixture, uri: &str, out: &Path) -> Output {
+    test_server_credentials()
+        .args(["results", uri, "--out"])
+        .arg(out)
+        .env("AWS_ENDPOINT_URL", f.server.endpoint())
+        .env("AWS_S3_FORCE_PATH_STYLE", "true")
+        .output()
+        .unwrap()
+}
+
+/// `nas-runner` with the test server's keys and quick retries.
+fn test_server_credentials() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
+    cmd.env_remove("AWS_PROFILE")
         .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
         .env("AWS_REGION", TEST_REGION)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NAS_S3_MAX_ATTEMPTS", "3")
-        .env("NAS_S3_RETRY_BASE_MS", "20")
-        .env("NAS_SCRATCH", std::env::temp_dir());
+        .env("NAS_S3_RETRY_BASE_MS", "20");
     cmd
 }
 
