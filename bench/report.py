@@ -353,6 +353,10 @@ def main():
         "## 6. Object store throughput", "",
         store_table(res), "",
     ]
+    # Written by bench/operator-scale.sh (no A/B: the operator has no reference to run against).
+    scale = os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator-scale.md")
+    if os.path.exists(scale):
+        out += ["## 7. Operator at scale", "", open(scale).read().strip(), ""]
     gpu = a.gpu
     if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):
         out += ["## GPU (reference side, from bench/gpu.sh on a lent GPU machine)", "",
