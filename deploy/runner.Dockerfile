@@ -15,7 +15,7 @@ RUN scripts/bootstrap-libtorch.sh --cpu
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p nas-runner \
- && install -D -m 0755 target/release/nas-runner /out/nas-runner
+ && install -D -m 0755 target/release/nas-runner /out/nas-runner \
  && mkdir -p /out/libtorch && cp -a .libtorch/cpu/torch .libtorch/cpu/nvidia /out/libtorch/ \
  && rm -rf /out/libtorch/torch/include /out/libtorch/torch/share /out/libtorch/torch/test
 

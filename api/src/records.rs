@@ -166,6 +166,9 @@ pub struct TopK {
     pub metric: String,
     pub k: u32,
     pub entries: Vec<RankingEntry>,
+    /// Seconds the select stage took (absent in files of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// One epoch of a training run.

@@ -89,6 +89,29 @@ fn a_tiny_search_runs_end_to_end_and_writes_the_report() {
     assert!(winner.top1_err.is_some_and(|e| (0.0..1.0).contains(&e)));
     assert_eq!(stored.finalists.len(), 2);
     assert_eq!(stored.versions["libtorch"], "2.11.0");
+    // Every stage's cost is in the summary.
+    let stages: Vec<&str> = stored.stage_seconds.keys().map(String::as_str).collect();
+    assert_eq!(
+        stages,
+        ["evaluate", "score", "select", "stage-data", "train"],
+        "{:?}",
+        stored.stage_seconds
+    );
+    assert!(stored.stage_seconds.values().all(|s| *s > 0.0));
+    // Markdown table cells keep architecture strings whole (their `|` escaped).
+    let md_text = std::fs::read_to_string(f.out().join("report.md")).unwrap();
+    let finalist_rows: Vec<&str> = md_text
+        .lines()
+        .skip_while(|l| !l.starts_with("## Finalists"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| ") && l.contains('`'))
+        .collect();
+    assert_eq!(finalist_rows.len(), 2, "{md_text}");
+    for row in finalist_rows {
+        let cells = row.replace("\\|", "").matches('|').count() - 1;
+        assert_eq!(cells, 5, "{row}");
+    }
     let metrics: Vec<&str> = stored
         .correlations
         .iter()

@@ -46,6 +46,9 @@ pub struct ShardIndex {
     pub images_per_shard: usize,
     pub normalization: Normalization,
     pub shards: Vec<ShardInfo>,
+    /// Seconds the split took to stage (absent in indexes of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
     /// The prefix the index was loaded from (not stored).
     #[serde(skip)]
     pub prefix: String,

@@ -330,6 +330,7 @@ pub fn stage_data(
         images_per_shard: config.images_per_shard,
         normalization,
         shards: shards.clone(),
+        seconds: Some(started.elapsed().as_secs_f64()),
         prefix: String::new(),
     };
     let json = serde_json::to_vec_pretty(&index)

@@ -15,6 +15,22 @@ use crate::store::{self, ObjectStore};
 
 const SPLITS: [(Split, &str); 2] = [(Split::Train, "train"), (Split::Test, "test")];
 
+/// Seconds the staging took, summed over the splits (`None` when no index records them).
+pub fn seconds(search: &Search) -> Result<Option<f64>, StageError> {
+    let mut total = None;
+    for (_, name) in SPLITS {
+        let key = format!("data/{name}/index.json");
+        if let Some(bytes) = search.store.get_opt(&key)? {
+            let index: data::ShardIndex =
+                serde_json::from_slice(&bytes).map_err(|e| search.corrupt(&key, e))?;
+            if let Some(s) = index.seconds {
+                total = Some(total.unwrap_or(0.0) + s);
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Stages both splits; a split whose `_SUCCESS` exists is left alone.
 pub fn run(search: &Search) -> StageResult {
     search.ensure_spec()?;

@@ -72,19 +72,25 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
         top5_err: Some(e.top5_err),
     });
     let mut stage_seconds = BTreeMap::new();
+    if let Some(secs) = super::data_stage::seconds(search)? {
+        stage_seconds.insert(Stage::StageData.as_str().to_string(), secs);
+    }
+    if let Some(secs) = topk.seconds {
+        stage_seconds.insert(Stage::Select.as_str().to_string(), secs);
+    }
     stage_seconds.insert(
-        "score".to_string(),
+        Stage::Score.as_str().to_string(),
         scores
             .values()
             .flat_map(|r| r.seconds.values())
             .sum::<f64>(),
     );
     stage_seconds.insert(
-        "train".to_string(),
+        Stage::Train.as_str().to_string(),
         finalists.iter().map(|(_, m)| m.seconds).sum::<f64>(),
     );
     if let Some(e) = &eval {
-        stage_seconds.insert("evaluate".to_string(), e.seconds);
+        stage_seconds.insert(Stage::Evaluate.as_str().to_string(), e.seconds);
     }
     let summary = Summary {
         schema: SCHEMA_VERSION,
@@ -218,6 +224,12 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Text for a Markdown table cell: a `|` (every architecture string has some) would end the
+/// cell, so it is escaped, which GitHub-flavoured Markdown honours inside code spans too.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 fn number(v: f64) -> String {
     if v.is_finite() {
         format!("{v}")
@@ -315,7 +327,7 @@ fn markdown(
             r.index,
             r.params,
             100.0 * m.best_val_acc,
-            r.arch
+            md_cell(&r.arch)
         );
     }
     md.push_str(&correlation_table(s));
@@ -549,6 +561,19 @@ mod tests {
             pareto_front(&pts),
             vec![(1.0, 50.0), (3.0, 70.0), (4.0, 90.0)]
         );
+    }
+
+    #[test]
+    fn markdown_cells_keep_architecture_strings_whole() {
+        let arch = "|nor_conv_3x3~0|+|skip_connect~0|none~1|";
+        let row = format!("| 1 | `{}` |", md_cell(arch));
+        // A cell ends at a pipe that is not escaped: this row has two cells.
+        let bytes = row.as_bytes();
+        let ends = (0..bytes.len())
+            .filter(|&i| bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\'))
+            .count();
+        assert_eq!(ends, 3, "{row}");
+        assert_eq!(md_cell(arch).replace("\\|", "|"), arch);
     }
 
     #[test]

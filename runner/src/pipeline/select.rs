@@ -18,6 +18,7 @@ pub const TOPK: &str = "select/topk.json";
 pub const SUCCESS: &str = "select/_SUCCESS";
 
 pub fn run(search: &Search) -> StageResult {
+    let started = std::time::Instant::now();
     search.ensure_spec()?;
     if search.done(SUCCESS)? {
         let topk: TopK = search.get_json(TOPK)?;
@@ -182,6 +183,7 @@ pub fn run(search: &Search) -> StageResult {
             .take((k as usize).min(eligible.len()))
             .cloned()
             .collect(),
+        seconds: Some(started.elapsed().as_secs_f64()),
     };
     search.put_jsonl(RANKING, &ranking)?;
     search.put_json(TOPK, &topk)?;
