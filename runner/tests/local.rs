@@ -130,6 +130,7 @@ fn a_tiny_search_runs_end_to_end_and_writes_the_report() {
         "pareto-accuracy-vs-params.svg",
         "search-score-vs-params.svg",
         "training-loss.svg",
+        "stage-seconds.svg",
     ] {
         let svg = std::fs::read_to_string(f.out().join("plots").join(plot)).unwrap();
         assert!(

@@ -21,6 +21,7 @@ pub const HTML: &str = "report.html";
 pub const SUCCESS: &str = "_SUCCESS";
 const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
 const PLOT_TRAIN: &str = "plots/training-loss.svg";
+const PLOT_STAGES: &str = "plots/stage-seconds.svg";
 
 /// What the report adds beyond the artifacts.
 #[derive(Default)]
@@ -170,13 +171,21 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
         PLOT_TRAIN,
         training_plot(&finalists, eval.as_ref()).as_bytes(),
     )?;
-    let mut plots = vec![PLOT_RANK.to_string(), PLOT_TRAIN.to_string()];
+    search
+        .store
+        .put(PLOT_STAGES, stages_plot(&summary).as_bytes())?;
+    let mut plots = vec![
+        PLOT_RANK.to_string(),
+        PLOT_TRAIN.to_string(),
+        PLOT_STAGES.to_string(),
+    ];
     for (key, svg) in metric_plots(
         &ranking,
         &scores,
         &metric_names,
         accuracy.as_deref(),
         &finalists,
+        &summary.correlations,
     ) {
         search.store.put(&key, svg.as_bytes())?;
         plots.push(key);
@@ -347,7 +356,7 @@ fn markdown(
     }
     let _ = write!(
         md,
-        "\n## Files\n\n- `{TABLE}`: every candidate with every metric, in rank order\n- `select/ranking.jsonl`, `select/topk.json`: the ranking\n- `plots/`: each metric against #Param, the search score against #Param, the Pareto front of accuracy against #Param, training curves\n- `spec.json`: the resolved spec (hash `{}`)\n",
+        "\n## Files\n\n- `{TABLE}`: every candidate with every metric, in rank order\n- `select/ranking.jsonl`, `select/topk.json`: the ranking\n- `plots/`: each metric against #Param, the search score against #Param, the Pareto front of accuracy against #Param, training curves, the cost of each stage\n- `spec.json`: the resolved spec (hash `{}`)\n",
         search.resolved.spec_hash
     );
     md
@@ -374,6 +383,18 @@ fn rank_plot(ranking: &[RankingEntry], top: &[RankingEntry]) -> String {
             },
         ],
     )
+}
+
+/// Seconds per stage, in pipeline order.
+fn stages_plot(s: &Summary) -> String {
+    let bars: Vec<(String, f64)> = Stage::ALL
+        .iter()
+        .filter_map(|st| {
+            let name = st.as_str();
+            s.stage_seconds.get(name).map(|v| (name.to_string(), *v))
+        })
+        .collect();
+    plots::bars("Cost of each stage", "seconds", &bars)
 }
 
 fn training_plot(finalists: &[(RankingEntry, TrainMetrics)], eval: Option<&EvalReport>) -> String {
@@ -456,6 +477,7 @@ fn metric_plots(
     metrics: &[&str],
     accuracy: Option<&[f64]>,
     finalists: &[(RankingEntry, TrainMetrics)],
+    correlations: &[nas_api::records::Correlation],
 ) -> Vec<(String, String)> {
     let indices: Vec<u64> = ranking.iter().map(|e| e.index).collect();
     let params: Vec<f64> = ranking.iter().map(|e| e.params as f64).collect();
@@ -480,7 +502,14 @@ fn metric_plots(
         out.push((
             format!("plots/{name}-vs-params.svg"),
             plots::scatter_coloured(
-                &format!("{name} against #Param"),
+                &match correlations
+                    .iter()
+                    .find(|c| &c.metric == name)
+                    .and_then(|c| c.tau_params)
+                {
+                    Some(tau) => format!("{name} against #Param (Kendall's tau {tau:.3})"),
+                    None => format!("{name} against #Param"),
+                },
                 "parameters",
                 &format!("{name} (oriented: higher predicts better)"),
                 &points,
