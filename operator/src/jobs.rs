@@ -200,16 +200,17 @@ pub fn cleanup_configmap(resolved: &ResolvedSpec, job_name: &str, job_uid: &str)
 }
 
 fn stage_resources(resolved: &ResolvedSpec, kind: JobKind) -> StageResources {
-    let r = &resolved.spec.resources;
-    let chosen = match kind {
-        JobKind::Stage(Stage::StageData) => &r.stage_data,
-        JobKind::Stage(Stage::Score) => &r.score,
-        JobKind::Stage(Stage::Select) => &r.select,
-        JobKind::Stage(Stage::Train) => &r.train,
-        JobKind::Stage(Stage::Evaluate) => &r.evaluate,
-        JobKind::Stage(Stage::Report) | JobKind::Cleanup => &r.report,
+    let stage = match kind {
+        JobKind::Stage(stage) => stage,
+        // The cleanup runs with the report's resources.
+        JobKind::Cleanup => Stage::Report,
     };
-    chosen.clone().unwrap_or_default()
+    resolved
+        .spec
+        .resources
+        .for_stage(stage)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Number of indexes (completions) of a stage's Job.

@@ -1,6 +1,7 @@
 //! `nas-runner local`: a whole search in one process on a small cut of the real Fashion-MNIST,
 //! an interrupted run resumed, a bad YAML named by field, and `nas-runner report DIR` with a
 //! ground-truth table.
+mod browser_util;
 mod train_util;
 
 use std::path::{Path, PathBuf};
@@ -137,6 +138,30 @@ fn a_tiny_search_runs_end_to_end_and_writes_the_report() {
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
             "{plot}"
         );
+    }
+    // report.html renders in a real browser with no console error, shows the winner and sorts
+    // the candidates table on a click.
+    let html = f.out().join("report.html");
+    let probe = browser_util::probe(&html);
+    assert!(probe.errors.is_empty(), "{:?}", probe.errors);
+    assert_eq!(probe.winner.as_deref(), Some(winner.arch.as_str()));
+    assert_eq!(probe.before.len(), 4);
+    let numbers = |v: &[String]| -> Vec<u64> { v.iter().map(|x| x.parse().unwrap()).collect() };
+    let (up, down) = (numbers(&probe.ascending), numbers(&probe.descending));
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "{up:?}");
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    let mut all = numbers(&probe.before);
+    all.sort();
+    assert_eq!(all, up, "sorting keeps every row");
+    assert_eq!(probe.plots, 6, "every plot is inline");
+    let page = std::fs::read_to_string(&html).unwrap();
+    // Self-contained: no external script, style sheet, image or link.
+    for fetch in ["src=", "<link", "href=\"http", "url("] {
+        assert!(!page.contains(fetch), "the page holds {fetch}");
+    }
+    assert!(page.contains(&format!("{:.2}%", 100.0 * winner.top1_err.unwrap())));
+    if let Some(png) = std::env::var_os("NAS_REPORT_SCREENSHOT") {
+        browser_util::screenshot(&html, std::path::Path::new(&png));
     }
     // The artifacts name where they are.
     let spec: serde_json::Value =

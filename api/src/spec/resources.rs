@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Stage;
+
 /// Resources and scheduling of one stage's pods.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -72,4 +74,18 @@ pub struct StagesResources {
     /// Writing the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<StageResources>,
+}
+
+impl StagesResources {
+    /// The entry of `stage`, where the spec has one.
+    pub fn for_stage(&self, stage: Stage) -> Option<&StageResources> {
+        match stage {
+            Stage::StageData => self.stage_data.as_ref(),
+            Stage::Score => self.score.as_ref(),
+            Stage::Select => self.select.as_ref(),
+            Stage::Train => self.train.as_ref(),
+            Stage::Evaluate => self.evaluate.as_ref(),
+            Stage::Report => self.report.as_ref(),
+        }
+    }
 }

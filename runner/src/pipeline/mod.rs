@@ -15,6 +15,8 @@ pub mod data_stage;
 pub mod evaluate;
 mod plots;
 pub mod report;
+mod report_html;
+mod report_table;
 pub mod results;
 pub mod score;
 pub mod select;

@@ -1,22 +1,24 @@
-//! `report`: `summary.json`, `candidates.csv` (every candidate with every metric), `report.md`
-//! and `plots/*.svg`, then the search's root `_SUCCESS`.
+//! `report`: `summary.json`, `candidates.csv` (every candidate with every metric), `report.md`,
+//! `report.html` and `plots/*.svg`, then the search's root `_SUCCESS`.
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{
-    EvalReport, GroundTruthSummary, MetricValue, RankingEntry, ScoreRecord, Summary, TrainMetrics,
-    Winner, SCHEMA_VERSION,
+    EvalReport, GroundTruthSummary, RankingEntry, ScoreRecord, Summary, TrainMetrics, Winner,
+    SCHEMA_VERSION,
 };
 
 use super::analysis::{self, GroundTruth};
 use super::plots::{self, Series};
+use super::report_html;
+use super::report_table::Table;
 use super::{candidates, evaluate, schema_ok, score, select, Search, StageResult};
 
 pub const SUMMARY: &str = "summary.json";
 pub const TABLE: &str = "candidates.csv";
 pub const MARKDOWN: &str = "report.md";
-/// The self-contained HTML report (written by releases that have it).
+/// The self-contained HTML report.
 pub const HTML: &str = "report.html";
 pub const SUCCESS: &str = "_SUCCESS";
 const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
@@ -156,40 +158,41 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
             summary.winner.as_ref(),
         ));
     }
-    search.store.put(
-        TABLE,
-        table(&ranking, &scores, &metric_names, accuracy.as_deref()).as_bytes(),
-    )?;
+    let table = Table::new(&ranking, &scores, &metric_names, accuracy.as_deref());
+    search.store.put(TABLE, table.csv().as_bytes())?;
     search.store.put(
         MARKDOWN,
         markdown(search, &summary, &finalists, eval.as_ref()).as_bytes(),
     )?;
-    search
-        .store
-        .put(PLOT_RANK, rank_plot(&ranking, &topk.entries).as_bytes())?;
-    search.store.put(
-        PLOT_TRAIN,
-        training_plot(&finalists, eval.as_ref()).as_bytes(),
-    )?;
-    search
-        .store
-        .put(PLOT_STAGES, stages_plot(&summary).as_bytes())?;
-    let mut plots = vec![
-        PLOT_RANK.to_string(),
-        PLOT_TRAIN.to_string(),
-        PLOT_STAGES.to_string(),
+    let mut figures = vec![
+        (PLOT_RANK.to_string(), rank_plot(&ranking, &topk.entries)),
+        (
+            PLOT_TRAIN.to_string(),
+            training_plot(&finalists, eval.as_ref()),
+        ),
+        (PLOT_STAGES.to_string(), stages_plot(&summary)),
     ];
-    for (key, svg) in metric_plots(
+    figures.extend(metric_plots(
         &ranking,
         &scores,
         &metric_names,
         accuracy.as_deref(),
         &finalists,
         &summary.correlations,
-    ) {
-        search.store.put(&key, svg.as_bytes())?;
-        plots.push(key);
+    ));
+    for (key, svg) in &figures {
+        search.store.put(key, svg.as_bytes())?;
     }
+    let page = report_html::render(&report_html::Page {
+        search,
+        summary: &summary,
+        finalists: &finalists,
+        eval: eval.as_ref(),
+        table: &table,
+        plots: &figures,
+    });
+    search.store.put(HTML, page.as_bytes())?;
+    let plots: Vec<String> = figures.into_iter().map(|(key, _)| key).collect();
     search.put_json(SUMMARY, &summary)?;
     search.mark_done(SUCCESS)?;
 
@@ -208,10 +211,15 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
     );
     s.results_uri = Some(results_uri);
     s.best = summary.winner.as_ref().map(winner_status);
-    s.artifacts = [SUMMARY.to_string(), TABLE.into(), MARKDOWN.into()]
-        .into_iter()
-        .chain(plots)
-        .collect();
+    s.artifacts = [
+        SUMMARY.to_string(),
+        TABLE.into(),
+        MARKDOWN.into(),
+        HTML.into(),
+    ]
+    .into_iter()
+    .chain(plots)
+    .collect();
     Ok(s)
 }
 
@@ -224,87 +232,10 @@ fn winner_status(w: &Winner) -> nas_api::crd::CandidateSummary {
     }
 }
 
-/// RFC 4180 field: quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Text for a Markdown table cell: a `|` (every architecture string has some) would end the
 /// cell, so it is escaped, which GitHub-flavoured Markdown honours inside code spans too.
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn number(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        String::new()
-    }
-}
-
-/// Every candidate in rank order (excluded ones last), every metric; `angle_loss` as its
-/// `cos`, `loss` and `degenerate` columns.
-fn table(
-    ranking: &[RankingEntry],
-    scores: &BTreeMap<u64, ScoreRecord>,
-    metrics: &[&str],
-    accuracy: Option<&[f64]>,
-) -> String {
-    let mut header = vec!["rank", "index", "arch", "params", "flops", "score"]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-    for m in metrics {
-        if *m == "angle_loss" {
-            header.extend(
-                ["angle_loss.cos", "angle_loss.loss", "angle_loss.degenerate"].map(String::from),
-            );
-        } else {
-            header.push((*m).to_string());
-        }
-    }
-    if accuracy.is_some() {
-        header.push("benchmark_accuracy".into());
-    }
-    header.extend(["excluded", "error"].map(String::from));
-    let mut out = header.join(",") + "\n";
-    for (row_i, e) in ranking.iter().enumerate() {
-        let rec = scores.get(&e.index);
-        let mut row = vec![
-            e.rank.map(|r| r.to_string()).unwrap_or_default(),
-            e.index.to_string(),
-            csv_field(&e.arch),
-            e.params.to_string(),
-            e.flops.to_string(),
-            number(e.score),
-        ];
-        for m in metrics {
-            let v = rec.and_then(|r| r.metrics.get(*m));
-            match (*m, v) {
-                ("angle_loss", Some(MetricValue::AngleLoss(a))) => {
-                    row.extend([number(a.cos), number(a.loss), a.degenerate.to_string()])
-                }
-                ("angle_loss", _) => row.extend([String::new(), String::new(), String::new()]),
-                (_, Some(v)) => row.push(v.as_scalar().map(number).unwrap_or_default()),
-                (_, None) => row.push(String::new()),
-            }
-        }
-        if let Some(acc) = accuracy {
-            row.push(number(acc[row_i]));
-        }
-        row.push(csv_field(e.excluded.as_deref().unwrap_or("")));
-        row.push(csv_field(
-            rec.and_then(|r| r.error.as_deref()).unwrap_or(""),
-        ));
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
 }
 
 fn markdown(
@@ -603,14 +534,5 @@ mod tests {
             .count();
         assert_eq!(ends, 3, "{row}");
         assert_eq!(md_cell(arch).replace("\\|", "|"), arch);
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("a"), "a");
-        assert_eq!(
-            csv_field("{\"a\":1,\"b\":2}"),
-            "\"{\"\"a\"\":1,\"\"b\"\":2}\""
-        );
     }
 }

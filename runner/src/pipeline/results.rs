@@ -11,7 +11,7 @@ use super::{candidates, evaluate, report, select, SPEC_KEY as SPEC};
 use crate::store::{ObjectStore, StoreError};
 
 /// Files of a finished search that `fetch` downloads (besides every `plots/` file), in order;
-/// the ones marked optional may be absent (written by other releases).
+/// the ones marked optional may be absent (searches finished by earlier releases).
 const FILES: [(&str, bool); 4] = [
     (report::SUMMARY, false),
     (report::MARKDOWN, false),
