@@ -48,6 +48,20 @@ pub fn chromium() -> PathBuf {
         })
 }
 
+/// Headless Chromium with a fresh profile under `dir`, nothing fetched in the background.
+fn headless(dir: &Path) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()));
+    cmd
+}
+
 /// Opens `page` (a copy with the probe) in headless Chromium and returns what the probe saw.
 pub fn probe(page: &Path) -> Probe {
     let html = std::fs::read_to_string(page).unwrap();
@@ -57,20 +71,8 @@ pub fn probe(page: &Path) -> Probe {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("probed.html");
     std::fs::write(&copy, probed).unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
+    let out = headless(dir.path())
+        .args(["--no-first-run", "--virtual-time-budget=5000"])
         .arg("--dump-dom")
         .arg(format!("file://{}", copy.display()))
         .output()
@@ -96,20 +98,8 @@ pub fn probe(page: &Path) -> Probe {
 /// `--screenshot` of `page` (for a person to look at).
 pub fn screenshot(page: &Path, png: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--hide-scrollbars",
-            "--window-size=1280,1800",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
+    let out = headless(dir.path())
+        .args(["--hide-scrollbars", "--window-size=1280,1800"])
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", page.display()))
         .output()
