@@ -26,7 +26,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import svgplot  # noqa: E402
+import charts  # noqa: E402  (matplotlib)
 
 METRICS = ["params", "grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "naswot",
            "ntk_cond", "linear_regions", "zen"]
@@ -230,7 +230,7 @@ def plots(res, plot_dir, rel):
     links = {}
     ratios = speed_ratios(res)
     if ratios:
-        svgplot.bars(os.path.join(plot_dir, "speed.svg"),
+        charts.bars(os.path.join(plot_dir, "speed.svg"),
                      "Seconds per architecture, ours / reference (lower is faster)",
                      [k for k, _ in ratios], [("ours / reference", [v for _, v in ratios])],
                      "ratio of seconds", marks=[(0.7, "goal 0.7"), (1.0, "equal")])
@@ -239,7 +239,7 @@ def plots(res, plot_dir, rel):
     sci = json.load(open(path)) if os.path.exists(path) else {}
     d = sci.get("draws", {})
     if d.get("angle_loss+params", {}).get("values"):
-        svgplot.histograms(
+        charts.histograms(
             os.path.join(plot_dir, "draws.svg"),
             f"Selected architecture over {d['angle_loss+params']['n']} draws of "
             f"{sci['draw_size']} from the pool",
@@ -250,7 +250,7 @@ def plots(res, plot_dir, rel):
     corr = sci.get("correlations", {})
     if corr:
         names = list(corr)
-        svgplot.bars(
+        charts.bars(
             os.path.join(plot_dir, "taus.svg"), "Kendall tau of each score part over the pool",
             names, [("with accuracy", [corr[k]["tau_accuracy"] for k in names]),
                     ("with #Param", [corr[k]["tau_params"] for k in names]),

@@ -11,7 +11,7 @@ TORCH_VERSION="2.11.0"
 
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$TORCH_VERSION" <<'PYCHECK' 2>/dev/null
 import sys
-import torch, numpy, PIL, safetensors, scipy  # noqa: F401
+import torch, numpy, PIL, safetensors, scipy, matplotlib  # noqa: F401
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PYCHECK
 then
@@ -22,5 +22,5 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet \
-    "torch==$TORCH_VERSION" numpy pillow safetensors scipy
+    "torch==$TORCH_VERSION" numpy pillow safetensors scipy matplotlib
 "$VENV/bin/python" -c "import torch, numpy, PIL, safetensors, scipy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'pillow', PIL.__version__, 'scipy', scipy.__version__)" >&2

@@ -2,7 +2,10 @@
 # Packaging checks for the operator: the Helm chart lints (--strict) and renders, the rendered
 # objects validate against the Kubernetes schemas (kubernetes-validate --strict), and the
 # generated files in manifests/ and charts/nas-operator/crds/ match what `nas-operator crd` and
-# `helm template` produce now.
+# `helm template` produce now. The images: every Dockerfile variant (the CUDA runner included)
+# parses with BuildKit's own parser and linter and resolves its stages (deploy/dockerfile-check),
+# and deploy/images.built records a build and run of the current image inputs
+# (scripts/build-images.sh, which CI cannot run: it needs root, buildah and half an hour).
 #
 #   scripts/check-packaging.sh            check (exit 1 on any difference or failure)
 #   scripts/check-packaging.sh --update   regenerate manifests/ and the chart's CRD, then check
@@ -15,7 +18,7 @@ chart=charts/nas-operator
 update=false
 [ "${1:-}" = "--update" ] && update=true
 
-for tool in helm kubernetes-validate; do
+for tool in helm kubernetes-validate go; do
   command -v "$tool" >/dev/null || { echo "check-packaging: $tool not on PATH" >&2; exit 1; }
 done
 
@@ -81,6 +84,20 @@ helm lint --strict "$chart" --set metrics.serviceMonitor.enabled=true >/dev/null
 # A bad value must be refused by values.schema.json.
 if helm template nas-operator "$chart" --set concurrency=0 >/dev/null 2>&1; then
   echo "check-packaging: values.schema.json accepted concurrency=0" >&2
+  fail=1
+fi
+
+# Images.
+(cd deploy/dockerfile-check && go build -o "$tmp/dockerfile-check" .)
+for variant in "operator.Dockerfile" "runner.Dockerfile TORCH=cpu" "runner.Dockerfile TORCH=cuda"; do
+  # shellcheck disable=SC2086
+  set -- $variant
+  "$tmp/dockerfile-check" "deploy/$1" "${@:2}" >/dev/null || fail=1
+done
+built=$(sed -n 's/^inputs-sha256 //p' deploy/images.built 2>/dev/null || true)
+if [ "$built" != "$(scripts/build-images.sh --inputs-hash)" ]; then
+  echo "check-packaging: deploy/ or the build changed since the images were last built and run:" \
+    "run scripts/build-images.sh (as root, with buildah) and commit deploy/images.built" >&2
   fail=1
 fi
 

@@ -1,5 +1,5 @@
 //! The contract between operator and runner: stages, exit codes, the termination summary.
-use crate::crd::CandidateSummary;
+use crate::crd::{CandidateSummary, NASSearchSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -11,10 +11,12 @@ pub mod exit_code {
     pub const INVALID_CONFIG: i32 = 2;
     /// This shard or candidate cannot be done: fail the index.
     pub const UNDOABLE: i32 = 3;
+    /// Worth another try (IO, the network, a crash): counted against the Job's retries.
+    pub const RETRY: i32 = 1;
     /// Stopped on request (SIGTERM: the pod was deleted, its Job suspended or preempted),
     /// finished work kept: not counted against retries. 128 + SIGTERM, as a shell reports it.
     pub const INTERRUPTED: i32 = 143;
-    // Anything else: transient, retried.
+    // Any other code is treated as RETRY.
 }
 
 /// Seconds a runner pod is given between SIGTERM and SIGKILL (Kubernetes' default, set
@@ -28,6 +30,11 @@ pub const STOP_WAIT_SECONDS: u64 = 20;
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// Kubernetes truncates termination messages at 4096 bytes; ours must fit whole.
 pub const TERMINATION_MESSAGE_MAX_BYTES: usize = 4096;
+
+/// Both binaries' log line format, `text` or `json` (or their `--log-format` flag).
+pub const LOG_FORMAT_ENV: &str = "NAS_LOG_FORMAT";
+/// Both binaries' log filter (`tracing` directives such as `info,nas_runner=debug`).
+pub const LOG_FILTER_ENV: &str = "RUST_LOG";
 
 /// The stages of a search, in pipeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -62,6 +69,30 @@ impl Stage {
             Stage::Report => "report",
         }
     }
+
+    /// Stages that run as Indexed Jobs, one pod per unit (score shards, train finalists); the
+    /// others run one pod.
+    pub fn is_indexed(self) -> bool {
+        self.unit_field().is_some()
+    }
+
+    /// The spec field that sets the number of units of an indexed stage.
+    pub fn unit_field(self) -> Option<&'static str> {
+        match self {
+            Stage::Score => Some("spec.sampling.shards"),
+            Stage::Train => Some("spec.selection.topK"),
+            _ => None,
+        }
+    }
+
+    /// How many units (Job completions) the stage has for `spec`: 1 unless indexed.
+    pub fn units(self, spec: &NASSearchSpec) -> u32 {
+        match self {
+            Stage::Score => spec.sampling.shards,
+            Stage::Train => spec.selection.top_k,
+            _ => 1,
+        }
+    }
 }
 
 /// How a stage run ended, as the operator sees it.
@@ -82,12 +113,13 @@ pub enum Outcome {
 
 impl Outcome {
     /// The process exit code that goes with this outcome.
+    /// The one mapping from an outcome to the process exit code.
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Succeeded | Outcome::Skipped => exit_code::OK,
             Outcome::InvalidConfig => exit_code::INVALID_CONFIG,
             Outcome::Undoable => exit_code::UNDOABLE,
-            Outcome::Failed => 1,
+            Outcome::Failed => exit_code::RETRY,
             Outcome::Interrupted => exit_code::INTERRUPTED,
         }
     }

@@ -22,6 +22,8 @@ use crate::spec::{
 pub const GROUP: &str = "nas.example.dev";
 /// API version of the resource.
 pub const VERSION: &str = "v1alpha1";
+/// Longest architecture string in the status (the schema's bound; longer ones are cut).
+pub const ARCH_MAX_CHARS: usize = 512;
 /// At most this many top-K entries are kept in the status, whatever `selection.topK` is.
 pub const STATUS_TOP_K_MAX: usize = 20;
 /// Largest serialized status the operator writes, whatever the search's size (bytes): the
@@ -227,7 +229,7 @@ pub struct CandidateSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
     /// The architecture (NB201 string or DARTS genotype), at most 512 characters.
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = ARCH_MAX_CHARS))]
     pub arch: String,
     /// Search rank (1 is best).
     #[serde(default, skip_serializing_if = "Option::is_none")]

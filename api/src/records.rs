@@ -190,6 +190,17 @@ pub struct EpochMetrics {
     pub seconds: Option<f64>,
 }
 
+/// One point of a training loss curve: the mean loss of the steps since the previous point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Optimiser steps done.
+    pub step: u64,
+    /// The same position in epochs (steps over steps per epoch): the curve's x axis.
+    pub epoch: f64,
+    #[serde(with = "nan_as_null")]
+    pub loss: f64,
+}
+
 /// `train/{candidate}/metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainMetrics {
@@ -202,6 +213,9 @@ pub struct TrainMetrics {
     #[serde(with = "nan_as_null")]
     pub best_val_acc: f64,
     pub history: Vec<EpochMetrics>,
+    /// The loss every few steps (a few hundred points at most), so a short run draws a line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_curve: Vec<LossPoint>,
     pub seconds: f64,
 }
 
@@ -222,6 +236,9 @@ pub struct EvalReport {
     #[serde(with = "nan_as_null")]
     pub top5_err: f64,
     pub history: Vec<EpochMetrics>,
+    /// The loss every few steps (a few hundred points at most), so a short run draws a line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_curve: Vec<LossPoint>,
     pub seconds: f64,
 }
 

@@ -95,7 +95,7 @@ impl JobKind {
 
     /// Indexed stages run one pod per index (score shard, trained candidate).
     pub fn indexed(self) -> bool {
-        matches!(self, JobKind::Stage(Stage::Score | Stage::Train))
+        matches!(self, JobKind::Stage(s) if s.is_indexed())
     }
 }
 
@@ -216,9 +216,8 @@ fn stage_resources(resolved: &ResolvedSpec, kind: JobKind) -> StageResources {
 /// Number of indexes (completions) of a stage's Job.
 pub fn completions(resolved: &ResolvedSpec, kind: JobKind) -> i32 {
     let n = match kind {
-        JobKind::Stage(Stage::Score) => resolved.spec.sampling.shards,
-        JobKind::Stage(Stage::Train) => resolved.spec.selection.top_k,
-        _ => 1,
+        JobKind::Stage(stage) => stage.units(&resolved.spec),
+        JobKind::Cleanup => 1,
     };
     i32::try_from(n).unwrap_or(i32::MAX)
 }

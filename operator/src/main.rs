@@ -49,9 +49,9 @@ struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "NAS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
-    /// Log JSON lines instead of text.
-    #[arg(long, env = "NAS_LOG_JSON")]
-    log_json: bool,
+    /// Log lines: `text` or `json`.
+    #[arg(long, value_enum, env = nas_api::contract::LOG_FORMAT_ENV, default_value = "text")]
+    log_format: telemetry::LogFormat,
     /// First retry delay after a failed reconcile (doubles per failure), in seconds.
     #[arg(long, env = "NAS_BACKOFF_BASE_SECONDS", default_value_t = 5)]
     backoff_base_seconds: u64,
@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    telemetry::init(args.log_json);
+    telemetry::init(args.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

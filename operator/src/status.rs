@@ -2,15 +2,15 @@
 //! results the runner pods report (candidates scored, top-K, best, results URI).
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use nas_api::contract::Stage;
-use nas_api::crd::{CandidateSummary, NASSearchStatus, StageState, StageStatus, STATUS_TOP_K_MAX};
+use nas_api::crd::{
+    CandidateSummary, NASSearchStatus, StageState, StageStatus, ARCH_MAX_CHARS, STATUS_TOP_K_MAX,
+};
 
 use crate::observed::ObservedJob;
 use crate::termination::truncate;
 
 /// Longest condition message kept.
 pub const MESSAGE_MAX: usize = 1024;
-/// Longest architecture string kept in the status (the schema's limit).
-const ARCH_MAX: usize = 512;
 
 /// Sets condition `type_`, keeping its transition time when its status does not change.
 pub fn set_condition(
@@ -75,7 +75,7 @@ pub fn record_progress(entry: &mut StageStatus, job: &ObservedJob, state: StageS
 }
 
 fn bounded(mut c: CandidateSummary) -> CandidateSummary {
-    c.arch = truncate(&c.arch, ARCH_MAX);
+    c.arch = truncate(&c.arch, ARCH_MAX_CHARS);
     c
 }
 
@@ -84,12 +84,18 @@ pub fn absorb(status: &mut NASSearchStatus, stage: Stage, job: &ObservedJob) {
     match stage {
         Stage::StageData => {}
         Stage::Score => {
+            // A Job removed by its TTL may be seen with only some of its pods: never count down
+            // (a restart starts from an empty status).
             let scored: u64 = job.summaries.iter().filter_map(|s| s.scored).sum();
             if scored > 0 || !job.summaries.is_empty() {
-                status.candidates_scored = Some(scored);
+                status.candidates_scored = Some(status.candidates_scored.unwrap_or(0).max(scored));
             }
         }
         Stage::Select => {
+            // Select counts every finished shard: its number is the search's.
+            if let Some(n) = job.summaries.iter().find_map(|s| s.scored) {
+                status.candidates_scored = Some(n);
+            }
             if let Some(s) = job.summaries.iter().find(|s| !s.top_k.is_empty()) {
                 status.top_k = s
                     .top_k

@@ -73,6 +73,46 @@ pub fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    /// A brief fuzzing run (xorshift, fixed seed: the same cases in every CI) over damaged
+    /// summaries and noise: whatever a pod writes, the operator gets a summary or bounded text.
+    #[test]
+    fn damaged_messages_never_panic_and_stay_bounded() {
+        let corpus = [
+            r#"{"schema":1,"stage":"score","index":3,"outcome":"succeeded","exitCode":0,"message":"shard 3","scored":250,"failed":1}"#,
+            r#"{"stage":"select","topK":[{"arch":"|nor_conv_3x3~0|+|skip_connect~0|none~1|","rank":1,"params":1200}]}"#,
+            r#"{"stage":"evaluate","best":{"arch":"x","top1Error":0.2,"valAccuracy":81.5},"resultsUri":"s3://b/p/"}"#,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..4000 {
+            let mut bytes = corpus[case % corpus.len()].as_bytes().to_vec();
+            for _ in 0..1 + next() % 6 {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % bytes.len();
+                match next() % 4 {
+                    0 => bytes[at] = next() as u8,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    2 => bytes.insert(at, b"{}[]\",0:-9e999"[(next() % 14) as usize]),
+                    _ => bytes.truncate(at.max(1)),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            match parse(&text) {
+                TerminationMessage::Text(t) => assert!(t.len() <= TEXT_MAX, "{t}"),
+                TerminationMessage::Summary(_) => {}
+            }
+        }
+    }
+
     #[test]
     fn parses_a_score_summary() {
         let m = parse(r#"{"stage":"score","index":3,"scored":250,"failed":1,"extra":true}"#);

@@ -160,6 +160,33 @@ fn score_summaries_are_summed_and_select_fills_top_k() {
 }
 
 #[test]
+fn a_score_job_seen_with_fewer_pods_never_counts_down_and_select_has_the_last_word() {
+    let mut s = search();
+    step(&mut s, &[]);
+    let d = job(&s, Stage::StageData, JobOutcome::Complete);
+    step(&mut s, &[d]);
+    let mut score = job(&s, Stage::Score, JobOutcome::Running);
+    score.summaries = (0..2)
+        .map(|i| summary(&format!(r#"{{"index":{i},"scored":3}}"#)))
+        .collect();
+    let p = step(&mut s, std::slice::from_ref(&score));
+    assert_eq!(status(&p).candidates_scored, Some(6));
+    // The TTL controller took one pod away before the Job was seen complete.
+    score.outcome = JobOutcome::Complete;
+    score.summaries.truncate(1);
+    let p = step(&mut s, std::slice::from_ref(&score));
+    assert_eq!(status(&p).candidates_scored, Some(6));
+    let mut select = job(&s, Stage::Select, JobOutcome::Complete);
+    select.summaries = vec![summary(r#"{"scored":5,"topK":[{"arch":"a","rank":1}]}"#)];
+    let p = step(&mut s, &[score, select]);
+    assert_eq!(
+        status(&p).candidates_scored,
+        Some(5),
+        "select counts every shard"
+    );
+}
+
+#[test]
 fn failed_index_is_retried_with_a_warning_only() {
     let mut s = search();
     step(&mut s, &[]);

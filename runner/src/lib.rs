@@ -25,3 +25,7 @@ pub mod stages;
 pub mod store;
 pub mod telemetry;
 pub mod train;
+
+/// Test helpers (the S3 server, the JPEG encoder) for the integration tests.
+#[cfg(feature = "test-support")]
+pub use nas_testkit as testkit;

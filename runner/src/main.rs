@@ -1,6 +1,6 @@
 //! `nas-runner`: the one binary every Kubernetes Job of a search runs, and the local pipeline.
 use clap::{Parser, Subcommand};
-use nas_api::contract::Stage;
+use nas_api::contract::{Outcome, Stage};
 use nas_runner::stages::bench_cmd;
 use nas_runner::stages::stage_cmd::{self, StageArgs};
 use std::process::ExitCode;
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("score: {e}");
-                    ExitCode::from(e.exit_code())
+                    exit(e.outcome())
                 }
             }
         }
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("local: {e}");
-                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+                    exit(e.outcome())
                 }
             }
         }
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("results: {e}");
-                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+                exit(e.outcome())
             }
         },
         Command::SelfTest => match nas_runner::train::smoke::run(30) {
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("self-test failed: {e}");
-                ExitCode::from(1)
+                exit(Outcome::Failed)
             }
         },
         Command::TrainBench(args) => bench_exit("train-bench", bench_cmd::train_bench(&args)),
@@ -124,7 +124,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("inspect: {e}");
-                ExitCode::from(2)
+                exit(Outcome::InvalidConfig)
             }
         },
     }
@@ -135,7 +135,11 @@ fn bench_exit(name: &str, r: Result<(), bench_cmd::BenchError>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");
-            ExitCode::from(e.exit_code())
+            exit(e.outcome())
         }
     }
+}
+
+fn exit(outcome: Outcome) -> ExitCode {
+    ExitCode::from(nas_runner::stages::exit_status(outcome))
 }

@@ -5,7 +5,8 @@
 use std::io::IsTerminal;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-/// Log line format, from `--log-format` or `NAS_LOG_FORMAT`.
+/// Log line format, from `--log-format` or `NAS_LOG_FORMAT` (both binaries take them, and
+/// `RUST_LOG` as the filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum LogFormat {
     #[default]
@@ -15,7 +16,8 @@ pub enum LogFormat {
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it repeatedly).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("NAS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(nas_api::contract::LOG_FILTER_ENV)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Text => registry

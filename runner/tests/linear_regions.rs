@@ -32,16 +32,9 @@ fn ctx(seed: u64, crops: usize, batches: f64) -> MetricContext {
     c
 }
 
-/// libtorch's RNG is process-wide: the tests of this file take turns, or one test's draws land
-/// between another's two "same seed" computations.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn the_thin_network_is_one_cell_at_one_channel_without_a_stem() {
-    let _turn = serial();
+    let _turn = nas_runner::testkit::rng_lock();
     let thin = nb201(ALL_CONV).tenas_thin().expect("NB201 has a thin form");
     assert_eq!(thin.input_shape(), (1, 3, 3));
     // Six ReLU-conv3x3-BN edges at one channel (9 + 2 each), the head's BN (2) and a 1 -> 10
@@ -65,7 +58,7 @@ fn the_thin_network_is_one_cell_at_one_channel_without_a_stem() {
 
 #[test]
 fn crops_take_the_drawn_channel_rows_and_columns() {
-    let _turn = serial();
+    let _turn = nas_runner::testkit::rng_lock();
     let images = Tensor::arange(2 * 2 * 4 * 4, (Kind::Float, Device::Cpu)).view([2, 2, 4, 4]);
     let crops = linear_regions::crops_at(&images, &[1, 0, 1, 0, 1, 0]);
     assert_eq!(crops.size(), [2, 1, 3, 3]);
@@ -94,7 +87,7 @@ fn distinct_patterns(codes: &[Vec<bool>]) -> f64 {
 
 #[test]
 fn an_all_none_cell_counts_the_sign_patterns_of_the_crops_themselves() {
-    let _turn = serial();
+    let _turn = nas_runner::testkit::rng_lock();
     // Nodes 1-3 are zero, so the head's ReLU input is zero too: the only varying part of each
     // code is the cell input's ReLU pattern, which TE-NAS's supernet records on every edge.
     // Counting the crops' own signs gives the value without the network.
@@ -120,7 +113,7 @@ fn an_all_none_cell_counts_the_sign_patterns_of_the_crops_themselves() {
 
 #[test]
 fn the_count_is_reproducible_and_bounded_by_the_crops() {
-    let _turn = serial();
+    let _turn = nas_runner::testkit::rng_lock();
     let n = 120;
     let batch = MetricBatch::random(n as i64, (3, 8, 8), 10, 5, Device::Cpu);
     let spec = metrics::lookup("linear_regions").unwrap();

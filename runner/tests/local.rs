@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nas_api::records::{CandidateRecord, Summary};
+use nas_api::records::{CandidateRecord, Summary, TrainMetrics};
 
 fn yaml(data: &Path, candidates: u32, extra: &str) -> String {
     format!(
@@ -139,6 +139,20 @@ fn a_tiny_search_runs_end_to_end_and_writes_the_report() {
             "{plot}"
         );
     }
+    // Training records a loss curve every few steps (a one-epoch run still draws a line),
+    // which the training plot shows beside the epoch means.
+    let train_key = std::fs::read_dir(f.out().join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("metrics.json"))
+        .find(|p| p.exists())
+        .expect("a finalist's metrics.json");
+    let trained: TrainMetrics = serde_json::from_slice(&std::fs::read(train_key).unwrap()).unwrap();
+    assert!(trained.loss_curve.len() > 1, "{:?}", trained.loss_curve);
+    let last = trained.loss_curve.last().unwrap();
+    assert!(
+        (last.epoch - f64::from(trained.epochs)).abs() < 1e-9,
+        "{last:?}"
+    );
     // report.html renders in a real browser with no console error, shows the winner and sorts
     // the candidates table on a click.
     let html = f.out().join("report.html");

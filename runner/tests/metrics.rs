@@ -40,7 +40,7 @@ fn set(vs: &VarStore, name: &str, values: &[f64], shape: &[i64]) {
 
 #[test]
 fn synflow_of_a_two_layer_linear_net_by_hand() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = LinearNetBuilder {
         input: (1, 1, 3),
         hidden: 2,
@@ -67,7 +67,7 @@ fn synflow_of_a_two_layer_linear_net_by_hand() {
 
 #[test]
 fn synflow_does_not_depend_on_the_data() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = tiny(true);
     let c = ctx(3, 4);
     let spec = metrics::lookup("synflow").unwrap();
@@ -81,7 +81,7 @@ fn synflow_does_not_depend_on_the_data() {
 
 #[test]
 fn naswot_on_a_known_activation_pattern() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     // Codes 101, 110, 001: agreements K = [[3,1,2],[1,3,0],[2,0,3]], det = 12.
     let x = Tensor::from_slice(&[1.0f32, -1.0, 2.0, 3.0, 4.0, -5.0, -1.0, -2.0, 6.0]);
     let b = ReluProbeBuilder {
@@ -111,7 +111,7 @@ fn naswot_on_a_known_activation_pattern() {
 
 #[test]
 fn cosine_of_known_weights() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let t = |v: &[f32]| Tensor::from_slice(v);
     assert_eq!(cosine(&t(&[1.0, 0.0]), &t(&[0.0, 1.0])), 0.0);
     assert!((cosine(&t(&[1.0, 2.0]), &t(&[2.0, 4.0])) - 1.0).abs() < 1e-12);
@@ -128,7 +128,7 @@ fn cosine_of_known_weights() {
 
 #[test]
 fn all_skip_cells_are_degenerate_and_not_trained() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = tiny(false);
     let batch = MetricBatch::random(20, b.input, 10, 0, Device::Cpu);
     let spec = metrics::lookup("angle_loss").unwrap();
@@ -144,7 +144,7 @@ fn all_skip_cells_are_degenerate_and_not_trained() {
 
 #[test]
 fn angle_loss_trains_and_is_deterministic() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = tiny(true);
     let batch = MetricBatch::random(20, b.input, 10, 5, Device::Cpu);
     let spec = metrics::lookup("angle_loss").unwrap();
@@ -179,7 +179,7 @@ fn angle_loss_trains_and_is_deterministic() {
 
 #[test]
 fn params_equals_the_builder_count_and_the_var_store() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     for b in [tiny(true), tiny(false)] {
         let batch = MetricBatch::random(1, b.input, 10, 0, Device::Cpu);
         let v = number(
@@ -200,7 +200,7 @@ fn params_equals_the_builder_count_and_the_var_store() {
 
 #[test]
 fn every_metric_is_deterministic_on_cpu() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = tiny(true);
     let batch = MetricBatch::random(12, b.input, 10, 11, Device::Cpu);
     let mut differs = Vec::new();
@@ -240,7 +240,7 @@ fn every_metric_is_deterministic_on_cpu() {
 fn an_input_independent_network_gives_values_not_errors() {
     // Nodes 1 and 2 are fed only through `none`, so the cell output and the logits do not
     // depend on the images: input gradients are undefined (jacob_cov once panicked on it).
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let arch: Nb201Arch = "|none~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"
         .parse()
         .unwrap();
@@ -266,7 +266,7 @@ fn an_input_independent_network_gives_values_not_errors() {
 
 #[test]
 fn unknown_metric_lists_valid_names() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let e = metrics::lookup("synflo").unwrap_err().to_string();
     assert!(
         e.contains("synflo") && e.contains("synflow") && e.contains("angle_loss"),
@@ -276,7 +276,7 @@ fn unknown_metric_lists_valid_names() {
 
 #[test]
 fn too_small_a_batch_is_an_error_not_a_panic() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     let b = tiny(true);
     let batch = MetricBatch::random(4, b.input, 10, 0, Device::Cpu);
     let e =
@@ -286,7 +286,7 @@ fn too_small_a_batch_is_an_error_not_a_panic() {
 
 #[test]
 fn helper_values_by_hand() {
-    let _rng = rng_lock();
+    let _rng = nas_runner::testkit::rng_lock();
     // fisher: g_nk = a * g = [3, 8]; 0.5 * mean_n g^2 summed = 4.5 + 32.
     let a = Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]);
     let g = Tensor::from_slice(&[3.0f32, 4.0]).view([1, 2]);
@@ -320,11 +320,4 @@ fn helper_values_by_hand() {
         Tensor::zeros([2], (Kind::Float, Device::Cpu)),
     ];
     assert!((zen::zen_value(&fx, &fy, &with_dead) - 2.0 * 2f64.ln()).abs() < 1e-12);
-}
-
-/// libtorch's RNG is process-global and the test harness runs tests on several threads: tests
-/// that seed it and draw from it take turns, or "same seed, same bits" would not hold.
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

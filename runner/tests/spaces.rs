@@ -7,15 +7,10 @@ use nas_runner::space::{NetOptions, SpaceError};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use std::collections::HashSet;
-use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const BEST: &str =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-
-fn shared_data() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
-}
 
 fn arb_arch() -> impl Strategy<Value = Nb201Arch> {
     proptest::collection::vec(0usize..5, EDGES).prop_map(|v| {
@@ -165,12 +160,13 @@ fn mutation_changes_exactly_one_edge() {
 
 #[test]
 fn benchmark_table_maps_index_and_arch() {
-    let path = shared_data().join("nb201/accuracy.csv");
-    assert!(
-        path.exists(),
-        "missing {}: CI provides ../shared/data",
-        path.display()
-    );
+    let Some(path) = nas_runner::testkit::shared_data(
+        env!("CARGO_MANIFEST_DIR"),
+        "nb201/accuracy.csv",
+        "benchmark_table_maps_index_and_arch",
+    ) else {
+        return;
+    };
     let t = Nb201Table::from_csv(&path).unwrap();
     assert_eq!(t.len(), SIZE);
     assert_eq!(

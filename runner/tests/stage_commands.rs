@@ -28,6 +28,8 @@ fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
     assert_eq!(s0.scored.unwrap() + s1.scored.unwrap(), 6);
     let sel = ok("select", &spec, &[]);
     assert_eq!(sel.top_k.len(), 2);
+    // Select counts every shard: the operator's count when score pods are gone with their Job.
+    assert_eq!(sel.scored, Some(6));
     // Results asked for too early: exit 1, naming how far the search got; nothing written.
     let uri = format!("s3://{BUCKET}/{root}summary.json");
     let early = f.dir.path().join("early");
@@ -162,6 +164,12 @@ fn every_stage_runs_as_its_own_process_and_a_rerun_does_no_work_twice() {
         let s = ok(name, &spec, &args);
         assert_eq!(s.outcome, Outcome::Skipped, "{name}: {s:?}");
     }
+    let reselect = ok("select", &spec, &[]);
+    assert_eq!(
+        reselect.scored,
+        Some(6),
+        "a skipped select still counts every shard"
+    );
     let rerun = ok("score", &spec, &["--shard", "0"]);
     assert_eq!(
         rerun.scored, s0.scored,

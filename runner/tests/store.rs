@@ -254,7 +254,7 @@ fn wrong_credentials_are_a_config_error_naming_bucket_and_endpoint_but_not_the_s
         .expect("wrong credentials must fail");
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
-    assert_eq!(err.exit_code(), exit_code::INVALID_CONFIG);
+    assert_eq!(err.outcome().exit_code(), exit_code::INVALID_CONFIG);
     assert!(
         msg.contains("nas-test") && msg.contains(&srv.endpoint()),
         "{msg}"
@@ -316,7 +316,7 @@ fn server_stopped_mid_run_is_retried_then_fails_clearly() {
     let took = started.elapsed();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Transient(_)), "{err:?}");
-    assert_ne!(err.exit_code(), exit_code::INVALID_CONFIG);
+    assert_ne!(err.outcome().exit_code(), exit_code::INVALID_CONFIG);
     assert!(
         msg.contains(&format!("after {} attempts", policy.max_attempts)),
         "{msg}"

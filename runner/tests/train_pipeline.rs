@@ -33,12 +33,6 @@ fn stage_fashion(tmp: &std::path::Path, train_n: usize, test_n: usize) -> Arc<dy
     store
 }
 
-/// libtorch's RNG and thread count are process-wide: the tests of this file take turns.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn params(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -47,7 +41,7 @@ fn params(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
 
 #[test]
 fn fashion_stage_train_evaluate() {
-    let _serial = serial();
+    let _serial = nas_runner::testkit::rng_lock();
     tch::set_num_threads(2);
     let tmp = tempfile::tempdir().unwrap();
     let store = stage_fashion(tmp.path(), 600, 200);
@@ -105,7 +99,7 @@ fn fashion_stage_train_evaluate() {
 
 #[test]
 fn resume_from_mid_run_checkpoint_is_bit_exact() {
-    let _serial = serial();
+    let _serial = nas_runner::testkit::rng_lock();
     tch::set_num_threads(1);
     let tmp = tempfile::tempdir().unwrap();
     let store = stage_fashion(tmp.path(), 200, 40);
@@ -160,6 +154,23 @@ fn resume_from_mid_run_checkpoint_is_bit_exact() {
         "loss history differs"
     );
     assert_eq!(second.report.test, whole.report.test);
+    // The loss curve continues where the checkpoint left it: same steps, same means (its
+    // tallies go through JSON, so within rounding), and a point at the last step.
+    let steps =
+        |r: &nas_runner::train::TrainReport| r.loss_curve.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(steps(&second.report), steps(&whole.report));
+    assert_eq!(steps(&whole.report).last(), Some(&whole.report.steps));
+    for (a, b) in second
+        .report
+        .loss_curve
+        .iter()
+        .zip(&whole.report.loss_curve)
+    {
+        assert!(
+            (a.1 - b.1).abs() <= 1e-9 * b.1.abs(),
+            "curve point {a:?} against {b:?}"
+        );
+    }
     for ((n1, a), (n2, b)) in params(&whole.vs).iter().zip(params(&second.vs).iter()) {
         assert_eq!(n1, n2);
         assert!(a.equal(b), "parameter {n1} differs after resumption");
@@ -177,7 +188,7 @@ fn resume_from_mid_run_checkpoint_is_bit_exact() {
 
 #[test]
 fn a_validation_share_without_images_is_a_configuration_error() {
-    let _serial = serial();
+    let _serial = nas_runner::testkit::rng_lock();
     let tmp = tempfile::tempdir().unwrap();
     let store = stage_fashion(tmp.path(), 60, 20);
     let recipe =

@@ -5,6 +5,11 @@
 //! It runs on its own Tokio runtime, so blocking clients (S3 stores) can use it from
 //! plain test threads, and [`S3TestServer::stop`] can cut it off mid-run (every connection
 //! closes at once) to test retries; [`S3TestServer::restart`] brings it back on the same port.
+//!
+//! Also [`jpeg`], an encoder that makes the test images, and [`shared_data`], the gate for the
+//! few tests that need the development data sets in `../shared/data`.
+pub mod jpeg;
+
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
@@ -105,4 +110,36 @@ impl Drop for S3TestServer {
             rt.shutdown_background();
         }
     }
+}
+
+/// Set to `1` (CI does) to make a missing `../shared/data` a test failure instead of a skip.
+pub const REQUIRE_SHARED_DATA_ENV: &str = "NAS_REQUIRE_SHARED_DATA";
+
+/// `../shared/data/<rel>` beside the checkout (`manifest_dir` is the calling crate's
+/// `CARGO_MANIFEST_DIR`), or `None` with a line saying the test was skipped and why: these data
+/// sets are not part of the repository. With [`REQUIRE_SHARED_DATA_ENV`] set to `1`, a missing
+/// path panics instead, so CI cannot pass without running the test.
+pub fn shared_data(manifest_dir: &str, rel: &str, test: &str) -> Option<PathBuf> {
+    let path = Path::new(manifest_dir).join("../../shared/data").join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    let why = format!(
+        "{test}: {} is missing (the development data sets beside the checkout)",
+        path.display()
+    );
+    if std::env::var(REQUIRE_SHARED_DATA_ENV).as_deref() == Ok("1") {
+        panic!("{why}, and {REQUIRE_SHARED_DATA_ENV}=1 requires it");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// libtorch's RNG and thread count are process-wide and the test harness runs tests on several
+/// threads: tests that seed and draw take turns through this lock (one per test binary), or one
+/// test's draws land between another's two "same seed" computations. A panicked holder does not
+/// poison it for the others.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

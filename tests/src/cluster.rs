@@ -530,76 +530,50 @@ async fn create_namespace(client: &kube::Client, ns: &str) {
         .unwrap_or_else(|e| panic!("creating the S3 Secret in {ns}: {e}"));
 }
 
-/// A small CIFAR-10 cut (`per_class` train and `per_class / 3` test images of each class) of
-/// `../shared/data/cifar10`, in the same layout (`train.tar.gz`, `test.tar.gz` of class folders),
-/// made once per test process.
-pub fn cifar10_subset(per_class: usize) -> PathBuf {
+/// A small data set in the CIFAR-10 JPEG layout (`train.tar.gz`, `test.tar.gz` of class folders
+/// of 32x32 JPEGs): `per_class` train and `per_class / 3` test images of each of ten classes,
+/// generated (the scenarios test the pipeline, not accuracy), made once per test process.
+pub fn cifar10_like(per_class: usize) -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10");
-        assert!(
-            shared.is_dir(),
-            "{} is missing: the end-to-end scenarios read CIFAR-10 from the shared data",
-            shared.display()
-        );
         let out = std::env::temp_dir().join(format!("nas-e2e-cifar10-{}", std::process::id()));
-        std::fs::create_dir_all(&out).expect("subset folder");
-        for (split, n) in [("train", per_class), ("test", per_class.div_ceil(3))] {
-            cut_tar_gz(
-                &shared.join(format!("{split}.tar.gz")),
-                &out.join(format!("{split}.tar.gz")),
-                n,
-            );
+        std::fs::create_dir_all(&out).expect("data folder");
+        for (split, n, seed) in [
+            ("train", per_class, 0),
+            ("test", per_class.div_ceil(3), 1000),
+        ] {
+            write_jpeg_tar_gz(&out.join(format!("{split}.tar.gz")), n, seed);
         }
         out
     })
     .clone()
 }
 
-/// Copies the first `per_class` files of each class folder of a gzipped tar.
-fn cut_tar_gz(from: &Path, to: &Path, per_class: usize) {
-    use std::collections::BTreeMap;
-    use std::io::Read;
-    let file = std::fs::File::open(from).expect("shared CIFAR-10 archive");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+/// `per_class` generated JPEGs of each of ten classes, as `class/NNNN.jpg` in a gzipped tar.
+fn write_jpeg_tar_gz(to: &Path, per_class: usize, seed: u32) {
+    use nas_testkit::jpeg::{encode, pattern, Layout};
     let out = flate2::write::GzEncoder::new(
-        std::fs::File::create(to).expect("subset archive"),
+        std::fs::File::create(to).expect("data archive"),
         flate2::Compression::fast(),
     );
     let mut builder = tar::Builder::new(out);
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in archive.entries().expect("tar entries") {
-        let mut entry = entry.expect("tar entry");
-        if !entry.header().entry_type().is_file() {
-            continue;
+    for class in 0..10u32 {
+        for i in 0..per_class as u32 {
+            let bytes = encode(
+                &pattern(32, 32, Layout::Rgb, class, seed + i),
+                32,
+                32,
+                Layout::Rgb,
+                90,
+            );
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            builder
+                .append_data(&mut h, format!("class{class}/{i:04}.jpg"), &bytes[..])
+                .expect("append");
         }
-        let path = entry
-            .path()
-            .expect("entry path")
-            .to_string_lossy()
-            .into_owned();
-        let clean = path.trim_start_matches("./").to_string();
-        let Some((class, _)) = clean.split_once('/') else {
-            continue;
-        };
-        let n = counts.entry(class.to_string()).or_default();
-        if *n >= per_class {
-            continue;
-        }
-        *n += 1;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).expect("entry bytes");
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        builder
-            .append_data(&mut h, &clean, &bytes[..])
-            .expect("append");
     }
-    builder
-        .into_inner()
-        .expect("tar finish")
-        .finish()
-        .expect("gzip finish");
+    builder.into_inner().expect("tar").finish().expect("gzip");
 }

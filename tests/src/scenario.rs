@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 use nas_api::crd::{NASSearch, Phase};
 
-use crate::cluster::{binary, cifar10_subset, Cluster, RunnerSetup, S3_SECRET};
+use crate::cluster::{binary, cifar10_like, Cluster, RunnerSetup, S3_SECRET};
 
 /// Long enough for a whole tiny search on 2 cores, with room for a loaded CI machine.
 pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(420);
@@ -35,7 +35,7 @@ spec:
     forcePathStyle: true
     credentials: {{secretRef: {{name: {secret}}}}}
 {extra}"#,
-        data = cifar10_subset(30).display(),
+        data = cifar10_like(30).display(),
         endpoint = cluster.s3_endpoint(),
         image = cluster.runner_image,
         secret = S3_SECRET,

@@ -1,7 +1,7 @@
 //! End-to-end scenarios of a search's life: the real `nas-operator` and `nas-runner` binaries on
 //! a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) with the
-//! process kubelet and an in-process S3 server, on a small cut of the real CIFAR-10
-//! (`../shared`). Each test is one scenario, in namespaces of its own.
+//! process kubelet and an in-process S3 server, on a small generated data set in the CIFAR-10
+//! JPEG layout. Each test is one scenario, in namespaces of its own.
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;

@@ -249,6 +249,23 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric; the runner's registry holds exactly these (a test checks it).
+    pub const ALL: [Metric; 13] = [
+        Metric::Params,
+        Metric::Flops,
+        Metric::GradNorm,
+        Metric::Snip,
+        Metric::Grasp,
+        Metric::Fisher,
+        Metric::JacobCov,
+        Metric::Synflow,
+        Metric::Naswot,
+        Metric::NtkCond,
+        Metric::LinearRegions,
+        Metric::Zen,
+        Metric::AngleLoss,
+    ];
+
     /// The name used on the runner's command line and in score records.
     pub fn as_str(self) -> &'static str {
         match self {

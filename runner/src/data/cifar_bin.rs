@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const SIDE: usize = 32;
 const RECORD: usize = 1 + 3 * SIDE * SIDE;
 /// CIFAR-10 names in label order (also alphabetical).
-pub(crate) const CIFAR10_CLASSES: [&str; 10] = [
+pub const CIFAR10_CLASSES: [&str; 10] = [
     "airplane",
     "automobile",
     "bird",

@@ -9,6 +9,9 @@ use zune_jpeg::JpegDecoder;
 
 /// Largest side accepted from a JPEG header: larger images are treated as corrupt.
 const MAX_SIDE: usize = 16_384;
+/// More pixels per byte than entropy coding can reach (about 256 at 2 bits per 8x8 block):
+/// the header lies or the file is cut.
+const MAX_PIXELS_PER_BYTE: usize = 1024;
 
 /// An 8-bit image, rows of interleaved channels (`HWC`), 1 or 3 channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +138,23 @@ pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataE
         .set_max_width(MAX_SIDE)
         .set_max_height(MAX_SIDE);
     let mut decoder = JpegDecoder::new_with_options(bytes, options);
+    let corrupt = |detail: String| DataError::Decode {
+        key: key.to_string(),
+        detail,
+    };
+    decoder
+        .decode_headers()
+        .map_err(|e| corrupt(format!("{e:?}")))?;
+    // The decoder allocates its output from the header's size: a few corrupt header bytes must
+    // not claim gigabytes. Even a flat image costs about 2 bits per 8x8 block and component.
+    if let Some((w, h)) = decoder.dimensions() {
+        if w.saturating_mul(h) > bytes.len().saturating_mul(MAX_PIXELS_PER_BYTE) {
+            return Err(corrupt(format!(
+                "header declares {w}x{h} pixels but the file has only {} bytes",
+                bytes.len()
+            )));
+        }
+    }
     let data = decoder.decode().map_err(|e| DataError::Decode {
         key: key.to_string(),
         detail: format!("{e:?}"),

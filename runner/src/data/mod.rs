@@ -18,6 +18,7 @@ pub mod source;
 pub mod stage;
 pub(crate) mod tarball;
 
+pub use cifar_bin::CIFAR10_CLASSES;
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use sample::load_balanced_sample;
 pub use shards::{ShardIndex, ShardInfo};
@@ -94,6 +95,9 @@ pub enum DataError {
     Store(#[from] crate::store::StoreError),
     #[error("tensor: {0}")]
     Tensor(#[from] tch::TchError),
+    /// A failure of our own machinery (a crashed reader thread), not of the data: worth a retry.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl DataError {

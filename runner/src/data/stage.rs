@@ -204,7 +204,7 @@ pub fn stage_data(
                 if chunk.len() == config.chunk {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk));
                     tx.send(full)
-                        .map_err(|_| DataError::Invalid("stage: writer stopped".into()))?;
+                        .map_err(|_| DataError::Internal("stage: writer stopped".into()))?;
                 }
                 Ok(())
             });
@@ -269,7 +269,7 @@ pub fn stage_data(
         drop(rx);
         let summary = reader
             .join()
-            .map_err(|_| DataError::Invalid("stage: reader thread panicked".into()))?;
+            .map_err(|_| DataError::Internal("stage: reader thread panicked".into()))?;
         match failure {
             Some(e) => Err(e),
             None => summary,

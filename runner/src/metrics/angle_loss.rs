@@ -35,6 +35,14 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 100,
     summary: "cosine of classifier weights before/after 50 SGD steps and the final loss (paper)",
+    options: &[
+        "iterations",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "augment",
+        "repeats",
+    ],
     compute,
 };
 

@@ -19,6 +19,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 64,
     summary: "Fisher channel saliency of conv/linear outputs (zero-cost proxies)",
+    options: &[],
     compute,
 };
 

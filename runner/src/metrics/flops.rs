@@ -10,6 +10,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 0,
     summary: "multiply-adds for one image from the builder",
+    options: &[],
     compute,
 };
 

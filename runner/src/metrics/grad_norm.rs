@@ -16,6 +16,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 64,
     summary: "sum of per-layer L2 norms of the CE-loss weight gradients (zero-cost proxies)",
+    options: &[],
     compute,
 };
 

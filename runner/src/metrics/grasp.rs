@@ -17,6 +17,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 64,
     summary: "sum -w * Hg over conv/linear weights (GraSP, zero-cost proxies)",
+    options: &[],
     compute,
 };
 

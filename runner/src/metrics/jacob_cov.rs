@@ -18,6 +18,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 64,
     summary: "eigenvalue score of the input-Jacobian correlation matrix (NASWOT v1)",
+    options: &[],
     compute,
 };
 

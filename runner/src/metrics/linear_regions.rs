@@ -40,6 +40,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 3000,
     summary: "distinct ReLU activation patterns of 3000 3x3 crops on the thin network (TE-NAS)",
+    options: &[],
     compute,
 };
 

@@ -115,6 +115,8 @@ pub struct MetricSpec {
     pub default_batch_size: usize,
     /// One line: what it computes and where the definition comes from.
     pub summary: &'static str,
+    /// The `MetricContext::options` it reads (`--option NAME=VALUE`); any other is an error.
+    pub options: &'static [&'static str],
     pub compute: ComputeFn,
 }
 
@@ -166,7 +168,8 @@ pub(crate) const fn make_needs(data: bool, labels: bool, training: bool) -> Need
     }
 }
 
-static REGISTRY: [MetricSpec; 13] = [
+/// One entry per API metric (`nas_api::spec::Metric::ALL`), in the documented order.
+static REGISTRY: [MetricSpec; nas_api::spec::Metric::ALL.len()] = [
     params::SPEC,
     flops::SPEC,
     grad_norm::SPEC,
@@ -202,6 +205,40 @@ pub fn lookup(name: &str) -> Result<&'static MetricSpec, MetricError> {
         })
 }
 
+/// Checks that every option in `options` is one some metric reads (a misspelling is an error,
+/// not a silently ignored setting); the error names the options of `specs`, the metrics asked
+/// for. An option only other metrics read is allowed: one command line serves several runs.
+pub fn check_options<'a>(
+    specs: &[&MetricSpec],
+    options: impl IntoIterator<Item = &'a String>,
+) -> Result<(), String> {
+    for name in options {
+        if registry()
+            .iter()
+            .any(|s| s.options.contains(&name.as_str()))
+        {
+            continue;
+        }
+        let mut known: Vec<&str> = specs
+            .iter()
+            .flat_map(|s| s.options.iter().copied())
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let metrics: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        return Err(format!(
+            "option '{name}' is read by no metric; {} {}",
+            metrics.join(", "),
+            if known.is_empty() {
+                "take no options".to_string()
+            } else {
+                format!("take {}", known.join(", "))
+            }
+        ));
+    }
+    Ok(())
+}
+
 /// Computes metric `spec` for one architecture.
 pub fn compute(
     spec: &MetricSpec,
@@ -210,4 +247,40 @@ pub fn compute(
     ctx: &MetricContext,
 ) -> Result<MetricValue, MetricError> {
     (spec.compute)(builder, batch, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nas_api::spec::Metric;
+
+    #[test]
+    fn the_registry_holds_exactly_the_api_metrics_under_their_api_names() {
+        let api: Vec<&str> = Metric::ALL.iter().map(|m| m.as_str()).collect();
+        let ours: Vec<&str> = registry().iter().map(|s| s.name).collect();
+        assert_eq!(ours, api, "registry and nas_api::spec::Metric::ALL differ");
+        for m in Metric::ALL {
+            // The name a spec is written with is the name the registry answers to.
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.as_str()));
+            assert!(lookup(m.as_str()).is_ok());
+        }
+    }
+
+    #[test]
+    fn an_option_no_chosen_metric_reads_is_an_error_naming_the_ones_they_take() {
+        let specs = [lookup("angle_loss").unwrap(), lookup("zen").unwrap()];
+        let ok = ["iterations".to_string(), "repeats".to_string()];
+        assert!(check_options(&specs, &ok).is_ok());
+        let err = check_options(&specs, &["iteration".to_string()]).unwrap_err();
+        assert!(
+            err.contains("'iteration'") && err.contains("iterations"),
+            "{err}"
+        );
+        let params = [lookup("params").unwrap()];
+        // Read by other metrics: allowed (one command line serves several runs).
+        assert!(check_options(&params, &["repeats".to_string()]).is_ok());
+        let err = check_options(&params, &["repeat".to_string()]).unwrap_err();
+        assert!(err.contains("take no options"), "{err}");
+    }
 }

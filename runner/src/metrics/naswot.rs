@@ -20,6 +20,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 128,
     summary: "log|det K| of the ReLU-code agreement kernel (NASWOT)",
+    options: &[],
     compute,
 };
 

@@ -25,6 +25,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: false,
     default_batch_size: 64,
     summary: "condition number of the empirical NTK (TE-NAS); lower is better",
+    options: &[],
     compute,
 };
 

@@ -10,6 +10,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 0,
     summary: "parameter count from the builder (the space's published convention)",
+    options: &[],
     compute,
 };
 

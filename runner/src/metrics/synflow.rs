@@ -19,6 +19,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 0,
     summary: "sum |w * dR/dw|, |weights|, no BN, float64, ones input (SynFlow)",
+    options: &[],
     compute,
 };
 

@@ -26,6 +26,7 @@ pub const SPEC: MetricSpec = MetricSpec {
     higher_is_better: true,
     default_batch_size: 64,
     summary: "Zen-score: log expected feature-map perturbation + BN variance terms (Zen-NAS)",
+    options: &["repeats"],
     compute,
 };
 

@@ -8,7 +8,6 @@
 
 pub mod darts;
 pub(crate) mod darts_ops;
-pub mod init;
 pub(crate) mod layers;
 pub mod nb201;
 
@@ -115,6 +114,21 @@ pub struct CostPart {
     pub flops: i64,
 }
 
+/// Convolutions with this few output channels stay NCHW.
+const CHANNELS_LAST_MIN_OUT: i64 = 8;
+
+/// libtorch 2.11's oneDNN corrupts the heap in a channels-last convolution backward pass of a
+/// DARTS ImageNet network of width 8 or less (its stem has width/2 = 4 output channels):
+/// `free(): invalid next size`, then an abort, in the angle_loss training. Measured on the
+/// development CPU (runner/tests/imagenet_path.rs at `channels: 4` and 8 aborted; 16 ran, and
+/// so did every single-layer shape tried alone). NCHW runs them correctly, so networks with a
+/// convolution narrower than [`CHANNELS_LAST_MIN_OUT`] stay NCHW.
+fn channels_last_is_safe(vs: &nn::VarStore) -> bool {
+    vs.variables()
+        .values()
+        .all(|t| t.dim() != 4 || t.size()[0] >= CHANNELS_LAST_MIN_OUT)
+}
+
 /// Stores every 4-D parameter (conv weights) channels-last when the network runs on the CPU.
 /// A channels-last weight makes libtorch's oneDNN convolutions run in NHWC and hand NHWC to
 /// the BN, ReLU and pooling after them, instead of reordering at every call. Measured on the
@@ -123,7 +137,7 @@ pub struct CostPart {
 /// training step changed little (BENCHMARKS.md, section 3).
 /// Values differ from an NCHW run only by float rounding. Call before creating an optimiser.
 pub fn use_channels_last(vs: &nn::VarStore, device: Device) {
-    if device != Device::Cpu {
+    if device != Device::Cpu || !channels_last_is_safe(vs) {
         return;
     }
     tch::no_grad(|| {

@@ -22,12 +22,12 @@ impl GroundTruth {
     /// `cifar10_test` when the table has it, else its first value column.
     pub fn load(path: &Path, column: Option<&str>) -> Result<Self, StageError> {
         let table = Nb201Table::from_csv(path)
-            .map_err(|e| StageError::Config(format!("--ground-truth {}: {e}", path.display())))?;
+            .map_err(|e| StageError::config(format!("--ground-truth {}: {e}", path.display())))?;
         let cols = table.columns();
         let column = match column {
             Some(c) if cols.iter().any(|x| x == c) => c.to_string(),
             Some(c) => {
-                return Err(StageError::Config(format!(
+                return Err(StageError::config(format!(
                     "--ground-truth-column {c}: {} has columns {}",
                     path.display(),
                     cols.join(", ")
@@ -39,7 +39,7 @@ impl GroundTruth {
                 .or_else(|| cols.first())
                 .cloned()
                 .ok_or_else(|| {
-                    StageError::Config(format!(
+                    StageError::config(format!(
                         "--ground-truth {}: no accuracy column after index,arch",
                         path.display()
                     ))

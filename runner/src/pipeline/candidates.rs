@@ -26,7 +26,7 @@ pub fn load(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
     for (i, r) in records.iter().enumerate() {
         schema_ok("candidates.jsonl", r.schema)?;
         if r.index != i as u64 {
-            return Err(StageError::Config(format!(
+            return Err(StageError::config(format!(
                 "{KEY}: line {} has index {}, expected {i}",
                 i + 1,
                 r.index
@@ -35,7 +35,7 @@ pub fn load(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
     }
     let want = search.spec().sampling.candidates as usize;
     if records.len() != want {
-        return Err(StageError::Config(format!(
+        return Err(StageError::config(format!(
             "{KEY} holds {} candidates, spec.sampling.candidates is {want}",
             records.len()
         )));

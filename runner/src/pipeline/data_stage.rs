@@ -9,7 +9,7 @@ use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::spec::DatasetFormat;
 use nas_api::uri::StoreUri;
 
-use super::{Search, StageError, StageResult};
+use super::{ErrorKind, Search, StageError, StageResult};
 use crate::data::{self, DataError, Split, StageConfig};
 use crate::store::{self, ObjectStore};
 
@@ -79,12 +79,37 @@ pub fn run(search: &Search) -> StageResult {
 pub(crate) fn data_error(e: DataError, source: &str) -> StageError {
     match e {
         DataError::TooManyBad { .. } => {
-            StageError::Undoable(format!("spec.dataset.source {source}: {e}"))
+            StageError::undoable(format!("spec.dataset.source {source}: {e}"))
         }
         DataError::Store(s) => StageError::from(s),
-        DataError::Checksum { .. } | DataError::Tensor(_) => StageError::Transient(e.to_string()),
-        other => StageError::Config(format!("spec.dataset.source {source}: {other}")),
+        DataError::Checksum { .. } | DataError::Tensor(_) | DataError::Internal(_) => {
+            StageError::caused_by(ErrorKind::Transient, "", e)
+        }
+        // Only what the user's data or its location causes is a configuration error: a full
+        // disk, a reset connection or an interrupted read is worth a retry.
+        DataError::Io { source: ref io, .. } if !io_is_config(io.kind()) => StageError::caused_by(
+            ErrorKind::Transient,
+            format!("spec.dataset.source {source}"),
+            e,
+        ),
+        other => StageError::config(format!("spec.dataset.source {source}: {other}")),
     }
+}
+
+/// IO errors a retry cannot fix: the data's own fault or its permissions.
+fn io_is_config(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        kind,
+        K::NotFound
+            | K::PermissionDenied
+            | K::InvalidData
+            | K::InvalidInput
+            | K::UnexpectedEof
+            | K::IsADirectory
+            | K::NotADirectory
+            | K::InvalidFilename
+    )
 }
 
 /// How the split is packed: ImageNet-style folders are resized (short side `resolution * 8/7`,
@@ -123,7 +148,7 @@ fn stage_config(search: &Search) -> StageConfig {
 fn local_source(search: &Search) -> Result<String, StageError> {
     let source = &search.spec().dataset.source;
     let uri = StoreUri::parse(source)
-        .map_err(|e| StageError::Config(format!("spec.dataset.source: {e}")))?;
+        .map_err(|e| StageError::config(format!("spec.dataset.source: {e}")))?;
     match uri {
         StoreUri::File { path } => Ok(path.to_string_lossy().into_owned()),
         StoreUri::S3 { bucket, key } => {
@@ -151,7 +176,7 @@ fn local_source(search: &Search) -> Result<String, StageError> {
                 .map_err(|e| match e {
                     // Nothing at the source: retrying will not make it appear.
                     store::StoreError::NotFound { .. } => {
-                        StageError::Config(format!("spec.dataset.source {source}: {e}"))
+                        StageError::config(format!("spec.dataset.source {source}: {e}"))
                     }
                     other => StageError::from(other).context("spec.dataset.source"),
                 })

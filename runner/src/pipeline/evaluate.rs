@@ -6,7 +6,9 @@ use std::time::Instant;
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{EvalReport, RankingEntry, TrainMetrics, SCHEMA_VERSION};
 
-use super::train::{build_for, fit, history, load_topk, metrics_key, recipe_for, success_key};
+use super::train::{
+    build_for, fit, history, load_topk, loss_curve, metrics_key, recipe_for_search, success_key,
+};
 use super::{schema_ok, DataShape, Search, StageError, StageResult};
 
 pub const REPORT: &str = "eval/report.json";
@@ -51,13 +53,13 @@ pub fn run(search: &Search) -> StageResult {
     }
     let ranked = finalists(search)?;
     let Some((entry, short)) = ranked.first() else {
-        return Err(StageError::Undoable(
-            "no finalist finished its training: nothing to evaluate".into(),
+        return Err(StageError::undoable(
+            "no finalist finished its training: nothing to evaluate",
         ));
     };
     let shape = DataShape::of(search)?;
     let builder = build_for(search, &entry.arch, &shape, &search.spec().evaluate)?;
-    let recipe = recipe_for(&search.spec().evaluate, search.seed())?;
+    let recipe = recipe_for_search(&search.spec().evaluate, search)?;
     let started = Instant::now();
     let report = fit(
         search,
@@ -69,7 +71,7 @@ pub fn run(search: &Search) -> StageResult {
     )
     .map_err(|e| e.context(&format!("evaluating candidate {}", entry.index)))?;
     let test = report.test.clone().ok_or_else(|| {
-        StageError::Config("the staged data set has no test split to evaluate on".into())
+        StageError::config("the staged data set has no test split to evaluate on")
     })?;
     let eval = EvalReport {
         schema: SCHEMA_VERSION,
@@ -82,6 +84,7 @@ pub fn run(search: &Search) -> StageResult {
         top1_err: 1.0 - test.top1,
         top5_err: 1.0 - test.top5,
         history: history(&report),
+        loss_curve: loss_curve(&report),
         seconds: started.elapsed().as_secs_f64(),
     };
     search.put_json(REPORT, &eval)?;

@@ -12,6 +12,7 @@
 pub mod analysis;
 pub mod candidates;
 pub mod data_stage;
+mod error;
 pub mod evaluate;
 mod plots;
 pub mod report;
@@ -22,22 +23,23 @@ pub mod score;
 pub mod select;
 pub mod train;
 
+pub use error::{ErrorKind, StageError};
+
 /// The resolved spec at the search's root, written once by the first stage.
 pub const SPEC_KEY: &str = "spec.json";
 
 use std::sync::Arc;
 
-use nas_api::contract::{exit_code, Outcome, Stage, TerminationSummary};
+use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::check_schema;
 use nas_api::resolved::ResolvedSpec;
 use nas_api::spec::SpaceName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use thiserror::Error;
 
 use crate::nn::NetBuilder;
 use crate::space::{self, NetOptions};
-use crate::store::{ObjectStore, StoreError};
+use crate::store::ObjectStore;
 
 /// One search's pipeline state: its spec, its artifact store and where tensors run.
 pub struct Search {
@@ -47,59 +49,6 @@ pub struct Search {
     pub device: tch::Device,
     /// Progress lines on stderr.
     pub progress: bool,
-}
-
-/// Why a stage stopped; [`StageError::exit_code`] follows the stage contract.
-#[derive(Debug, Error)]
-pub enum StageError {
-    /// The spec or its inputs are wrong: retrying cannot help (exit 2, fails the Job).
-    #[error("{0}")]
-    Config(String),
-    /// This shard or candidate cannot be done (exit 3, fails the index).
-    #[error("{0}")]
-    Undoable(String),
-    /// Worth a retry (exit 1).
-    #[error("{0}")]
-    Transient(String),
-    /// Stopped on request at a unit boundary, finished work kept (exit 143, not counted
-    /// against retries); the message says what was kept.
-    #[error("{0}")]
-    Interrupted(String),
-}
-
-impl StageError {
-    pub fn exit_code(&self) -> i32 {
-        self.outcome().exit_code()
-    }
-
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            StageError::Config(_) => Outcome::InvalidConfig,
-            StageError::Undoable(_) => Outcome::Undoable,
-            StageError::Transient(_) => Outcome::Failed,
-            StageError::Interrupted(_) => Outcome::Interrupted,
-        }
-    }
-
-    /// Prefixes the message with what was being done.
-    pub fn context(self, what: &str) -> Self {
-        match self {
-            StageError::Config(m) => StageError::Config(format!("{what}: {m}")),
-            StageError::Undoable(m) => StageError::Undoable(format!("{what}: {m}")),
-            StageError::Transient(m) => StageError::Transient(format!("{what}: {m}")),
-            StageError::Interrupted(m) => StageError::Interrupted(format!("{what}: {m}")),
-        }
-    }
-}
-
-impl From<StoreError> for StageError {
-    fn from(e: StoreError) -> Self {
-        if e.exit_code() == exit_code::INVALID_CONFIG {
-            StageError::Config(e.to_string())
-        } else {
-            StageError::Transient(e.to_string())
-        }
-    }
 }
 
 /// What a stage returns on success: the summary for the termination message.
@@ -132,13 +81,13 @@ impl Search {
             }
             Some(bytes) => {
                 let there: ResolvedSpec = serde_json::from_slice(&bytes).map_err(|e| {
-                    StageError::Config(format!(
+                    StageError::config(format!(
                         "{}/{SPEC_KEY} is not a resolved spec: {e}",
                         self.store.describe()
                     ))
                 })?;
                 if !self.resolved.answers_to(&there.spec_hash) {
-                    return Err(StageError::Config(format!(
+                    return Err(StageError::config(format!(
                         "{}/{SPEC_KEY} holds spec {}, this run has spec {}: the search's spec changed \
                          after its artifacts were started; create a new search instead",
                         self.store.describe(),
@@ -160,6 +109,7 @@ impl Search {
             input_size: data.side,
             width: s.channels.map(i64::from),
             cells: s.cells.map(i64::from),
+            darts_kind: space::DartsNetKind::for_input(data.side),
             ..NetOptions::default()
         }
     }
@@ -167,7 +117,7 @@ impl Search {
     /// Builds candidate `arch` of this search's space for `data`.
     pub fn build(&self, arch: &str, data: &DataShape) -> Result<Box<dyn NetBuilder>, StageError> {
         space::builder(self.space_name(), arch, &self.net_options(data))
-            .map_err(|e| StageError::Config(format!("architecture '{arch}': {e}")))
+            .map_err(|e| StageError::config(format!("architecture '{arch}': {e}")))
     }
 
     /// Reads and parses a JSON artifact.
@@ -179,7 +129,7 @@ impl Search {
     /// Writes a JSON artifact (pretty, with a final newline).
     pub fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StageError> {
         let mut text = serde_json::to_string_pretty(value)
-            .map_err(|e| StageError::Transient(format!("{key}: {e}")))?;
+            .map_err(|e| StageError::transient(format!("{key}: {e}")))?;
         text.push('\n');
         Ok(self.store.put(key, text.as_bytes())?)
     }
@@ -203,7 +153,7 @@ impl Search {
         for r in records {
             text.push_str(
                 &serde_json::to_string(r)
-                    .map_err(|e| StageError::Transient(format!("{key}: {e}")))?,
+                    .map_err(|e| StageError::transient(format!("{key}: {e}")))?,
             );
             text.push('\n');
         }
@@ -213,7 +163,7 @@ impl Search {
     /// An artifact another stage wrote does not parse: the store was tampered with or written
     /// by an incompatible build; retrying cannot fix it.
     fn corrupt(&self, key: &str, e: impl std::fmt::Display) -> StageError {
-        StageError::Config(format!(
+        StageError::config(format!(
             "{}/{key}: unreadable artifact: {e}",
             self.store.describe()
         ))
@@ -250,7 +200,7 @@ pub fn s3_config(
 
 /// Rejects a record written by a newer build.
 pub(crate) fn schema_ok(record: &'static str, found: u32) -> Result<(), StageError> {
-    check_schema(record, found).map_err(|e| StageError::Config(e.to_string()))
+    check_schema(record, found).map_err(|e| StageError::config(e.to_string()))
 }
 
 /// Channels, side and classes of the staged training split: what networks are built for.
@@ -265,7 +215,7 @@ impl DataShape {
     /// Reads `data/train/index.json` (staging must have finished).
     pub fn of(search: &Search) -> Result<Self, StageError> {
         let index = crate::data::ShardIndex::load(search.store.as_ref(), "data/train")
-            .map_err(|e| StageError::Transient(format!("staged data: {e}")))?;
+            .map_err(|e| StageError::transient(format!("staged data: {e}")))?;
         let [channels, side, _] = index.shape.map(|s| s.map(i64::from)).unwrap_or([
             i64::from(index.channels),
             i64::from(search.resolved.spec.dataset.resolution),
@@ -299,7 +249,7 @@ pub(crate) fn status_candidate(
 ) -> nas_api::crd::CandidateSummary {
     nas_api::crd::CandidateSummary {
         index: Some(index),
-        arch: arch.chars().take(512).collect(),
+        arch: arch.chars().take(nas_api::crd::ARCH_MAX_CHARS).collect(),
         params: Some(params),
         flops: Some(flops),
         ..Default::default()

@@ -41,20 +41,37 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     })
 }
 
-/// Each series as a line with its points marked (a one-epoch run still shows its point).
-pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
+/// A dense line (per step) with sparser marked points on it (per epoch), in one colour.
+pub struct Curve {
+    pub name: String,
+    pub line: Vec<(f64, f64)>,
+    pub marks: Vec<(f64, f64)>,
+}
+
+/// Each curve's line, thin, and its marks as dots; a curve with no line joins its marks, so a
+/// run that recorded only epoch means still shows as a line.
+pub fn curves(title: &str, xlabel: &str, ylabel: &str, curves: &[Curve]) -> String {
+    let all: Vec<Series> = curves
+        .iter()
+        .map(|c| Series {
+            name: c.name.clone(),
+            points: c.line.iter().chain(&c.marks).copied().collect(),
+        })
+        .collect();
     render(title, |root| {
-        let mut chart = chart(root, title, xlabel, ylabel, &finite_points(series))?;
-        for (i, s) in series.iter().enumerate() {
+        let mut chart = chart(root, title, xlabel, ylabel, &finite_points(&all))?;
+        for (i, c) in curves.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = finite(&s.points).collect();
-            chart.draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))?;
-            let marks = pts
-                .into_iter()
-                .map(move |p| Circle::new(p, 3, colour.filled()));
-            legend(chart.draw_series(marks)?, &s.name, colour);
+            let (line, width) = if c.line.is_empty() {
+                (&c.marks, 2)
+            } else {
+                (&c.line, 1)
+            };
+            chart.draw_series(LineSeries::new(finite(line), colour.stroke_width(width)))?;
+            let marks = finite(&c.marks).map(move |p| Circle::new(p, 4, colour.filled()));
+            legend(chart.draw_series(marks)?, &c.name, colour);
         }
-        finish(&mut chart, series)
+        finish(&mut chart, &all)
     })
 }
 
@@ -216,16 +233,49 @@ fn legend<DB: DrawingBackend>(annotation: &mut SeriesAnno<'_, DB>, name: &str, c
 }
 
 fn finish<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, series: &[Series]) -> Drawn {
-    if series.iter().any(|s| !s.name.is_empty()) {
+    let named = series.iter().filter(|s| !s.name.is_empty()).count();
+    if named > 0 {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(&finite_points(series), named))
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(190, 190, 190))
             .draw()?;
     }
     Ok(())
+}
+
+/// The corner whose legend box would cover the fewest points (the best candidates often sit
+/// top right, where a fixed legend would hide them); ties go to the upper right, then upper
+/// left, lower right, lower left. The box is measured in the padded axis ranges [`chart`] uses.
+fn legend_corner(points: &[(f64, f64)], entries: usize) -> SeriesLabelPosition {
+    let (x, y) = (
+        padded(range(points.iter().map(|p| p.0))),
+        padded(range(points.iter().map(|p| p.1))),
+    );
+    // The legend's share of the plot: about 130 px of 610 wide, 20 px per entry of 330 high.
+    let (w, h) = (0.3, (0.06 + 0.07 * entries as f64).min(0.9));
+    let covered = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|p| {
+                let fx = (p.0 - x.0) / (x.1 - x.0);
+                let fy = (p.1 - y.0) / (y.1 - y.0);
+                (if right { fx >= 1.0 - w } else { fx <= w })
+                    && (if upper { fy >= 1.0 - h } else { fy <= h })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, covered(true, true)),
+        (SeriesLabelPosition::UpperLeft, covered(false, true)),
+        (SeriesLabelPosition::LowerRight, covered(true, false)),
+        (SeriesLabelPosition::LowerLeft, covered(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|c| c.1)
+    .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 fn finite(points: &[(f64, f64)]) -> impl Iterator<Item = (f64, f64)> + '_ {
@@ -336,7 +386,18 @@ mod tests {
     #[test]
     fn charts_are_well_formed_skip_non_finite_points_and_name_their_series() {
         let s = series();
-        for svg in [scatter("t", "x", "y", &s), lines("t", "x", "y", &s)] {
+        let as_curves: Vec<Curve> = s
+            .iter()
+            .map(|s| Curve {
+                name: s.name.clone(),
+                line: Vec::new(),
+                marks: s.points.clone(),
+            })
+            .collect();
+        for svg in [
+            scatter("t", "x", "y", &s),
+            curves("t", "x", "y", &as_curves),
+        ] {
             assert!(
                 svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
                 "{svg}"
@@ -355,11 +416,32 @@ mod tests {
         // Three finite points, each a circle, plus one legend mark per named series.
         assert_eq!(scatter("t", "x", "y", &s).matches("<circle").count(), 3 + 2);
         // A one-point series still shows its point on a line chart.
-        let one = [Series {
+        let one = [Curve {
             name: String::new(),
-            points: vec![(1.0, 0.7)],
+            line: Vec::new(),
+            marks: vec![(1.0, 0.7)],
         }];
-        assert_eq!(lines("t", "x", "y", &one).matches("<circle").count(), 1);
+        assert_eq!(curves("t", "x", "y", &one).matches("<circle").count(), 1);
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_corner_that_hides_no_point() {
+        // The best candidate at the top right: the legend moves away from it.
+        let rising = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (10.0, 10.0)];
+        assert!(matches!(
+            legend_corner(&rising, 2),
+            SeriesLabelPosition::UpperLeft
+        ));
+        // Nothing at the top right: it stays there.
+        let falling = [(1.0, 10.0), (5.0, 5.0), (10.0, 1.0)];
+        assert!(matches!(
+            legend_corner(&falling, 2),
+            SeriesLabelPosition::UpperRight
+        ));
+        assert!(matches!(
+            legend_corner(&[], 1),
+            SeriesLabelPosition::UpperRight
+        ));
     }
 
     #[test]
@@ -412,5 +494,34 @@ mod tests {
             "{svg}"
         );
         assert!(!svg.contains("cannot draw"), "{svg}");
+    }
+
+    #[test]
+    fn curves_draw_the_per_step_line_of_a_one_epoch_run_and_mark_its_epoch_mean() {
+        let run = Curve {
+            name: "finalist 3".into(),
+            line: (1..=10)
+                .map(|i| (f64::from(i) / 10.0, 3.0 - f64::from(i) / 10.0))
+                .collect(),
+            marks: vec![(1.0, 2.4)],
+        };
+        let svg = curves("t", "epoch", "loss", &[run]);
+        let polyline_sizes: Vec<usize> = svg
+            .split("<polyline")
+            .skip(1)
+            .map(|p| {
+                let points = p.split("points=\"").nth(1).unwrap_or("");
+                points
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .count()
+            })
+            .collect();
+        assert!(polyline_sizes.contains(&10), "{polyline_sizes:?}");
+        // One dot on the curve and one in the legend.
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("finalist 3"));
     }
 }

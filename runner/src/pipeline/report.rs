@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{
-    EvalReport, GroundTruthSummary, RankingEntry, ScoreRecord, Summary, TrainMetrics, Winner,
-    SCHEMA_VERSION,
+    EpochMetrics, EvalReport, GroundTruthSummary, LossPoint, RankingEntry, ScoreRecord, Summary,
+    TrainMetrics, Winner, SCHEMA_VERSION,
 };
 
 use super::analysis::{self, GroundTruth};
@@ -329,28 +329,31 @@ fn stages_plot(s: &Summary) -> String {
 }
 
 fn training_plot(finalists: &[(RankingEntry, TrainMetrics)], eval: Option<&EvalReport>) -> String {
-    let mut series: Vec<Series> = finalists
+    let curve = |name: String, steps: &[LossPoint], epochs: &[EpochMetrics]| plots::Curve {
+        name,
+        line: steps.iter().map(|p| (p.epoch, p.loss)).collect(),
+        marks: epochs
+            .iter()
+            .map(|h| (f64::from(h.epoch), h.train_loss))
+            .collect(),
+    };
+    let mut curves: Vec<plots::Curve> = finalists
         .iter()
-        .map(|(r, m)| Series {
-            name: format!("finalist {}", r.index),
-            points: m
-                .history
-                .iter()
-                .map(|h| (f64::from(h.epoch), h.train_loss))
-                .collect(),
-        })
+        .map(|(r, m)| curve(format!("finalist {}", r.index), &m.loss_curve, &m.history))
         .collect();
     if let Some(e) = eval {
-        series.push(Series {
-            name: format!("evaluation {}", e.index),
-            points: e
-                .history
-                .iter()
-                .map(|h| (f64::from(h.epoch), h.train_loss))
-                .collect(),
-        });
+        curves.push(curve(
+            format!("evaluation {}", e.index),
+            &e.loss_curve,
+            &e.history,
+        ));
     }
-    plots::lines("Training loss", "epoch", "mean training loss", &series)
+    plots::curves(
+        "Training loss (line: every few steps; dots: epoch means)",
+        "epoch",
+        "training loss",
+        &curves,
+    )
 }
 
 fn correlation_table(s: &Summary) -> String {

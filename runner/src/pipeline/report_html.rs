@@ -113,8 +113,8 @@ fn winner(h: &mut String, p: &Page<'_>) {
         (pct(w.top1_err), "top-1 error (held out)"),
         (pct(w.top5_err), "top-5 error (held out)"),
         (pct(w.val_acc), "validation accuracy after short training"),
-        (w.params.to_string(), "parameters"),
-        (w.flops.to_string(), "multiply-adds per image"),
+        (grouped(w.params), "parameters"),
+        (millions(w.flops), "multiply-adds per image"),
         (epochs, "epochs of final training"),
         (w.index.to_string(), "candidate"),
     ] {
@@ -125,6 +125,28 @@ fn winner(h: &mut String, p: &Page<'_>) {
         );
     }
     h.push_str("</div></section>\n");
+}
+
+/// `70338` as `70,338`: the cards are read, not sorted.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Millions with two decimals (`7.18M`) from a million up, else grouped digits.
+fn millions(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.2}M", n as f64 / 1e6)
+    } else {
+        grouped(n)
+    }
 }
 
 fn finalists(h: &mut String, p: &Page<'_>) {
@@ -265,4 +287,20 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_are_grouped_and_large_ones_in_millions() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(70_338), "70,338");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(millions(7_181_770), "7.18M");
+        assert_eq!(millions(574_000_000), "574.00M");
+        assert_eq!(millions(56_674), "56,674");
+    }
 }

@@ -3,6 +3,7 @@
 //! stages got, read from their `_SUCCESS` markers.
 use std::path::{Path, PathBuf};
 
+use nas_api::contract::Outcome;
 use nas_api::records::Summary;
 use nas_api::resolved::ResolvedSpec;
 use thiserror::Error;
@@ -45,11 +46,12 @@ pub enum ResultsError {
 }
 
 impl ResultsError {
-    /// 2 for settings a retry cannot fix (a bad URI, credentials), else 1.
-    pub fn exit_code(&self) -> i32 {
+    /// Invalid configuration for settings a retry cannot fix (a bad URI, credentials), else
+    /// worth a retry.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            ResultsError::Store(e) => e.exit_code(),
-            _ => 1,
+            ResultsError::Store(e) => e.outcome(),
+            _ => Outcome::Failed,
         }
     }
 }

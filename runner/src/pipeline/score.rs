@@ -68,7 +68,7 @@ pub(crate) fn load_finished(
 pub fn run(search: &Search, shard: u32) -> StageResult {
     let shards = search.spec().sampling.shards;
     if shard >= shards {
-        return Err(StageError::Config(format!(
+        return Err(StageError::config(format!(
             "shard index {shard} is out of range: spec.sampling.shards is {shards}"
         )));
     }
@@ -90,7 +90,7 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
         .iter()
         .map(|m| {
             metrics::lookup(m.as_str())
-                .map_err(|e| StageError::Config(format!("spec.metrics.names: {e}")))
+                .map_err(|e| StageError::config(format!("spec.metrics.names: {e}")))
         })
         .collect::<Result<_, _>>()?;
     let ctx = metric_context(search);
@@ -121,7 +121,7 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
         if interrupt::requested() {
             let key = partial_key(shard);
             search.put_jsonl(&key, &records)?;
-            return Err(StageError::Interrupted(format!(
+            return Err(StageError::interrupted(format!(
                 "shard {shard}: stopped on request after {} of {total} candidates; they are kept in {key} for the shard's next pod",
                 records.len(),
             )));
@@ -158,7 +158,7 @@ pub fn run(search: &Search, shard: u32) -> StageResult {
         })
         .collect();
     if !records.is_empty() && failed.len() == records.len() {
-        return Err(StageError::Undoable(format!(
+        return Err(StageError::undoable(format!(
             "shard {shard}: every one of its {} candidates failed; first: {}",
             records.len(),
             summary.errors.first().cloned().unwrap_or_default()
@@ -294,9 +294,9 @@ fn load_batches(
                 search.seed(),
                 &SampleOptions::default(),
             )
-            .map_err(|e| StageError::Config(format!("metric sample of the staged data: {e}")))?;
+            .map_err(|e| StageError::config(format!("metric sample of the staged data: {e}")))?;
             let batch = MetricBatch::from_image_batch(&raw, ctx.device)
-                .map_err(|e| StageError::Transient(format!("metric sample: {e}")))?;
+                .map_err(|e| StageError::transient(format!("metric sample: {e}")))?;
             slot.insert(batch);
         }
         by_metric.insert(spec.name, cache[&per_class].shallow());

@@ -6,8 +6,12 @@
 //! eligible candidates, ascending: the highest score is the best. A candidate is eligible when
 //! its shard finished, it has the ranking metric, and it meets `maxParams` / `maxFlops`.
 
+use std::collections::BTreeMap;
+
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{CandidateRecord, MetricValue, RankingEntry, TopK, SCHEMA_VERSION};
+use nas_api::records::{
+    CandidateRecord, MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION,
+};
 use nas_api::spec::RankRule;
 
 use super::{candidates, score, DataShape, Search, StageError, StageResult};
@@ -17,12 +21,22 @@ pub const RANKING: &str = "select/ranking.jsonl";
 pub const TOPK: &str = "select/topk.json";
 pub const SUCCESS: &str = "select/_SUCCESS";
 
+/// Select reads every finished shard, so its counts are the search's own: the operator takes
+/// them over the score pods' summaries, some of which may be gone with their Job (a TTL of 0).
+fn count_scored(s: &mut TerminationSummary, records: &BTreeMap<u64, ScoreRecord>) {
+    let failed = records.values().filter(|r| r.error.is_some()).count() as u64;
+    s.scored = Some(records.len() as u64 - failed);
+    s.failed = Some(failed);
+}
+
 pub fn run(search: &Search) -> StageResult {
     let started = std::time::Instant::now();
     search.ensure_spec()?;
     if search.done(SUCCESS)? {
         let topk: TopK = search.get_json(TOPK)?;
+        let (records, _) = score::load_finished(search)?;
         let mut s = super::skipped(Stage::Select, None, "select");
+        count_scored(&mut s, &records);
         s.top_k = topk
             .entries
             .iter()
@@ -34,8 +48,8 @@ pub fn run(search: &Search) -> StageResult {
     let shards = search.spec().sampling.shards;
     let (records, missing) = score::load_finished(search)?;
     if missing.len() == shards as usize {
-        return Err(StageError::Undoable(
-            "no score shard finished: nothing to select from".into(),
+        return Err(StageError::undoable(
+            "no score shard finished: nothing to select from",
         ));
     }
     let shape = DataShape::of(search)?;
@@ -45,8 +59,8 @@ pub fn run(search: &Search) -> StageResult {
         .names
         .first()
         .map(|m| m.as_str())
-        .ok_or_else(|| StageError::Config("spec.metrics.names is empty".into()))?;
-    let spec = metrics::lookup(metric).map_err(|e| StageError::Config(e.to_string()))?;
+        .ok_or_else(|| StageError::config("spec.metrics.names is empty"))?;
+    let spec = metrics::lookup(metric).map_err(|e| StageError::config(e.to_string()))?;
 
     // Size of every candidate, and why each ineligible one is out.
     let mut rows = Vec::with_capacity(cands.len());
@@ -92,7 +106,7 @@ pub fn run(search: &Search) -> StageResult {
         .filter(|&i| rows[i].excluded.is_none())
         .collect();
     if eligible.is_empty() {
-        return Err(StageError::Undoable(format!(
+        return Err(StageError::undoable(format!(
             "no candidate is eligible (first reason: {})",
             rows.first()
                 .and_then(|r| r.excluded.clone())
@@ -201,6 +215,7 @@ pub fn run(search: &Search) -> StageResult {
             topk.entries.len()
         ),
     );
+    count_scored(&mut s, &records);
     s.top_k = topk
         .entries
         .iter()

@@ -10,12 +10,13 @@ use std::time::Instant;
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::crd::CandidateSummary;
 use nas_api::layout::candidate_name;
-use nas_api::records::{EpochMetrics, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
-use nas_api::spec::{LrSchedule, RecipePreset, RecipeSpec};
+use nas_api::records::{EpochMetrics, LossPoint, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
+use nas_api::spec::{DatasetFormat, LrSchedule, RecipePreset, RecipeSpec};
 use serde_json::{json, Value};
 
 use super::{schema_ok, select, DataShape, Search, StageError, StageResult};
 use crate::nn::NetBuilder;
+use crate::train::recipe::AugmentKind;
 use crate::train::{self, Recipe, TrainData, TrainError, TrainOptions, TrainReport};
 
 pub fn metrics_key(candidate: u64) -> String {
@@ -33,8 +34,8 @@ fn checkpoints_prefix(candidate: u64) -> String {
 /// Reads `select/topk.json` (select must have finished).
 pub fn load_topk(search: &Search) -> Result<TopK, StageError> {
     if !search.done(select::SUCCESS)? {
-        return Err(StageError::Transient(
-            "select has not finished: select/_SUCCESS is missing".into(),
+        return Err(StageError::transient(
+            "select has not finished: select/_SUCCESS is missing",
         ));
     }
     let topk: TopK = search.get_json(select::TOPK)?;
@@ -46,7 +47,7 @@ pub fn load_topk(search: &Search) -> Result<TopK, StageError> {
 pub fn run(search: &Search, finalist: u32) -> StageResult {
     let k = search.spec().selection.top_k;
     if finalist >= k {
-        return Err(StageError::Config(format!(
+        return Err(StageError::config(format!(
             "finalist index {finalist} is out of range: spec.selection.topK is {k}"
         )));
     }
@@ -72,7 +73,7 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
     }
     let shape = DataShape::of(search)?;
     let builder = build_for(search, &entry.arch, &shape, &search.spec().train)?;
-    let recipe = recipe_for(&search.spec().train, search.seed())?;
+    let recipe = recipe_for_search(&search.spec().train, search)?;
     let started = Instant::now();
     let label = format!("train [{}/{}]", finalist + 1, topk.entries.len());
     let report = fit(
@@ -92,6 +93,7 @@ pub fn run(search: &Search, finalist: u32) -> StageResult {
         epochs: recipe.epochs as u32,
         best_val_acc: acc,
         history: history(&report),
+        loss_curve: loss_curve(&report),
         seconds: started.elapsed().as_secs_f64(),
     };
     search.put_json(&metrics_key(c), &metrics)?;
@@ -154,7 +156,7 @@ fn build_trained(
         }
         other => other,
     };
-    built.map_err(|e| StageError::Config(format!("architecture '{arch}': {e}")))
+    built.map_err(|e| StageError::config(format!("architecture '{arch}': {e}")))
 }
 
 /// A ranking entry as the status shows it (accuracy in percent).
@@ -193,7 +195,7 @@ pub(crate) fn fit(
         .map(|t| t.report)
         .map_err(train_error)?;
     if !report.finished {
-        return Err(StageError::Interrupted(format!(
+        return Err(StageError::interrupted(format!(
             "stopped on request at step {} of {}; checkpoint {} is kept and the next pod resumes from it",
             report.steps,
             report.steps_total,
@@ -205,12 +207,26 @@ pub(crate) fn fit(
 
 fn train_error(e: TrainError) -> StageError {
     match e {
-        TrainError::Config(_) => StageError::Config(e.to_string()),
+        TrainError::Config(_) => StageError::config(e.to_string()),
         TrainError::Store(s) => StageError::from(s),
         TrainError::Data(d) => super::data_stage::data_error(d, "staged data"),
         // Diverged, out of memory, a broken checkpoint: this candidate cannot be done.
-        other => StageError::Undoable(other.to_string()),
+        other => StageError::undoable(other.to_string()),
     }
+}
+
+/// The loss curve from the trainer's report, its x axis in epochs.
+pub(crate) fn loss_curve(report: &TrainReport) -> Vec<LossPoint> {
+    let spe = report.steps_per_epoch.max(1) as f64;
+    report
+        .loss_curve
+        .iter()
+        .map(|&(step, loss)| LossPoint {
+            step: step as u64,
+            epoch: step as f64 / spe,
+            loss,
+        })
+        .collect()
 }
 
 /// Per-epoch history from the trainer's report.
@@ -229,6 +245,25 @@ pub(crate) fn history(report: &TrainReport) -> Vec<EpochMetrics> {
             seconds: None,
         })
         .collect()
+}
+
+/// The recipe of `r` for this search's data. ImageNet-style data (image folders, WebDataset)
+/// is staged at varying sizes (short side `resolution * 8/7`), which the CIFAR-style presets'
+/// pad-and-crop cannot batch: it trains at `dataset.resolution` with the ImageNet augmentation
+/// (RandomResizedCrop and flip), whatever the preset.
+pub(crate) fn recipe_for_search(r: &RecipeSpec, search: &Search) -> Result<Recipe, StageError> {
+    let mut recipe = recipe_for(r, search.seed())?;
+    let d = &search.spec().dataset;
+    if matches!(
+        d.format,
+        DatasetFormat::ImageFolder | DatasetFormat::WebDataset
+    ) {
+        recipe.image_side.get_or_insert(d.resolution);
+        if recipe.augment == AugmentKind::Cifar {
+            recipe.augment = AugmentKind::Imagenet;
+        }
+    }
+    Ok(recipe)
 }
 
 /// The trainer's recipe for a spec's recipe section: the preset, then the overrides.
@@ -265,8 +300,16 @@ pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError
         }),
     );
     fields.insert("seed".into(), json!(seed));
+    // A run no longer than the preset's warm-up (darts-imagenet: 5 of 250 epochs) keeps the
+    // preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02.
+    if let (Some(epochs), Ok(preset)) = (o.epochs, Recipe::with_overrides(name, &json!({}))) {
+        if preset.warmup_epochs >= f64::from(epochs) && preset.epochs > 0 {
+            let share = preset.warmup_epochs / preset.epochs as f64;
+            fields.insert("warmup_epochs".into(), json!(share * f64::from(epochs)));
+        }
+    }
     Recipe::with_overrides(name, &Value::Object(fields))
-        .map_err(|e| StageError::Config(format!("recipe {name}: {e}")))
+        .map_err(|e| StageError::config(format!("recipe {name}: {e}")))
 }
 
 #[cfg(test)]

@@ -55,6 +55,21 @@ pub enum DartsNetKind {
     ImageNet,
 }
 
+impl DartsNetKind {
+    /// Inputs this large get the ImageNet network (224 px in the papers); smaller ones (CIFAR's
+    /// 32, ImageNet16's 16, 64-px downsampled sets) the CIFAR one, whose stem keeps the size.
+    pub const IMAGENET_MIN_SIDE: i64 = 128;
+
+    /// The network the DARTS papers build for `side`-pixel inputs.
+    pub fn for_input(side: i64) -> DartsNetKind {
+        if side >= Self::IMAGENET_MIN_SIDE {
+            DartsNetKind::ImageNet
+        } else {
+            DartsNetKind::Cifar
+        }
+    }
+}
+
 /// How to size a network. Fields left `None` take the space's published default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetOptions {

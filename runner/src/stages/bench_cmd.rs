@@ -4,6 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use nas_api::contract::Outcome;
 use serde::Serialize;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 use thiserror::Error;
@@ -68,10 +69,10 @@ pub enum BenchError {
 }
 
 impl BenchError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            BenchError::Usage(_) => 2,
-            BenchError::Failed(_) => 1,
+            BenchError::Usage(_) => Outcome::InvalidConfig,
+            BenchError::Failed(_) => Outcome::Failed,
         }
     }
 }

@@ -79,25 +79,25 @@ pub type LocalError = StageError;
 /// the result.
 pub fn load_search_with_data(path: &Path, data: Option<&Path>) -> Result<ResolvedSpec, LocalError> {
     let mut text = std::fs::read_to_string(path)
-        .map_err(|e| StageError::Config(format!("{}: {e}", path.display())))?;
+        .map_err(|e| StageError::config(format!("{}: {e}", path.display())))?;
     if let Some(data) = data {
         text = with_dataset(&text, data)
-            .map_err(|e| StageError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StageError::config(format!("{}: {e}", path.display())))?;
     }
     ResolvedSpec::from_yaml(&text).map_err(|e| match e {
-        ResolveError::Invalid(errs) => StageError::Config(format!(
+        ResolveError::Invalid(errs) => StageError::config(format!(
             "{}: invalid NASSearch: {}",
             path.display(),
             nas_api::validate::describe(&errs)
         )),
-        other => StageError::Config(format!("{}: {other}", path.display())),
+        other => StageError::config(format!("{}: {other}", path.display())),
     })
 }
 
 /// Runs every stage; returns the summary written to `summary.json`.
 pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
     let mut resolved = load_search_with_data(&args.search, args.data.as_deref())?;
-    let device = crate::device::parse_device(&args.device).map_err(StageError::Config)?;
+    let device = crate::device::parse_device(&args.device).map_err(StageError::config)?;
     let options = args.ground_truth.options()?;
     let store: Arc<dyn ObjectStore> = if args.s3 {
         crate::stages::stage_cmd::open_artifacts(&resolved)?
@@ -107,11 +107,11 @@ pub fn run(args: &LocalArgs) -> Result<Summary, LocalError> {
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(&resolved.name));
         std::fs::create_dir_all(&out)
-            .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
+            .map_err(|e| StageError::config(format!("--out {}: {e}", out.display())))?;
         // The artifacts live in `out`, not in the YAML's bucket: say so in every results URI.
         let abs = out
             .canonicalize()
-            .map_err(|e| StageError::Config(format!("--out {}: {e}", out.display())))?;
+            .map_err(|e| StageError::config(format!("--out {}: {e}", out.display())))?;
         resolved.artifacts_root = format!("file://{}/", abs.display());
         Arc::new(LocalStore::new(&out))
     };

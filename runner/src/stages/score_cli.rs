@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use nas_api::contract::Outcome;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -52,7 +53,8 @@ pub struct ScoreArgs {
     /// Output file (JSON lines); standard output when absent.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Metric option `NAME=VALUE` (e.g. `repeats=3`, `iterations=50`), repeatable.
+    /// Metric option `NAME=VALUE` (e.g. `repeats=3`, `iterations=50`), repeatable; a name no
+    /// metric reads is an error.
     #[arg(long = "option", value_name = "NAME=VALUE")]
     pub options: Vec<String>,
     /// Also write, per architecture and metric, the initial weights and inputs the metric used
@@ -81,10 +83,10 @@ pub enum ScoreError {
 }
 
 impl ScoreError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            ScoreError::Config(_) => 2,
-            ScoreError::Output { .. } => 1,
+            ScoreError::Config(_) => Outcome::InvalidConfig,
+            ScoreError::Output { .. } => Outcome::Failed,
         }
     }
 }
@@ -155,6 +157,8 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
     let mut ctx = MetricContext::new(args.seed, device);
     ctx.batch_size = args.batch_size;
     ctx.options = parse_options(&args.options)?;
+    metrics::check_options(&specs, ctx.options.keys())
+        .map_err(|e| ScoreError::Config(format!("--option: {e}")))?;
     let missing = |flag: &str| ScoreError::Config(format!("{flag} is required without --spec"));
     let space = args.space.as_deref().ok_or_else(|| missing("--space"))?;
     let archs = read_archs(args.archs.as_ref().ok_or_else(|| missing("--archs"))?)?;
@@ -348,7 +352,7 @@ fn load_batches(
     Ok(Batches { by_metric })
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     let msg = p
         .downcast_ref::<String>()
         .cloned()

@@ -13,7 +13,7 @@ use nas_api::resolved::{ResolvedSpec, RESOLVED_SPEC_SCHEMA_VERSION};
 use nas_api::uri::StoreUri;
 
 use crate::interrupt;
-use crate::pipeline::{self, Search, StageError};
+use crate::pipeline::{self, ErrorKind, Search, StageError};
 use crate::store::{self, ObjectStore};
 use crate::telemetry::{self, LogFormat};
 
@@ -53,7 +53,7 @@ pub struct StageOptions {
 /// Runs `stage` and returns the process exit code; never panics on bad input.
 pub fn main(stage: Stage, args: &StageArgs) -> u8 {
     let format = args.options.log_format.unwrap_or_else(|| {
-        match std::env::var("NAS_LOG_FORMAT").as_deref() {
+        match std::env::var(nas_api::contract::LOG_FORMAT_ENV).as_deref() {
             Ok("json") => LogFormat::Json,
             _ => LogFormat::Text,
         }
@@ -66,15 +66,15 @@ pub fn main(stage: Stage, args: &StageArgs) -> u8 {
     let index = stage_index(stage, unit.as_ref().ok().map(|u| u.0));
     let log = termination_log(&args.options);
     install_stop_handler(stage, index, log.clone());
-    let result = unit.and_then(|unit| run(stage, args, unit));
+    let result = unit.and_then(|unit| run_guarded(stage, args, unit));
     let summary = match result {
         Ok(s) => s,
-        Err(e @ StageError::Interrupted(_)) => {
-            tracing::info!(stage = stage.as_str(), message = %e, exit_code = e.exit_code(), "stage stopped on request");
+        Err(e) if e.kind() == ErrorKind::Interrupted => {
+            tracing::info!(stage = stage.as_str(), message = %e, exit_code = e.outcome().exit_code(), "stage stopped on request");
             TerminationSummary::new(stage, index, e.outcome(), e.to_string())
         }
         Err(e) => {
-            tracing::error!(stage = stage.as_str(), error = %e, exit_code = e.exit_code(), "stage failed");
+            tracing::error!(stage = stage.as_str(), error = %e, exit_code = e.outcome().exit_code(), "stage failed");
             let mut s = TerminationSummary::new(stage, index, e.outcome(), e.to_string());
             s.error = Some(e.to_string());
             s
@@ -87,7 +87,7 @@ pub fn main(stage: Stage, args: &StageArgs) -> u8 {
         }
     }
     write_summary(&summary, log.as_deref());
-    u8::try_from(summary.exit_code).unwrap_or(1)
+    u8::try_from(summary.exit_code).unwrap_or(nas_api::contract::exit_code::RETRY as u8)
 }
 
 /// The summary on stdout and in the termination-message file.
@@ -122,9 +122,7 @@ fn install_stop_handler(stage: Stage, index: Option<u32>, log: Option<PathBuf>) 
 }
 
 fn stage_index(stage: Stage, index: Option<u32>) -> Option<u32> {
-    matches!(stage, Stage::Score | Stage::Train)
-        .then_some(index)
-        .flatten()
+    stage.is_indexed().then_some(index).flatten()
 }
 
 /// `I`, `I/N` or `JOB_COMPLETION_INDEX`: the index and, when given, the count.
@@ -134,7 +132,7 @@ fn parse_unit(flag: Option<&str>, env: Option<String>) -> Result<(u32, Option<u3
         (None, Some(e)) => ("JOB_COMPLETION_INDEX", e),
         (None, None) => return Ok((0, None)),
     };
-    let bad = || StageError::Config(format!("{what} '{text}': expected I or I/N with I < N"));
+    let bad = || StageError::config(format!("{what} '{text}': expected I or I/N with I < N"));
     let (i, n) = match text.trim().split_once('/') {
         Some((i, n)) => (i, Some(n)),
         None => (text.trim(), None),
@@ -161,24 +159,24 @@ fn termination_log(options: &StageOptions) -> Option<PathBuf> {
 /// Reads the resolved spec at `uri`.
 pub fn read_spec(uri: &str) -> Result<ResolvedSpec, StageError> {
     let parsed =
-        StoreUri::parse(uri).map_err(|e| StageError::Config(format!("--spec {uri}: {e}")))?;
+        StoreUri::parse(uri).map_err(|e| StageError::config(format!("--spec {uri}: {e}")))?;
     let (store, key) = store::open_object(&parsed, None)
         .map_err(|e| StageError::from(e).context(&format!("--spec {uri}")))?;
     let bytes = store.get(&key).map_err(|e| match e {
-        store::StoreError::NotFound { .. } => StageError::Config(format!("--spec {uri}: {e}")),
+        store::StoreError::NotFound { .. } => StageError::config(format!("--spec {uri}: {e}")),
         other => StageError::from(other).context(&format!("--spec {uri}")),
     })?;
     let spec: ResolvedSpec = serde_json::from_slice(&bytes).map_err(|e| {
-        StageError::Config(format!("--spec {uri}: not a resolved NASSearch spec: {e}"))
+        StageError::config(format!("--spec {uri}: not a resolved NASSearch spec: {e}"))
     })?;
     if spec.schema_version > RESOLVED_SPEC_SCHEMA_VERSION {
-        return Err(StageError::Config(format!(
+        return Err(StageError::config(format!(
             "--spec {uri}: schemaVersion {} is newer than this runner reads ({RESOLVED_SPEC_SCHEMA_VERSION}); use a newer runner image",
             spec.schema_version
         )));
     }
     nas_api::validate::validate(&spec.spec).map_err(|errs| {
-        StageError::Config(format!(
+        StageError::config(format!(
             "--spec {uri}: {}",
             nas_api::validate::describe(&errs)
         ))
@@ -191,12 +189,29 @@ pub fn read_spec(uri: &str) -> Result<ResolvedSpec, StageError> {
 pub fn open_artifacts(resolved: &ResolvedSpec) -> Result<Arc<dyn ObjectStore>, StageError> {
     let root = resolved.artifacts_root.trim_end_matches('/');
     let uri = StoreUri::parse(root)
-        .map_err(|e| StageError::Config(format!("artifactsRoot {root}: {e}")))?;
+        .map_err(|e| StageError::config(format!("artifactsRoot {root}: {e}")))?;
     let s3 = match &uri {
         StoreUri::S3 { bucket, .. } => Some(pipeline::s3_config(resolved, bucket)?),
         StoreUri::File { .. } => None,
     };
     Ok(Arc::from(store::open_store(&uri, s3.as_ref())?))
+}
+
+/// The one panic boundary of a stage pod: a panic (libtorch out of memory, a bug) ends as a
+/// retryable failure with a summary naming the stage and the cause, not as exit 101 with none.
+fn run_guarded(
+    stage: Stage,
+    args: &StageArgs,
+    unit: (u32, Option<u32>),
+) -> Result<TerminationSummary, StageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(stage, args, unit)))
+        .unwrap_or_else(|p| {
+            Err(StageError::transient(format!(
+                "stage {} panicked: {}",
+                stage.as_str(),
+                super::score_cli::panic_message(p)
+            )))
+        })
 }
 
 fn run(
@@ -205,22 +220,13 @@ fn run(
     unit: (u32, Option<u32>),
 ) -> Result<TerminationSummary, StageError> {
     let resolved = read_spec(&args.spec)?;
-    let device = crate::device::parse_device(&args.options.device).map_err(StageError::Config)?;
+    let device = crate::device::parse_device(&args.options.device).map_err(StageError::config)?;
     let (index, count) = unit;
-    let expected = match stage {
-        Stage::Score => Some(resolved.spec.sampling.shards),
-        Stage::Train => Some(resolved.spec.selection.top_k),
-        _ => None,
-    };
-    if let (Some(n), Some(e)) = (count, expected) {
+    if let (Some(n), Some(field)) = (count, stage.unit_field()) {
+        let e = stage.units(&resolved.spec);
         if n != e {
-            return Err(StageError::Config(format!(
-                "--shard {index}/{n}: the spec asks for {e} ({}), not {n}",
-                if stage == Stage::Score {
-                    "spec.sampling.shards"
-                } else {
-                    "spec.selection.topK"
-                }
+            return Err(StageError::config(format!(
+                "--shard {index}/{n}: the spec asks for {e} ({field}), not {n}"
             )));
         }
     }
@@ -265,7 +271,7 @@ pub fn cleanup(args: &StageArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("cleanup: {e}");
-            u8::try_from(e.exit_code()).unwrap_or(1)
+            super::exit_status(e.outcome())
         }
     }
 }
@@ -282,7 +288,7 @@ mod tests {
         assert_eq!(parse_unit(None, None).unwrap(), (0, None));
         for bad in ["8/8", "x", "1/", "-1", "1/0"] {
             let e = parse_unit(Some(bad), None).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert_eq!(e.outcome().exit_code(), 2, "{bad}");
             assert!(e.to_string().contains("--shard"), "{e}");
         }
         assert!(parse_unit(None, Some("abc".into()))
@@ -342,7 +348,7 @@ pub fn report(args: &ReportArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("report {}: {e}", dir.display());
-            u8::try_from(e.exit_code()).unwrap_or(1)
+            super::exit_status(e.outcome())
         }
     }
 }

@@ -18,7 +18,7 @@ pub use retry::RetryPolicy;
 pub use s3::S3Store;
 pub use s3_config::{S3Config, S3Credentials, Secret};
 
-use nas_api::contract::exit_code;
+use nas_api::contract::Outcome;
 use nas_api::uri::StoreUri;
 use std::path::Path;
 use thiserror::Error;
@@ -54,12 +54,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The runner's exit code for a stage that fails with this error: configuration errors
-    /// fail the Job, everything else is worth a retry of the pod.
-    pub fn exit_code(&self) -> i32 {
+    /// How a stage that fails with this error ends: configuration errors fail the Job,
+    /// everything else is worth a retry of the pod.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            StoreError::Config(_) | StoreError::InvalidKey { .. } => exit_code::INVALID_CONFIG,
-            _ => 1,
+            StoreError::Config(_) | StoreError::InvalidKey { .. } => Outcome::InvalidConfig,
+            _ => Outcome::Failed,
         }
     }
 
@@ -171,12 +171,6 @@ pub fn open_store(
     }
 }
 
-/// Parses `uri` and opens its store with S3 settings from the environment.
-pub fn open_store_str(uri: &str) -> Result<Box<dyn ObjectStore>, StoreError> {
-    let uri = StoreUri::parse(uri).map_err(|e| StoreError::Config(e.to_string()))?;
-    open_store(&uri, None)
-}
-
 /// Opens the store that holds the object at `uri` (e.g. `--spec s3://b/p/ns/n/uid/spec.json`),
 /// rooted at the bucket (or at the file's folder), and returns the object's key in it.
 pub fn open_object(
@@ -204,6 +198,7 @@ pub fn open_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nas_api::contract::exit_code;
 
     #[test]
     fn key_rules() {
@@ -242,9 +237,12 @@ mod tests {
     #[test]
     fn exit_codes() {
         assert_eq!(
-            StoreError::Config("x".into()).exit_code(),
+            StoreError::Config("x".into()).outcome().exit_code(),
             exit_code::INVALID_CONFIG
         );
-        assert_eq!(StoreError::Transient("x".into()).exit_code(), 1);
+        assert_eq!(
+            StoreError::Transient("x".into()).outcome().exit_code(),
+            exit_code::RETRY
+        );
     }
 }

@@ -39,6 +39,14 @@ pub struct CheckpointState {
     pub epoch_losses: Vec<f64>,
     #[serde(with = "f64_bits")]
     pub last_loss: f64,
+    /// The loss curve so far, `(step, mean loss since the previous point)`, and the tallies of
+    /// its next point (absent from checkpoints of earlier releases: the curve restarts).
+    #[serde(default)]
+    pub curve: Vec<(usize, f64)>,
+    #[serde(default)]
+    pub curve_sum: f64,
+    #[serde(default)]
+    pub curve_count: usize,
 }
 
 /// `f64`s written as their IEEE bit patterns: serde_json's float parser may return a long
@@ -181,6 +189,9 @@ mod tests {
             epoch_loss_count: 37,
             epoch_losses: vec![sum / 37.0, 0.1 + 0.2, f64::NAN],
             last_loss: f64::NAN,
+            curve: vec![(3, 2.5)],
+            curve_sum: 0.25,
+            curve_count: 1,
         };
         let json = serde_json::to_vec(&state).unwrap();
         let back: CheckpointState = serde_json::from_slice(&json).unwrap();
@@ -189,5 +200,13 @@ mod tests {
         assert_eq!(bits(&back.epoch_losses), bits(&state.epoch_losses));
         assert!(back.last_loss.is_nan());
         assert_eq!(back.recipe, state.recipe);
+        assert_eq!(back.curve, state.curve);
+        // A checkpoint of an earlier release (no curve) still loads; the curve restarts.
+        let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        for key in ["curve", "curve_sum", "curve_count"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let back: CheckpointState = serde_json::from_value(old).unwrap();
+        assert!(back.curve.is_empty());
     }
 }

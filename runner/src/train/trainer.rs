@@ -171,6 +171,9 @@ pub struct EvalResult {
     pub images: usize,
 }
 
+/// Points of a run's loss curve: enough for a smooth line, few enough for a small report.
+pub const CURVE_POINTS: usize = 200;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
     pub arch: String,
@@ -183,6 +186,10 @@ pub struct TrainReport {
     pub resumed_from_step: Option<usize>,
     /// Mean training loss of each finished epoch.
     pub epoch_losses: Vec<f64>,
+    /// `(step, mean loss of the steps since the previous point)`, at most [`CURVE_POINTS`]
+    /// points over the whole run.
+    pub loss_curve: Vec<(usize, f64)>,
+    pub steps_per_epoch: usize,
     pub last_loss: f64,
     /// On the held-out validation share of the training split, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,7 +273,11 @@ pub fn train(
         epoch_loss_count: 0,
         epoch_losses: Vec::new(),
         last_loss: f64::NAN,
+        curve: Vec::new(),
+        curve_sum: 0.0,
+        curve_count: 0,
     };
+    let curve_every = total.div_ceil(CURVE_POINTS).max(1);
     let mut resumed_from_step = None;
     let mut last_checkpoint = None;
     if let (Some((store, prefix)), true) = (options.checkpoints, options.resume) {
@@ -343,6 +354,14 @@ pub fn train(
             state.last_loss = value;
             state.epoch_loss_sum += value;
             state.epoch_loss_count += 1;
+            state.curve_sum += value;
+            state.curve_count += 1;
+            if state.step.is_multiple_of(curve_every) || state.step == total {
+                let mean = state.curve_sum / state.curve_count as f64;
+                state.curve.push((state.step, mean));
+                state.curve_sum = 0.0;
+                state.curve_count = 0;
+            }
             state.epoch = state.step / spe;
             state.batch_in_epoch = state.step % spe;
             if state.batch_in_epoch == 0 {
@@ -408,6 +427,8 @@ pub fn train(
         finished: !stopped,
         resumed_from_step,
         epoch_losses: state.epoch_losses.clone(),
+        loss_curve: state.curve.clone(),
+        steps_per_epoch: spe,
         last_loss: state.last_loss,
         val,
         test,

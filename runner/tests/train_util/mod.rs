@@ -7,18 +7,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use tch::{nn, nn::ModuleT, Tensor};
 
-pub fn shared_data() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    assert!(
-        p.is_dir(),
-        "{} is missing: the tests need the shared data sets",
-        p.display()
-    );
-    p
-}
-
-pub fn cifar_dir() -> PathBuf {
-    shared_data().join("cifar10")
+/// The CIFAR-10 JPEG folder of `../shared/data`, or `None` (the test is skipped, see
+/// [`nas_runner::testkit::shared_data`]).
+pub fn cifar_dir(test: &str) -> Option<PathBuf> {
+    nas_runner::testkit::shared_data(env!("CARGO_MANIFEST_DIR"), "cifar10", test)
 }
 
 /// Fashion-MNIST as Debian's `dataset-fashion-mnist` installs it.
@@ -116,33 +108,16 @@ impl NetBuilder for TinyBuilder {
     }
 }
 
-/// The first `per_class` JPEGs of each class of CIFAR-10's test archive, as
-/// `(class, file name, bytes)` in archive order.
+/// `per_class` generated 32x32 RGB JPEGs of each CIFAR-10 class, as `(class, file name, bytes)`
+/// in the order and with the names of the CIFAR-10 JPEG folder (`airplane/0000.jpg`, ...).
 pub fn cifar_jpegs(per_class: usize) -> Vec<(String, String, Vec<u8>)> {
-    let file = std::fs::File::open(cifar_dir().join("test.tar.gz")).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut out: Vec<(String, String, Vec<u8>)> = Vec::new();
-    let mut per: std::collections::BTreeMap<String, usize> = Default::default();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry
-            .path()
-            .unwrap()
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
-        let Some((class, name)) = path.split_once('/') else {
-            continue;
-        };
-        if name.is_empty() {
-            continue;
-        }
-        let n = per.entry(class.to_string()).or_default();
-        if *n < per_class {
-            *n += 1;
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            out.push((class.to_string(), name.to_string(), bytes));
+    use nas_runner::testkit::jpeg::{encode, pattern, Layout};
+    let mut out = Vec::with_capacity(per_class * 10);
+    for (c, class) in nas_runner::data::CIFAR10_CLASSES.iter().enumerate() {
+        for i in 0..per_class {
+            let px = pattern(32, 32, Layout::Rgb, c as u32, i as u32);
+            let bytes = encode(&px, 32, 32, Layout::Rgb, 90);
+            out.push((class.to_string(), format!("{i:04}.jpg"), bytes));
         }
     }
     out
