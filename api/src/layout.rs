@@ -9,6 +9,92 @@ use thiserror::Error;
 /// Name of the marker a unit of work writes last; a unit that has it is skipped on retry.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
+/// Every key relative to a search's root: the one place each is spelled. The runner's stages
+/// use these on a store rooted at the search; [`SearchPrefix`] prefixes them for the bucket.
+pub mod key {
+    use super::SUCCESS_MARKER;
+
+    /// The resolved spec, written once by the operator (or by `nas-runner local`).
+    pub const SPEC: &str = "spec.json";
+    /// The sampled architectures, in order, written once.
+    pub const CANDIDATES: &str = "candidates.jsonl";
+    /// List prefix of every data split.
+    pub const DATA_DIR: &str = "data/";
+    /// List prefix of the score stage's objects.
+    pub const SCORE_DIR: &str = "score/";
+    /// List prefix of every score shard's objects.
+    pub const SCORE_SHARDS: &str = "score/shard-";
+    /// Every candidate, in rank order.
+    pub const SELECT_RANKING: &str = "select/ranking.jsonl";
+    pub const SELECT_TOPK: &str = "select/topk.json";
+    pub const SELECT_SUCCESS: &str = "select/_SUCCESS";
+    /// List prefix of every finalist's folder.
+    pub const TRAIN_DIR: &str = "train/";
+    /// Folder of the final training's checkpoints (no trailing `/`).
+    pub const EVAL_CHECKPOINTS: &str = "eval/checkpoints";
+    pub const EVAL_REPORT: &str = "eval/report.json";
+    pub const EVAL_SUCCESS: &str = "eval/_SUCCESS";
+    pub const SUMMARY: &str = "summary.json";
+    /// The report's table of every scored candidate.
+    pub const CANDIDATES_TABLE: &str = "candidates.csv";
+    pub const REPORT_MD: &str = "report.md";
+    pub const REPORT_HTML: &str = "report.html";
+    /// List prefix of the plots.
+    pub const PLOTS: &str = "plots/";
+    /// At the root: the report stage, the last one, is done.
+    pub const REPORT_SUCCESS: &str = SUCCESS_MARKER;
+
+    /// `data/{split}` (no trailing `/`): the split's packed shards and `index.json`.
+    pub fn data_split(split: &str) -> String {
+        format!("{DATA_DIR}{split}")
+    }
+    /// `data/{split}/index.json`.
+    pub fn data_index(split: &str) -> String {
+        format!("{DATA_DIR}{split}/index.json")
+    }
+    /// `data/{split}/_SUCCESS`.
+    pub fn data_success(split: &str) -> String {
+        format!("{DATA_DIR}{split}/{SUCCESS_MARKER}")
+    }
+    /// `score/shard-00007.jsonl`.
+    pub fn score_shard(shard: u32) -> String {
+        format!("{SCORE_SHARDS}{shard:05}.jsonl")
+    }
+    /// `score/shard-00007._SUCCESS`, written after the shard's records.
+    pub fn score_shard_success(shard: u32) -> String {
+        format!("{SCORE_SHARDS}{shard:05}.{SUCCESS_MARKER}")
+    }
+    /// `score/shard-00007.partial.jsonl`: the records a stopped pod of an unfinished shard kept
+    /// for the shard's next pod; deleted once the shard is done.
+    pub fn score_shard_partial(shard: u32) -> String {
+        format!("{SCORE_SHARDS}{shard:05}.partial.jsonl")
+    }
+    /// `train/{candidate}` (no trailing `/`): one finalist's folder.
+    pub fn train_dir(candidate: &str) -> String {
+        format!("{TRAIN_DIR}{candidate}")
+    }
+    /// `train/{candidate}/metrics.json`.
+    pub fn train_metrics(candidate: &str) -> String {
+        format!("{TRAIN_DIR}{candidate}/metrics.json")
+    }
+    /// `train/{candidate}/checkpoints` (no trailing `/`).
+    pub fn train_checkpoints(candidate: &str) -> String {
+        format!("{TRAIN_DIR}{candidate}/checkpoints")
+    }
+    /// `train/{candidate}/_SUCCESS`.
+    pub fn train_success(candidate: &str) -> String {
+        format!("{TRAIN_DIR}{candidate}/{SUCCESS_MARKER}")
+    }
+    /// `{checkpoints}/epoch-00123.pt`; zero-padded so that listing order is epoch order.
+    pub fn checkpoint(checkpoints: &str, epoch: u32) -> String {
+        format!("{checkpoints}/epoch-{epoch:05}.pt")
+    }
+    /// `plots/{file}`.
+    pub fn plot(file: &str) -> String {
+        format!("{PLOTS}{file}")
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum LayoutError {
     #[error("{field} must not be empty")]
@@ -100,13 +186,13 @@ impl SearchPrefix {
 
     /// `spec.json`: the resolved spec, written once by the operator.
     pub fn spec(&self) -> String {
-        self.key("spec.json")
+        self.key(key::SPEC)
     }
 
     /// `data/{split}/`: packed shards and their index (with a trailing `/`, a list prefix).
     pub fn data_dir(&self, split: &str) -> Result<String, LayoutError> {
         check_component("split", split)?;
-        Ok(self.key(&format!("data/{split}/")))
+        Ok(self.key(&format!("{}/", key::data_split(split))))
     }
 
     /// `data/{split}/{file}`: one packed shard or the split's index.
@@ -122,49 +208,49 @@ impl SearchPrefix {
 
     /// `candidates.jsonl`: the sampled architectures, in order, written once.
     pub fn candidates(&self) -> String {
-        self.key("candidates.jsonl")
+        self.key(key::CANDIDATES)
     }
 
     /// `score/`: list prefix of all shards.
     pub fn score_dir(&self) -> String {
-        self.key("score/")
+        self.key(key::SCORE_DIR)
     }
 
     /// `score/shard-00007.jsonl`.
     pub fn score_shard(&self, shard: u32) -> String {
-        self.key(&format!("score/shard-{shard:05}.jsonl"))
+        self.key(&key::score_shard(shard))
     }
 
     /// `score/shard-00007._SUCCESS`, written after the shard's records.
     pub fn score_shard_success(&self, shard: u32) -> String {
-        self.key(&format!("score/shard-{shard:05}.{SUCCESS_MARKER}"))
+        self.key(&key::score_shard_success(shard))
     }
 
     /// `score/shard-00007.partial.jsonl`: the records a stopped pod of an unfinished shard
     /// kept for the shard's next pod; deleted once the shard is done.
     pub fn score_shard_partial(&self, shard: u32) -> String {
-        self.key(&format!("score/shard-{shard:05}.partial.jsonl"))
+        self.key(&key::score_shard_partial(shard))
     }
 
     /// `select/ranking.jsonl`: every candidate, in rank order.
     pub fn select_ranking(&self) -> String {
-        self.key("select/ranking.jsonl")
+        self.key(key::SELECT_RANKING)
     }
 
     /// `select/topk.json`.
     pub fn select_topk(&self) -> String {
-        self.key("select/topk.json")
+        self.key(key::SELECT_TOPK)
     }
 
     /// `select/_SUCCESS`.
     pub fn select_success(&self) -> String {
-        self.key(&format!("select/{SUCCESS_MARKER}"))
+        self.key(key::SELECT_SUCCESS)
     }
 
     /// `train/{candidate}/`: one finalist's folder.
     pub fn train_dir(&self, candidate: &str) -> Result<String, LayoutError> {
         check_component("candidate", candidate)?;
-        Ok(self.key(&format!("train/{candidate}/")))
+        Ok(self.key(&format!("{}/", key::train_dir(candidate))))
     }
 
     /// `train/{candidate}/metrics.json`.
@@ -174,10 +260,8 @@ impl SearchPrefix {
 
     /// `train/{candidate}/checkpoints/epoch-00012.pt`.
     pub fn train_checkpoint(&self, candidate: &str, epoch: u32) -> Result<String, LayoutError> {
-        Ok(format!(
-            "{}checkpoints/epoch-{epoch:05}.pt",
-            self.train_dir(candidate)?
-        ))
+        check_component("candidate", candidate)?;
+        Ok(self.key(&key::checkpoint(&key::train_checkpoints(candidate), epoch)))
     }
 
     /// `train/{candidate}/_SUCCESS`.
@@ -187,48 +271,53 @@ impl SearchPrefix {
 
     /// `eval/checkpoints/`: list prefix of the final training's checkpoints.
     pub fn eval_checkpoints_dir(&self) -> String {
-        self.key("eval/checkpoints/")
+        self.key(&format!("{}/", key::EVAL_CHECKPOINTS))
     }
 
     /// `eval/checkpoints/epoch-00123.pt`; zero-padded so that listing order is epoch order.
     pub fn eval_checkpoint(&self, epoch: u32) -> String {
-        format!("{}epoch-{epoch:05}.pt", self.eval_checkpoints_dir())
+        self.key(&key::checkpoint(key::EVAL_CHECKPOINTS, epoch))
     }
 
     /// `eval/report.json`.
     pub fn eval_report(&self) -> String {
-        self.key("eval/report.json")
+        self.key(key::EVAL_REPORT)
     }
 
     /// `eval/_SUCCESS`.
     pub fn eval_success(&self) -> String {
-        self.key(&format!("eval/{SUCCESS_MARKER}"))
+        self.key(key::EVAL_SUCCESS)
     }
 
     /// `summary.json`.
     pub fn summary(&self) -> String {
-        self.key("summary.json")
+        self.key(key::SUMMARY)
     }
 
     /// `candidates.csv`: the report's table of every scored candidate.
     pub fn candidates_table(&self) -> String {
-        self.key("candidates.csv")
+        self.key(key::CANDIDATES_TABLE)
     }
 
     /// `report.md`.
     pub fn report_md(&self) -> String {
-        self.key("report.md")
+        self.key(key::REPORT_MD)
+    }
+
+    /// `report.html`: the self-contained report page.
+    pub fn report_html(&self) -> String {
+        self.key(key::REPORT_HTML)
     }
 
     /// `plots/{file}`.
     pub fn plot(&self, file: &str) -> Result<String, LayoutError> {
         check_component("plot file", file)?;
-        Ok(self.key(&format!("plots/{file}")))
+        Ok(self.key(&key::plot(file)))
     }
 
     /// `_SUCCESS` at the root: the report stage, the last one, is done.
     pub fn report_success(&self) -> String {
-        self.key(SUCCESS_MARKER)
+        self.key(key::REPORT_SUCCESS)
     }
 
     /// The marker of one unit of a stage: `index` is the shard (score) or the finalist's

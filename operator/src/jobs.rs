@@ -50,7 +50,7 @@ pub const RUNNER_CONTAINER: &str = "runner";
 /// Where the spec ConfigMap is mounted in runner pods.
 pub const SPEC_MOUNT_DIR: &str = "/etc/nas/spec";
 /// Key of the resolved spec in the ConfigMap.
-pub const SPEC_KEY: &str = "spec.json";
+pub use nas_api::layout::key::SPEC as SPEC_KEY;
 /// Default retries of each index (or of the Job, for non-indexed stages).
 pub const DEFAULT_RETRIES: i32 = 2;
 /// The Job that deletes a search's artifacts when the search is deleted (finalizer).

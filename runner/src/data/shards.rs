@@ -155,7 +155,7 @@ pub fn parse_shard(bytes: &[u8], channels: u8, name: &str) -> Result<Vec<(u32, I
 impl ShardIndex {
     /// Reads `{prefix}/index.json`; fails when `{prefix}/_SUCCESS` is absent (staging unfinished).
     pub fn load(store: &dyn ObjectStore, prefix: &str) -> Result<ShardIndex, DataError> {
-        if !store.exists(&join_key(prefix, "_SUCCESS"))? {
+        if !store.exists(&join_key(prefix, nas_api::layout::SUCCESS_MARKER))? {
             return Err(DataError::Invalid(format!(
                 "{}: {} has no _SUCCESS: staging did not finish",
                 store.describe(),

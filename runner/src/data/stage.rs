@@ -117,7 +117,7 @@ pub fn stage_data(
 ) -> Result<StageReport, DataError> {
     validate(config)?;
     let started = Instant::now();
-    if store.exists(&join_key(prefix, "_SUCCESS"))? {
+    if store.exists(&join_key(prefix, nas_api::layout::SUCCESS_MARKER))? {
         let index = ShardIndex::load(store, prefix)?;
         return Ok(StageReport {
             split,
@@ -337,7 +337,7 @@ pub fn stage_data(
         .map_err(|e| DataError::Invalid(format!("index.json: {e}")))?;
     store.put(&join_key(prefix, "index.json"), &json)?;
     store.put(
-        &join_key(prefix, "_SUCCESS"),
+        &join_key(prefix, nas_api::layout::SUCCESS_MARKER),
         format!("{{\"images\":{total},\"shards\":{}}}\n", shards.len()).as_bytes(),
     )?;
     let seconds = started.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@ use nas_api::spec::SpaceName;
 use super::{schema_ok, Search, StageError};
 use crate::space::{darts::Genotype, nb201::Nb201Arch};
 
-pub const KEY: &str = "candidates.jsonl";
+pub use nas_api::layout::key::CANDIDATES as KEY;
 
 /// The sampled candidates of `search`, in order; written on first use.
 pub fn ensure(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
@@ -24,7 +24,7 @@ pub fn ensure(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
 pub fn load(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
     let records: Vec<CandidateRecord> = search.get_jsonl(KEY)?;
     for (i, r) in records.iter().enumerate() {
-        schema_ok("candidates.jsonl", r.schema)?;
+        schema_ok(KEY, r.schema)?;
         if r.index != i as u64 {
             return Err(StageError::config(format!(
                 "{KEY}: line {} has index {}, expected {i}",

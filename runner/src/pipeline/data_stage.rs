@@ -19,7 +19,7 @@ const SPLITS: [(Split, &str); 2] = [(Split::Train, "train"), (Split::Test, "test
 pub fn seconds(search: &Search) -> Result<Option<f64>, StageError> {
     let mut total = None;
     for (_, name) in SPLITS {
-        let key = format!("data/{name}/index.json");
+        let key = nas_api::layout::key::data_index(name);
         if let Some(bytes) = search.store.get_opt(&key)? {
             let index: data::ShardIndex =
                 serde_json::from_slice(&bytes).map_err(|e| search.corrupt(&key, e))?;
@@ -36,7 +36,7 @@ pub fn run(search: &Search) -> StageResult {
     search.ensure_spec()?;
     if SPLITS
         .iter()
-        .map(|(_, name)| search.done(&format!("data/{name}/_SUCCESS")))
+        .map(|(_, name)| search.done(&nas_api::layout::key::data_success(name)))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .all(|d| d)
@@ -48,7 +48,7 @@ pub fn run(search: &Search) -> StageResult {
     let mut summary = TerminationSummary::new(Stage::StageData, None, Outcome::Succeeded, "");
     let mut parts = Vec::new();
     for (split, name) in SPLITS {
-        let prefix = format!("data/{name}");
+        let prefix = nas_api::layout::key::data_split(name);
         let report = data::stage_data(&location, split, search.store.as_ref(), &prefix, &config)
             .map_err(|e| data_error(e, &search.spec().dataset.source))?;
         parts.push(format!(

@@ -11,9 +11,8 @@ use super::train::{
 };
 use super::{schema_ok, DataShape, Search, StageError, StageResult};
 
-pub const REPORT: &str = "eval/report.json";
-pub const SUCCESS: &str = "eval/_SUCCESS";
-const CHECKPOINTS: &str = "eval/checkpoints";
+use nas_api::layout::key::EVAL_CHECKPOINTS as CHECKPOINTS;
+pub use nas_api::layout::key::{EVAL_REPORT as REPORT, EVAL_SUCCESS as SUCCESS};
 
 /// The trained finalists (those whose training finished), best first: highest validation
 /// accuracy, ties to the better search rank.

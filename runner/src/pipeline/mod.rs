@@ -26,7 +26,7 @@ pub mod train;
 pub use error::{ErrorKind, StageError};
 
 /// The resolved spec at the search's root, written once by the first stage.
-pub const SPEC_KEY: &str = "spec.json";
+pub use nas_api::layout::key::SPEC as SPEC_KEY;
 
 use std::sync::Arc;
 
@@ -214,8 +214,11 @@ pub struct DataShape {
 impl DataShape {
     /// Reads `data/train/index.json` (staging must have finished).
     pub fn of(search: &Search) -> Result<Self, StageError> {
-        let index = crate::data::ShardIndex::load(search.store.as_ref(), "data/train")
-            .map_err(|e| StageError::transient(format!("staged data: {e}")))?;
+        let index = crate::data::ShardIndex::load(
+            search.store.as_ref(),
+            &nas_api::layout::key::data_split("train"),
+        )
+        .map_err(|e| StageError::transient(format!("staged data: {e}")))?;
         let [channels, side, _] = index.shape.map(|s| s.map(i64::from)).unwrap_or([
             i64::from(index.channels),
             i64::from(search.resolved.spec.dataset.resolution),

@@ -15,15 +15,14 @@ use super::report_html;
 use super::report_table::Table;
 use super::{candidates, evaluate, schema_ok, score, select, Search, StageResult};
 
-pub const SUMMARY: &str = "summary.json";
-pub const TABLE: &str = "candidates.csv";
-pub const MARKDOWN: &str = "report.md";
-/// The self-contained HTML report.
-pub const HTML: &str = "report.html";
-pub const SUCCESS: &str = "_SUCCESS";
-const PLOT_RANK: &str = "plots/search-score-vs-params.svg";
-const PLOT_TRAIN: &str = "plots/training-loss.svg";
-const PLOT_STAGES: &str = "plots/stage-seconds.svg";
+use nas_api::layout::key;
+pub use nas_api::layout::key::{
+    CANDIDATES_TABLE as TABLE, REPORT_HTML as HTML, REPORT_MD as MARKDOWN,
+    REPORT_SUCCESS as SUCCESS, SUMMARY,
+};
+const PLOT_RANK: &str = "search-score-vs-params.svg";
+const PLOT_TRAIN: &str = "training-loss.svg";
+const PLOT_STAGES: &str = "stage-seconds.svg";
 
 /// What the report adds beyond the artifacts.
 #[derive(Default)]
@@ -165,12 +164,12 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
         markdown(search, &summary, &finalists, eval.as_ref()).as_bytes(),
     )?;
     let mut figures = vec![
-        (PLOT_RANK.to_string(), rank_plot(&ranking, &topk.entries)),
+        (key::plot(PLOT_RANK), rank_plot(&ranking, &topk.entries)),
         (
-            PLOT_TRAIN.to_string(),
+            key::plot(PLOT_TRAIN),
             training_plot(&finalists, eval.as_ref()),
         ),
-        (PLOT_STAGES.to_string(), stages_plot(&summary)),
+        (key::plot(PLOT_STAGES), stages_plot(&summary)),
     ];
     figures.extend(metric_plots(
         &ranking,
@@ -434,7 +433,7 @@ fn metric_plots(
             .map(|((p, v), c)| (*p, *v, *c))
             .collect();
         out.push((
-            format!("plots/{name}-vs-params.svg"),
+            key::plot(&format!("{name}-vs-params.svg")),
             plots::scatter_coloured(
                 &match correlations
                     .iter()
@@ -467,7 +466,7 @@ fn metric_plots(
     };
     let front = pareto_front(&pts);
     out.push((
-        "plots/pareto-accuracy-vs-params.svg".into(),
+        key::plot("pareto-accuracy-vs-params.svg"),
         plots::scatter(
             "Accuracy against #Param (Pareto front)",
             "parameters",

@@ -223,7 +223,9 @@ fn plots(h: &mut String, plots: &[(String, String)]) {
         let _ = write!(
             h,
             "<figure id=\"{}\">{}</figure>",
-            esc(key.trim_start_matches("plots/").trim_end_matches(".svg")),
+            esc(key
+                .trim_start_matches(nas_api::layout::key::PLOTS)
+                .trim_end_matches(".svg")),
             body
         );
     }

@@ -19,7 +19,8 @@ const FILES: [(&str, bool); 4] = [
     (report::HTML, true),
     (report::TABLE, false),
 ];
-const PLOTS: &str = "plots/";
+use nas_api::layout::key::{self, PLOTS};
+use nas_api::layout::SUCCESS_MARKER;
 
 #[derive(Debug, Error)]
 pub enum ResultsError {
@@ -142,9 +143,9 @@ pub fn progress(store: &dyn ObjectStore) -> Result<String, ResultsError> {
     };
     let shards = spec.spec.sampling.shards as usize;
     let finalists = spec.spec.selection.top_k as usize;
-    let data = count("data/", "/_SUCCESS");
-    let scored = count("score/shard-", "._SUCCESS");
-    let trained = count("train/", "/_SUCCESS");
+    let data = count(key::DATA_DIR, &format!("/{SUCCESS_MARKER}"));
+    let scored = count(key::SCORE_SHARDS, &format!(".{SUCCESS_MARKER}"));
+    let trained = count(key::TRAIN_DIR, &format!("/{SUCCESS_MARKER}"));
     let stages = [
         (
             "stage-data",

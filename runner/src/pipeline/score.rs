@@ -28,18 +28,10 @@ use crate::stages::score_cli::{score_one, Batches};
 /// Images per class of `angle_loss`'s sample (the paper: 100 images of CIFAR-10's 10 classes).
 const ANGLE_LOSS_PER_CLASS: usize = 10;
 
-pub fn shard_key(shard: u32) -> String {
-    format!("score/shard-{shard:05}.jsonl")
-}
-
-pub fn success_key(shard: u32) -> String {
-    format!("score/shard-{shard:05}._SUCCESS")
-}
-
-/// The records an unfinished shard's pod kept for the next one.
-pub fn partial_key(shard: u32) -> String {
-    format!("score/shard-{shard:05}.partial.jsonl")
-}
+pub use nas_api::layout::key::{
+    score_shard as shard_key, score_shard_partial as partial_key,
+    score_shard_success as success_key,
+};
 
 /// How often a running shard saves its finished records (a pod may be killed without warning).
 const CHECKPOINT_SECONDS: u64 = 60;

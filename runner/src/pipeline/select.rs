@@ -17,9 +17,9 @@ use nas_api::spec::RankRule;
 use super::{candidates, score, DataShape, Search, StageError, StageResult};
 use crate::metrics::{self, fusion, rank::average_ranks};
 
-pub const RANKING: &str = "select/ranking.jsonl";
-pub const TOPK: &str = "select/topk.json";
-pub const SUCCESS: &str = "select/_SUCCESS";
+pub use nas_api::layout::key::{
+    SELECT_RANKING as RANKING, SELECT_SUCCESS as SUCCESS, SELECT_TOPK as TOPK,
+};
 
 /// Select reads every finished shard, so its counts are the search's own: the operator takes
 /// them over the score pods' summaries, some of which may be gone with their Job (a TTL of 0).

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::crd::CandidateSummary;
-use nas_api::layout::candidate_name;
+use nas_api::layout::{candidate_name, key};
 use nas_api::records::{EpochMetrics, LossPoint, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
 use nas_api::spec::{DatasetFormat, LrSchedule, RecipePreset, RecipeSpec};
 use serde_json::{json, Value};
@@ -20,15 +20,15 @@ use crate::train::recipe::AugmentKind;
 use crate::train::{self, Recipe, TrainData, TrainError, TrainOptions, TrainReport};
 
 pub fn metrics_key(candidate: u64) -> String {
-    format!("train/{}/metrics.json", candidate_name(candidate))
+    key::train_metrics(&candidate_name(candidate))
 }
 
 pub fn success_key(candidate: u64) -> String {
-    format!("train/{}/_SUCCESS", candidate_name(candidate))
+    key::train_success(&candidate_name(candidate))
 }
 
 fn checkpoints_prefix(candidate: u64) -> String {
-    format!("train/{}/checkpoints", candidate_name(candidate))
+    key::train_checkpoints(&candidate_name(candidate))
 }
 
 /// Reads `select/topk.json` (select must have finished).
@@ -39,7 +39,7 @@ pub fn load_topk(search: &Search) -> Result<TopK, StageError> {
         ));
     }
     let topk: TopK = search.get_json(select::TOPK)?;
-    schema_ok("select/topk.json", topk.schema)?;
+    schema_ok(key::SELECT_TOPK, topk.schema)?;
     Ok(topk)
 }
 

@@ -112,7 +112,7 @@ impl TrainData {
             }
         }
         let test_prefix = join_key(data_prefix, "test");
-        let test = if store.exists(&join_key(&test_prefix, "_SUCCESS"))? {
+        let test = if store.exists(&join_key(&test_prefix, nas_api::layout::SUCCESS_MARKER))? {
             Some(Loader::new(
                 store,
                 &test_prefix,
