@@ -155,14 +155,10 @@ pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataE
             )));
         }
     }
-    let data = decoder.decode().map_err(|e| DataError::Decode {
-        key: key.to_string(),
-        detail: format!("{e:?}"),
-    })?;
-    let info = decoder.info().ok_or_else(|| DataError::Decode {
-        key: key.to_string(),
-        detail: "no image header".into(),
-    })?;
+    let data = decoder.decode().map_err(|e| corrupt(format!("{e:?}")))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| corrupt("no image header".into()))?;
     let (h, w) = (info.height as u32, info.width as u32);
     let got = decoder
         .get_output_colorspace()
@@ -177,12 +173,7 @@ pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataE
                 ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
             })
             .collect(),
-        (n, _) => {
-            return Err(DataError::Decode {
-                key: key.to_string(),
-                detail: format!("{n} colour components"),
-            })
-        }
+        (n, _) => return Err(corrupt(format!("{n} colour components"))),
     };
     Image::new(channels, h, w, data).map_err(|e| DataError::Decode {
         key: key.to_string(),

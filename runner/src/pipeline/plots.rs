@@ -2,6 +2,8 @@
 //! network: viewable in any browser and in object-store consoles): readable ticks, a grid, axis
 //! labels, a legend. A chart that cannot be drawn becomes a small SVG saying why, so one bad
 //! series never costs the whole report.
+use std::ops::Range;
+
 use plotters::chart::SeriesAnno;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -235,9 +237,14 @@ fn legend<DB: DrawingBackend>(annotation: &mut SeriesAnno<'_, DB>, name: &str, c
 fn finish<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, series: &[Series]) -> Drawn {
     let named = series.iter().filter(|s| !s.name.is_empty()).count();
     if named > 0 {
+        let corner = legend_corner(
+            &finite_points(series),
+            (chart.x_range(), chart.y_range()),
+            named,
+        );
         chart
             .configure_series_labels()
-            .position(legend_corner(&finite_points(series), named))
+            .position(corner)
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(190, 190, 190))
@@ -248,20 +255,20 @@ fn finish<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, series: &[Series]) -> Drawn {
 
 /// The corner whose legend box would cover the fewest points (the best candidates often sit
 /// top right, where a fixed legend would hide them); ties go to the upper right, then upper
-/// left, lower right, lower left. The box is measured in the padded axis ranges [`chart`] uses.
-fn legend_corner(points: &[(f64, f64)], entries: usize) -> SeriesLabelPosition {
-    let (x, y) = (
-        padded(range(points.iter().map(|p| p.0))),
-        padded(range(points.iter().map(|p| p.1))),
-    );
+/// left, lower right, lower left. The box is measured in the chart's axis ranges.
+fn legend_corner(
+    points: &[(f64, f64)],
+    (x, y): (Range<f64>, Range<f64>),
+    entries: usize,
+) -> SeriesLabelPosition {
     // The legend's share of the plot: about 130 px of 610 wide, 20 px per entry of 330 high.
     let (w, h) = (0.3, (0.06 + 0.07 * entries as f64).min(0.9));
     let covered = |right: bool, upper: bool| {
         points
             .iter()
             .filter(|p| {
-                let fx = (p.0 - x.0) / (x.1 - x.0);
-                let fy = (p.1 - y.0) / (y.1 - y.0);
+                let fx = (p.0 - x.start) / (x.end - x.start);
+                let fy = (p.1 - y.start) / (y.end - y.start);
                 (if right { fx >= 1.0 - w } else { fx <= w })
                     && (if upper { fy >= 1.0 - h } else { fy <= h })
             })
@@ -424,22 +431,29 @@ mod tests {
         assert_eq!(curves("t", "x", "y", &one).matches("<circle").count(), 1);
     }
 
+    /// The axes [`chart`] draws for `points`.
+    fn axes(points: &[(f64, f64)]) -> (Range<f64>, Range<f64>) {
+        let x = padded(range(points.iter().map(|p| p.0)));
+        let y = padded(range(points.iter().map(|p| p.1)));
+        (x.0..x.1, y.0..y.1)
+    }
+
     #[test]
     fn the_legend_goes_to_the_corner_that_hides_no_point() {
         // The best candidate at the top right: the legend moves away from it.
         let rising = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (10.0, 10.0)];
         assert!(matches!(
-            legend_corner(&rising, 2),
+            legend_corner(&rising, axes(&rising), 2),
             SeriesLabelPosition::UpperLeft
         ));
         // Nothing at the top right: it stays there.
         let falling = [(1.0, 10.0), (5.0, 5.0), (10.0, 1.0)];
         assert!(matches!(
-            legend_corner(&falling, 2),
+            legend_corner(&falling, axes(&falling), 2),
             SeriesLabelPosition::UpperRight
         ));
         assert!(matches!(
-            legend_corner(&[], 1),
+            legend_corner(&[], axes(&[]), 1),
             SeriesLabelPosition::UpperRight
         ));
     }

@@ -300,14 +300,6 @@ pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError
         }),
     );
     fields.insert("seed".into(), json!(seed));
-    // A run no longer than the preset's warm-up (darts-imagenet: 5 of 250 epochs) keeps the
-    // preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02.
-    if let (Some(epochs), Ok(preset)) = (o.epochs, Recipe::with_overrides(name, &json!({}))) {
-        if preset.warmup_epochs >= f64::from(epochs) && preset.epochs > 0 {
-            let share = preset.warmup_epochs / preset.epochs as f64;
-            fields.insert("warmup_epochs".into(), json!(share * f64::from(epochs)));
-        }
-    }
     Recipe::with_overrides(name, &Value::Object(fields))
         .map_err(|e| StageError::config(format!("recipe {name}: {e}")))
 }

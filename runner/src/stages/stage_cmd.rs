@@ -87,7 +87,7 @@ pub fn main(stage: Stage, args: &StageArgs) -> u8 {
         }
     }
     write_summary(&summary, log.as_deref());
-    u8::try_from(summary.exit_code).unwrap_or(nas_api::contract::exit_code::RETRY as u8)
+    super::exit_status(summary.outcome)
 }
 
 /// The summary on stdout and in the termination-message file.

@@ -162,8 +162,17 @@ impl Recipe {
             }
             target.insert(k.clone(), v.clone());
         }
-        let recipe: Recipe = serde_json::from_value(merged)
+        let mut recipe: Recipe = serde_json::from_value(merged)
             .map_err(|e| TrainError::Config(format!("recipe '{name}' overrides: {e}")))?;
+        // A run no longer than the preset's warm-up (darts-imagenet: 5 of 250 epochs) keeps the
+        // preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02.
+        if !fields.contains_key("warmup_epochs")
+            && base.epochs > 0
+            && base.warmup_epochs >= recipe.epochs as f64
+            && recipe.epochs != base.epochs
+        {
+            recipe.warmup_epochs = base.warmup_epochs * recipe.epochs as f64 / base.epochs as f64;
+        }
         recipe.validate()?;
         Ok(recipe)
     }
@@ -204,6 +213,23 @@ impl Recipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_shorter_than_the_presets_warm_up_keeps_its_warm_up_share() {
+        let short =
+            Recipe::with_overrides("darts-imagenet", &serde_json::json!({"epochs": 1})).unwrap();
+        assert!(
+            (short.warmup_epochs - 0.02).abs() < 1e-12,
+            "{}",
+            short.warmup_epochs
+        );
+        let long =
+            Recipe::with_overrides("darts-imagenet", &serde_json::json!({"epochs": 50})).unwrap();
+        assert_eq!(long.warmup_epochs, 5.0);
+        // Asked for explicitly, an impossible warm-up is still an error.
+        let both = serde_json::json!({"epochs": 1, "warmup_epochs": 5.0});
+        assert!(Recipe::with_overrides("darts-imagenet", &both).is_err());
+    }
 
     #[test]
     fn presets_carry_the_issue_values() {
