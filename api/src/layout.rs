@@ -109,6 +109,18 @@ pub enum LayoutError {
     NotASearchKey { key: String, expected: &'static str },
 }
 
+/// `[{prefix}/]{namespace}/{name}/{uid}`: the one spelling of a search's root key, without a
+/// trailing `/` (`prefix` is trimmed of `/`; the parts are not checked, see [`SearchPrefix`]).
+pub fn search_root(prefix: &str, namespace: &str, name: &str, uid: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    let tail = format!("{namespace}/{name}/{uid}");
+    if prefix.is_empty() {
+        tail
+    } else {
+        format!("{prefix}/{tail}")
+    }
+}
+
 /// `{prefix}/{namespace}/{name}/{uid}`: the root of one search's artifacts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SearchPrefix {
@@ -172,12 +184,7 @@ impl SearchPrefix {
 
     /// The search root, without a trailing `/`.
     pub fn root(&self) -> String {
-        let tail = format!("{}/{}/{}", self.namespace, self.name, self.uid);
-        if self.prefix.is_empty() {
-            tail
-        } else {
-            format!("{}/{tail}", self.prefix)
-        }
+        search_root(&self.prefix, &self.namespace, &self.name, &self.uid)
     }
 
     fn key(&self, rel: &str) -> String {

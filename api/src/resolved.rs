@@ -126,14 +126,8 @@ pub fn canonical(value: &Value, schema: Option<&Value>) -> Option<Value> {
 
 /// The artifact root of a search, ending in `/`.
 pub fn artifacts_root(spec: &NASSearchSpec, namespace: &str, name: &str, uid: &str) -> String {
-    let prefix = spec.artifacts.prefix.trim_matches('/');
-    let mut root = format!("s3://{}/", spec.artifacts.bucket);
-    if !prefix.is_empty() {
-        root.push_str(prefix);
-        root.push('/');
-    }
-    root.push_str(&format!("{namespace}/{name}/{uid}/"));
-    root
+    let root = crate::layout::search_root(&spec.artifacts.prefix, namespace, name, uid);
+    format!("s3://{}/{root}/", spec.artifacts.bucket)
 }
 
 impl ResolvedSpec {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod object;
 pub mod observed;
 pub mod planner;
+pub mod reason;
 pub mod reconcile;
 pub mod status;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::jobs::{JobKind, LABEL_SPEC_HASH, LABEL_STAGE, RUNNER_CONTAINER};
+use crate::reason::JobFailure;
 use crate::termination::{self, StageSummary, TerminationMessage};
 
 /// How a Job stands.
@@ -18,7 +19,7 @@ pub enum JobOutcome {
     Complete,
     /// Condition `Failed`, with the Job's reason (`BackoffLimitExceeded`, `FailedIndexes`,
     /// `MaxFailedIndexesExceeded`, `PodFailurePolicy`, `DeadlineExceeded`) and message.
-    Failed { reason: String, message: String },
+    Failed { reason: JobFailure, message: String },
 }
 
 /// A pod of a Job that is not starting, as its status says (the kubelet's Waiting reason, or
@@ -161,7 +162,7 @@ impl ObservedJob {
             )
         } else if let Some(c) = cond("Failed") {
             let outcome = JobOutcome::Failed {
-                reason: c.reason.clone().unwrap_or_default(),
+                reason: JobFailure::from(c.reason.as_deref().unwrap_or_default()),
                 message: termination::truncate(c.message.as_deref().unwrap_or_default(), 512),
             };
             (outcome, c.last_transition_time)

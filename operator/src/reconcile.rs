@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::object::SearchObject;
 use crate::observed::ObservedJob;
 use crate::planner::{self, Action, FINALIZER};
+use crate::reason::Reason;
 
 /// Why a reconcile failed (all transient: the object is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -327,7 +328,7 @@ async fn let_go_in_a_terminating_namespace(
     warn!(search = %key(search), %note, "artifacts left behind");
     let event = Action::Event(crate::planner::EventSpec {
         warning: true,
-        reason: "CleanupSkipped".into(),
+        reason: Reason::CleanupSkipped,
         note,
     });
     let mut version = search.resource_version();
@@ -384,14 +385,14 @@ async fn report_failure(
         &mut st,
         nas_api::crd::condition::PROGRESSING,
         false,
-        "ActionFailed",
+        &Reason::ActionFailed,
         &note,
         generation,
         &now,
     );
     let event = Action::Event(crate::planner::EventSpec {
         warning: true,
-        reason: "ActionFailed".into(),
+        reason: Reason::ActionFailed,
         note,
     });
     for a in [event, Action::PatchStatus(Box::new(st))] {
@@ -467,7 +468,7 @@ async fn execute_one(
                 } else {
                     EventType::Normal
                 },
-                reason: ev.reason.clone(),
+                reason: ev.reason.to_string(),
                 note: Some(crate::termination::truncate(&ev.note, EVENT_NOTE_MAX)),
                 action: "Reconcile".into(),
                 secondary: None,

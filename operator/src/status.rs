@@ -7,6 +7,7 @@ use nas_api::crd::{
 };
 
 use crate::observed::ObservedJob;
+use crate::reason::Reason;
 use crate::termination::truncate;
 
 /// Longest condition message kept.
@@ -17,7 +18,7 @@ pub fn set_condition(
     status: &mut NASSearchStatus,
     type_: &str,
     value: bool,
-    reason: &str,
+    reason: &Reason,
     message: &str,
     generation: Option<i64>,
     now: &Time,
@@ -30,14 +31,14 @@ pub fn set_condition(
                 c.last_transition_time = now.clone();
                 c.status = value.into();
             }
-            c.reason = reason.into();
+            c.reason = reason.to_string();
             c.message = message;
             c.observed_generation = generation;
         }
         None => status.conditions.push(Condition {
             type_: type_.into(),
             status: value.into(),
-            reason: reason.into(),
+            reason: reason.to_string(),
             message,
             observed_generation: generation,
             last_transition_time: now.clone(),

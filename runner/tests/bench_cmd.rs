@@ -1,26 +1,20 @@
 //! `nas-runner train-bench` and `decode-bench`, run as processes: JSON lines on stdout, exit
 //! code 2 naming the bad net or path.
+mod bin_util;
 mod train_util;
 
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const ARCH: &str =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|";
 
 fn runner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .args(args)
-        .output()
-        .expect("run nas-runner")
+    bin_util::run(&mut bin_util::nas_runner(args))
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bin_util::assert_ok(out);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))

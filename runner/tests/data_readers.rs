@@ -212,3 +212,30 @@ fn bad_locations_get_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn normalisation_follows_the_format_or_the_declared_data_set_never_the_folder_name() {
+    use nas_runner::data::{stage_data, ShardIndex, StageConfig};
+    use nas_runner::store::LocalStore;
+    let tmp = tempfile::tempdir().unwrap();
+    // Fashion-MNIST under a name that does not say so: still IDX, still Fashion-MNIST.
+    let renamed = tmp.path().join("digits-v2");
+    std::os::unix::fs::symlink(fashion_dir(), &renamed).unwrap();
+    let s = load_balanced_sample(&loc(&renamed), Split::Test, 1, 1).unwrap();
+    assert_eq!(s.normalization, Normalization::fashion_mnist());
+    assert_eq!(s.classes[0], "T-shirt_top");
+    // A class-folder tree named after CIFAR is an ImageNet-style folder unless declared.
+    let folder = tmp.path().join("cifar10-jpegs");
+    write_folder(&folder, "train", &cifar_jpegs(1));
+    let detected = DataSource::open(&loc(&folder)).unwrap();
+    assert_eq!(detected.normalization().unwrap(), Normalization::imagenet());
+    let store = LocalStore::new(tmp.path().join("store"));
+    let declared = StageConfig {
+        progress: false,
+        normalization: Some(Normalization::cifar10()),
+        ..StageConfig::default()
+    };
+    stage_data(&loc(&folder), Split::Train, &store, "data/train", &declared).unwrap();
+    let index = ShardIndex::load(&store, "data/train").unwrap();
+    assert_eq!(index.normalization, Normalization::cifar10());
+}

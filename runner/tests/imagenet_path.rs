@@ -4,10 +4,10 @@
 //! scored at 224 on the ImageNet network, and the `dartsImagenet` recipe (label smoothing,
 //! auxiliary head, drop-path, warm-up, gradient clipping) for a few steps through `evaluate`,
 //! with top-1 and top-5 in the report.
+mod bin_util;
 mod train_util;
 
 use std::path::Path;
-use std::process::Command;
 
 use nas_api::records::Summary;
 use nas_runner::data::ShardIndex;
@@ -74,20 +74,14 @@ fn an_imagenet_folder_goes_through_staging_at_224_darts_scoring_and_the_imagenet
     let yaml = dir.join("search.yaml");
     std::fs::write(&yaml, spec(&data)).unwrap();
     let out = dir.join("run");
-    let run = Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .arg("local")
-        .arg(&yaml)
-        .arg("--out")
-        .arg(&out)
-        .args(["--device", "cpu", "--quiet"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "exit {:?}\n{stderr}",
-        run.status.code()
+    let run = bin_util::run(
+        bin_util::nas_runner(&["local"])
+            .arg(&yaml)
+            .arg("--out")
+            .arg(&out)
+            .args(["--device", "cpu", "--quiet"]),
     );
+    bin_util::assert_ok(&run);
 
     // Staged at 224: training images resized (short side 256) for random crops, the test
     // split centre-cropped to 224; greyscale and CMYK decoded to RGB, none lost as corrupt.

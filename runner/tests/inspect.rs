@@ -1,21 +1,14 @@
 //! `nas-runner inspect`, run as a process: JSON on stdout, exit code 2 on bad input.
+mod bin_util;
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn inspect(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .arg("inspect")
-        .args(args)
-        .output()
-        .expect("run nas-runner")
+    bin_util::run(bin_util::nas_runner(&["inspect"]).args(args))
 }
 
 fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bin_util::assert_ok(out);
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 

@@ -97,7 +97,7 @@ fn an_all_none_cell_counts_the_sign_patterns_of_the_crops_themselves() {
     let c = ctx(11, n, 3.0);
     let got = metrics::compute(spec, &nb201(ALL_NONE), &batch, &c)
         .unwrap()
-        .as_number()
+        .as_scalar()
         .unwrap();
     let crops = linear_regions::crops_of(&batch.images, n, 11).view([n as i64, 9]);
     let signs: Vec<f32> = Vec::try_from(crops.gt(0.0).to_kind(Kind::Float).flatten(0, -1)).unwrap();
@@ -120,7 +120,7 @@ fn the_count_is_reproducible_and_bounded_by_the_crops() {
     let value = |seed| {
         metrics::compute(spec, &nb201(ALL_CONV), &batch, &ctx(seed, n, 3.0))
             .unwrap()
-            .as_number()
+            .as_scalar()
             .unwrap()
     };
     let v = value(2);

@@ -1,6 +1,7 @@
 //! `nas-runner local`: a whole search in one process on a small cut of the real Fashion-MNIST,
 //! an interrupted run resumed, a bad YAML named by field, and `nas-runner report DIR` with a
 //! ground-truth table.
+mod bin_util;
 mod browser_util;
 mod train_util;
 
@@ -56,9 +57,8 @@ impl Fixture {
 }
 
 fn local(search: &Path, out: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
-    c.arg("local")
-        .arg(search)
+    let mut c = bin_util::nas_runner(&["local"]);
+    c.arg(search)
         .arg("--out")
         .arg(out)
         .args(["--device", "cpu"]);
@@ -66,13 +66,8 @@ fn local(search: &Path, out: &Path) -> Command {
 }
 
 fn run_ok(mut c: Command) -> (Output, String) {
-    let out = c.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stderr}",
-        out.status.code()
-    );
+    let out = bin_util::run(&mut c);
+    let stderr = bin_util::assert_ok(&out);
     (out, stderr)
 }
 
@@ -201,12 +196,8 @@ fn a_tiny_search_runs_end_to_end_and_writes_the_report() {
         ));
     }
     let gt = f.write("gt.csv", &table);
-    let mut report = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
-    report
-        .arg("report")
-        .arg(f.out())
-        .arg("--ground-truth")
-        .arg(&gt);
+    let mut report = bin_util::nas_runner(&["report"]);
+    report.arg(f.out()).arg("--ground-truth").arg(&gt);
     let (out, _) = run_ok(report);
     let s: Summary = serde_json::from_slice(&out.stdout).unwrap();
     let g = s.ground_truth.expect("ground truth section");

@@ -27,7 +27,7 @@ fn tiny(cell: bool) -> TinyConvBuilder {
 }
 
 fn number(v: MetricValue) -> f64 {
-    v.as_number().expect("a number")
+    v.as_scalar().expect("a number")
 }
 
 fn set(vs: &VarStore, name: &str, values: &[f64], shape: &[i64]) {
@@ -211,11 +211,11 @@ fn every_metric_is_deterministic_on_cpu() {
             metrics::compute(spec, &b, &batch, &c).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
         let v2 = metrics::compute(spec, &b, &batch, &c).unwrap();
         let bits = |v: MetricValue| match v {
-            MetricValue::Number(x) => vec![x.to_bits()],
+            MetricValue::Scalar(x) => vec![x.to_bits()],
             MetricValue::AngleLoss(a) => vec![a.cos.to_bits(), a.loss.to_bits()],
         };
         assert_eq!(bits(v1), bits(v2), "{} not bit-identical", spec.name);
-        if let MetricValue::Number(x) = v1 {
+        if let MetricValue::Scalar(x) = v1 {
             assert!(!x.is_nan(), "{} is NaN", spec.name);
         }
         let v3 = metrics::compute(spec, &b, &batch, &ctx(6, 12)).unwrap();

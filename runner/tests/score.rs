@@ -1,13 +1,8 @@
 //! `nas-runner score` end to end on the `toy` space with synthetic data.
-use std::process::Command;
+mod bin_util;
 
 fn score(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .arg("score")
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("binary starts")
+    bin_util::run(bin_util::nas_runner(&["score"]).args(args))
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! (bench/README.md, "The exchange format") name exactly the tensors the PyTorch reference
 //! expects, carry each metric's own batch, draws and noise, and refuse what they cannot hold.
 //! (The parity itself needs PyTorch: `bench/reference/check.py`, run by `bench/run.sh`.)
+mod bin_util;
 mod train_util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use safetensors::tensor::{Dtype, SafeTensors};
 
@@ -17,12 +17,7 @@ const ARCH: &str =
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|";
 
 fn score(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .arg("score")
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("binary starts")
+    bin_util::run(bin_util::nas_runner(&["score"]).args(args))
 }
 
 /// The reference's parameter and buffer names for an NB201 network whose conv edges are

@@ -1,4 +1,5 @@
 //! Proves libtorch links and runs inside test binaries (rpath from build.rs, no LD_LIBRARY_PATH).
+mod bin_util;
 
 #[test]
 fn small_conv_net_trains_on_cpu() {
@@ -14,16 +15,8 @@ fn small_conv_net_trains_on_cpu() {
 
 #[test]
 fn binary_runs_without_library_path() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nas-runner"))
-        .arg("self-test")
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("binary starts");
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bin_util::run(&mut bin_util::nas_runner(&["self-test"]));
+    bin_util::assert_ok(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert!(report["last_loss"].as_f64().unwrap() < report["first_loss"].as_f64().unwrap());
 }

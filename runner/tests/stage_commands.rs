@@ -2,6 +2,7 @@
 //! process per pod, against a real S3 protocol server (s3s + s3s-fs, in-process), on a small
 //! cut of the real Fashion-MNIST. Checks the stage contract: artifacts, `_SUCCESS` skipping,
 //! termination summaries, exit codes 0/2/1, and that no secret reaches the output.
+mod bin_util;
 mod stage_util;
 mod train_util;
 

@@ -2,6 +2,7 @@
 //! (by the user or by Kueue), preempted or drained. The runner stops at its next unit boundary,
 //! keeps what it finished, writes an `interrupted` summary and exits 143, which the Job's
 //! podFailurePolicy does not count; the next pod picks up where it stopped.
+mod bin_util;
 mod stage_util;
 mod train_util;
 

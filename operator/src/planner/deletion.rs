@@ -3,6 +3,8 @@
 use nas_api::crd::NASSearch;
 use nas_api::resolved::ResolvedSpec;
 
+use crate::reason::Reason;
+
 use super::{has_finalizer, Action, Plan, PENDING_RECHECK};
 use crate::jobs::{self, JobKind};
 use crate::observed::{JobOutcome, ObservedJob};
@@ -20,7 +22,7 @@ pub(super) fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Pl
         Err(e) => {
             p.event(
                 true,
-                "CleanupSkipped",
+                Reason::CleanupSkipped,
                 format!("cannot delete artifacts: {e}"),
             );
             p.actions.push(Action::RemoveFinalizer);
@@ -40,7 +42,7 @@ pub(super) fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Pl
             p.actions.push(configmap(&name));
             p.event(
                 false,
-                "CleanupStarted",
+                Reason::CleanupStarted,
                 format!("deleting artifacts under {}", resolved.artifacts_root),
             );
             // The search does not own the cleanup Job, so its changes reach no watch: look again.
@@ -57,7 +59,7 @@ pub(super) fn plan_deletion(search: &NASSearch, jobs: &[ObservedJob], p: &mut Pl
                 // Never hold the resource forever: report and let go.
                 p.event(
                     true,
-                    "CleanupFailed",
+                    Reason::CleanupFailed,
                     format!(
                         "artifacts under {} may remain: {reason}: {message}",
                         resolved.artifacts_root

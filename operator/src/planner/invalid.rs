@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use nas_api::crd::{condition, NASSearchStatus, Phase};
 
 use super::{Action, Plan};
+use crate::reason::Reason;
 use crate::status::set_condition;
 
 /// A spec the runner cannot be given: `Accepted=False` naming why, phase Failed, one event per
@@ -25,7 +26,7 @@ pub(super) fn plan_invalid(
         &mut st,
         condition::ACCEPTED,
         false,
-        "InvalidSpec",
+        &Reason::InvalidSpec,
         msg,
         generation,
         now,
@@ -34,14 +35,14 @@ pub(super) fn plan_invalid(
         &mut st,
         condition::PROGRESSING,
         false,
-        "InvalidSpec",
+        &Reason::InvalidSpec,
         "the spec is invalid",
         generation,
         now,
     );
     st.phase = Phase::Failed;
     if !already {
-        p.event(true, "InvalidSpec", msg);
+        p.event(true, Reason::InvalidSpec, msg);
     }
     if st != *old {
         p.actions.push(Action::PatchStatus(Box::new(st)));
@@ -72,7 +73,7 @@ pub fn plan_unreadable(search: Unreadable<'_>, now: &Time) -> Plan {
         if search.has_finalizer {
             p.event(
                 true,
-                "CleanupSkipped",
+                Reason::CleanupSkipped,
                 format!(
                     "the spec cannot be read ({}): artifacts were not deleted",
                     search.why

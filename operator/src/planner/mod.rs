@@ -18,6 +18,7 @@ use nas_api::resolved::{ResolveError, ResolvedSpec};
 
 use crate::jobs::{self, JobKind};
 use crate::observed::{JobOutcome, ObservedJob, PodProblem};
+use crate::reason::{JobFailure, Reason};
 use crate::status::{absorb, record_progress, set_condition, stage_entry};
 
 mod deletion;
@@ -39,8 +40,7 @@ pub const PENDING_RECHECK: Duration = Duration::from_secs(10);
 pub struct EventSpec {
     /// Warning (true) or Normal.
     pub warning: bool,
-    /// PascalCase reason.
-    pub reason: String,
+    pub reason: Reason,
     /// Human-readable note.
     pub note: String,
 }
@@ -86,10 +86,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn event(&mut self, warning: bool, reason: &str, note: impl Into<String>) {
+    fn event(&mut self, warning: bool, reason: Reason, note: impl Into<String>) {
         self.actions.push(Action::Event(EventSpec {
             warning,
-            reason: reason.into(),
+            reason,
             note: note.into(),
         }));
     }
@@ -141,7 +141,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         &mut st,
         condition::ACCEPTED,
         true,
-        "Valid",
+        &Reason::Valid,
         "the spec is valid",
         generation,
         now,
@@ -152,7 +152,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         if st.spec_hash.is_some() {
             p.event(
                 false,
-                "SpecChanged",
+                Reason::SpecChanged,
                 format!("spec hash {hash}: restarting the pipeline"),
             );
         }
@@ -215,7 +215,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             p.actions.push(Action::ApplyJob(Box::new(job)));
             p.event(
                 false,
-                "StageStarted",
+                Reason::StageStarted,
                 format!("stage {} started", stage.as_str()),
             );
             running = Some(stage.as_str().into());
@@ -229,7 +229,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                 if job.failed > prev_failed {
                     p.event(
                         true,
-                        "IndexFailed",
+                        Reason::IndexFailed,
                         format!(
                             "stage {}: {} index(es) failed so far{}",
                             stage.as_str(),
@@ -245,7 +245,11 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                     });
                     p.event(
                         false,
-                        if suspend { "Suspended" } else { "Resumed" },
+                        if suspend {
+                            Reason::Suspended
+                        } else {
+                            Reason::Resumed
+                        },
                         format!("Job {}", job.name),
                     );
                 }
@@ -260,7 +264,7 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             JobOutcome::Failed { reason, message } => {
                 let tolerated = jobs::tolerated_failed_indexes(&resolved, kind);
                 let partial = kind.indexed()
-                    && reason == "FailedIndexes"
+                    && *reason == JobFailure::FailedIndexes
                     && job.succeeded > 0
                     && job.failed <= tolerated;
                 if partial {
@@ -274,158 +278,63 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
                     job.name,
                     first_message(job)
                 );
-                p.event(true, "StageFailed", msg.clone());
+                p.event(true, Reason::StageFailed, msg.clone());
                 failed = Some(msg);
                 break;
             }
         }
     }
 
-    let g = generation;
     // Checked after the walk: the last stage may have finished in this very pass.
     let all_done = failed.is_none()
         && Stage::ALL
             .iter()
             .all(|s| old_state(&st, *s) == StageState::Succeeded);
-    if let Some(msg) = failed {
-        st.phase = Phase::Failed;
-        set_condition(
-            &mut st,
-            condition::FAILED,
-            true,
-            "StageFailed",
-            &msg,
-            g,
-            now,
-        );
-        set_condition(
-            &mut st,
-            condition::PROGRESSING,
-            false,
-            "StageFailed",
-            "the search failed",
-            g,
-            now,
-        );
-        set_condition(
-            &mut st,
-            condition::SUCCEEDED,
-            false,
-            "StageFailed",
-            "the search failed",
-            g,
-            now,
-        );
-    } else if all_done {
-        st.phase = Phase::Succeeded;
-        st.stage = Some(Stage::Report);
-        if st.results_uri.is_none() {
-            st.results_uri = Some(format!("{}summary.json", resolved.artifacts_root));
-        }
-        if !old.is_true(condition::SUCCEEDED) || old.spec_hash.as_deref() != Some(hash.as_str()) {
-            p.event(
-                false,
-                "Succeeded",
-                format!("results at {}", st.results_uri.clone().unwrap_or_default()),
-            );
-        }
-        set_condition(
-            &mut st,
-            condition::SUCCEEDED,
-            true,
-            "AllStagesDone",
-            "every stage succeeded",
-            g,
-            now,
-        );
-        set_condition(
-            &mut st,
-            condition::PROGRESSING,
-            false,
-            "AllStagesDone",
-            "every stage succeeded",
-            g,
-            now,
-        );
-        set_condition(
-            &mut st,
-            condition::FAILED,
-            false,
-            "AllStagesDone",
-            "every stage succeeded",
-            g,
-            now,
-        );
-    } else {
-        let stage = st.stage.map_or("", |s| s.as_str());
-        if suspend {
-            st.phase = Phase::Suspended;
-            let msg = match (&running, kueue) {
-                (Some(_), true) => {
-                    format!("no new stage starts; the running stage {stage} is managed by Kueue")
-                }
-                (Some(_), false) => format!("stage {stage} is suspended"),
-                (None, _) => format!("stage {stage} will start when resumed"),
-            };
-            set_condition(
-                &mut st,
-                condition::SUSPENDED,
-                true,
-                "SuspendRequested",
-                &msg,
-                g,
-                now,
-            );
-            set_condition(
-                &mut st,
-                condition::PROGRESSING,
-                false,
-                "Suspended",
-                &msg,
-                g,
-                now,
-            );
-        } else {
-            st.phase = Phase::Running;
-            if st.condition(condition::SUSPENDED).is_some() {
-                set_condition(
-                    &mut st,
-                    condition::SUSPENDED,
-                    false,
-                    "Resumed",
-                    "the search runs",
-                    g,
-                    now,
-                );
+    let stage = st.stage.map_or("", |s| s.as_str());
+    let verdict = match failed {
+        Some(msg) => Verdict::Failed(msg),
+        None if all_done => Verdict::Succeeded,
+        None if suspend => Verdict::Suspended(match (&running, kueue) {
+            (Some(_), true) => {
+                format!("no new stage starts; the running stage {stage} is managed by Kueue")
             }
+            (Some(_), false) => format!("stage {stage} is suspended"),
+            (None, _) => format!("stage {stage} will start when resumed"),
+        }),
+        None => {
             let (reason, msg) = progress(stage, stuck.as_ref());
+            Verdict::Running(reason, msg)
+        }
+    };
+    match &verdict {
+        Verdict::Succeeded => {
+            st.stage = Some(Stage::Report);
+            if st.results_uri.is_none() {
+                st.results_uri = Some(format!("{}summary.json", resolved.artifacts_root));
+            }
+            let again = old.spec_hash.as_deref() != Some(hash.as_str());
+            if !old.is_true(condition::SUCCEEDED) || again {
+                let at = st.results_uri.clone().unwrap_or_default();
+                p.event(false, Reason::Succeeded, format!("results at {at}"));
+            }
+        }
+        Verdict::Running(reason, msg) => {
             let said = old
                 .condition(condition::PROGRESSING)
                 .map(|c| c.message.as_str());
             if stuck.is_some() && said != Some(msg.as_str()) {
-                p.event(true, &reason, msg.clone());
+                p.event(true, reason.clone(), msg.clone());
             }
-            set_condition(&mut st, condition::PROGRESSING, true, &reason, &msg, g, now);
         }
-        set_condition(
-            &mut st,
-            condition::SUCCEEDED,
-            false,
-            "InProgress",
-            "the search has not finished",
-            g,
-            now,
-        );
-        set_condition(
-            &mut st,
-            condition::FAILED,
-            false,
-            "InProgress",
-            "no stage failed",
-            g,
-            now,
-        );
+        Verdict::Failed(_) | Verdict::Suspended(_) => {}
+    }
+    if matches!(verdict, Verdict::Running(..) | Verdict::Suspended(_)) {
         p.requeue = Some(if pending { PENDING_RECHECK } else { RESYNC });
+    }
+    st.phase = verdict.phase();
+    let was_suspended = st.condition(condition::SUSPENDED).is_some();
+    for (type_, value, reason, msg) in verdict.conditions(was_suspended) {
+        set_condition(&mut st, type_, value, &reason, &msg, generation, now);
     }
     if st != old {
         p.actions.push(Action::PatchStatus(Box::new(st)));
@@ -435,22 +344,88 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
 
 /// The Progressing condition's reason and message while `stage` runs: the stage, or the pod
 /// that is not starting and why.
-fn progress(stage: &str, stuck: Option<&PodProblem>) -> (String, String) {
+fn progress(stage: &str, stuck: Option<&PodProblem>) -> (Reason, String) {
     match stuck {
-        None => ("StageRunning".into(), format!("stage {stage} is running")),
-        Some(pp) => {
-            // A condition reason is CamelCase; the kubelet's and scheduler's reasons are.
-            let ok = !pp.reason.is_empty() && pp.reason.chars().all(|c| c.is_ascii_alphanumeric());
-            let reason = if ok {
-                pp.reason.clone()
-            } else {
-                "PodNotStarting".into()
-            };
-            let msg = format!(
+        None => (Reason::StageRunning, format!("stage {stage} is running")),
+        Some(pp) => (
+            Reason::of_pod(&pp.reason),
+            format!(
                 "stage {stage}: pod {} is {}: {}",
                 pp.pod, pp.reason, pp.message
-            );
-            (reason, msg)
+            ),
+        ),
+    }
+}
+
+/// Where the search stands after a pass; its phase and conditions follow from it alone.
+enum Verdict {
+    /// A stage failed: the message says which and why.
+    Failed(String),
+    Succeeded,
+    /// `spec.suspend`: the message says what is held.
+    Suspended(String),
+    /// A stage runs (or is about to): the Progressing reason and message.
+    Running(Reason, String),
+}
+
+/// A condition to set: type, value, reason, message.
+type ConditionRow = (&'static str, bool, Reason, String);
+
+impl Verdict {
+    fn phase(&self) -> Phase {
+        match self {
+            Verdict::Failed(_) => Phase::Failed,
+            Verdict::Succeeded => Phase::Succeeded,
+            Verdict::Suspended(_) => Phase::Suspended,
+            Verdict::Running(..) => Phase::Running,
+        }
+    }
+
+    /// The conditions this verdict sets, as a table (`Suspended` is set back to False on a
+    /// run only when it was ever set).
+    fn conditions(&self, was_suspended: bool) -> Vec<ConditionRow> {
+        use condition::{FAILED, PROGRESSING, SUCCEEDED, SUSPENDED};
+        let row = |t, v, r: Reason, m: &str| (t, v, r, m.to_string());
+        let unfinished = [
+            row(
+                SUCCEEDED,
+                false,
+                Reason::InProgress,
+                "the search has not finished",
+            ),
+            row(FAILED, false, Reason::InProgress, "no stage failed"),
+        ];
+        match self {
+            Verdict::Failed(msg) => vec![
+                row(FAILED, true, Reason::StageFailed, msg),
+                row(PROGRESSING, false, Reason::StageFailed, "the search failed"),
+                row(SUCCEEDED, false, Reason::StageFailed, "the search failed"),
+            ],
+            Verdict::Succeeded => {
+                let done = "every stage succeeded";
+                vec![
+                    row(SUCCEEDED, true, Reason::AllStagesDone, done),
+                    row(PROGRESSING, false, Reason::AllStagesDone, done),
+                    row(FAILED, false, Reason::AllStagesDone, done),
+                ]
+            }
+            Verdict::Suspended(msg) => {
+                let mut rows = vec![
+                    row(SUSPENDED, true, Reason::SuspendRequested, msg),
+                    row(PROGRESSING, false, Reason::Suspended, msg),
+                ];
+                rows.extend(unfinished);
+                rows
+            }
+            Verdict::Running(reason, msg) => {
+                let mut rows = Vec::new();
+                if was_suspended {
+                    rows.push(row(SUSPENDED, false, Reason::Resumed, "the search runs"));
+                }
+                rows.push(row(PROGRESSING, true, reason.clone(), msg));
+                rows.extend(unfinished);
+                rows
+            }
         }
     }
 }
@@ -492,7 +467,7 @@ fn finish_stage(
     if partial {
         p.event(
             true,
-            "StagePartiallySucceeded",
+            Reason::StagePartiallySucceeded,
             format!(
                 "stage {}: {} of {} indexes failed (tolerated); going on with the rest",
                 stage.as_str(),
@@ -503,7 +478,7 @@ fn finish_stage(
     } else {
         p.event(
             false,
-            "StageSucceeded",
+            Reason::StageSucceeded,
             format!("stage {} succeeded", stage.as_str()),
         );
     }

@@ -135,13 +135,6 @@ impl Normalization {
             std: vec![0.3530],
         }
     }
-    /// MNIST training-set statistics.
-    pub fn mnist() -> Self {
-        Normalization {
-            mean: vec![0.1307],
-            std: vec![0.3081],
-        }
-    }
     /// ImageNet statistics, the convention for any other RGB data set.
     pub fn imagenet() -> Self {
         Normalization {

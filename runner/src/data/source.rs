@@ -224,21 +224,21 @@ impl DataSource {
         })
     }
 
-    /// The normalisation the data set is trained with: CIFAR-10 statistics for CIFAR (by format
-    /// or name), Fashion-MNIST / MNIST for IDX, the staged index's for shards, else ImageNet's.
+    /// The normalisation the detected format implies (a caller that knows the data set, as
+    /// the pipeline does from `spec.dataset.format`, passes its own): CIFAR-10 statistics for
+    /// CIFAR-10's own layouts (binary batches, `train.tar.gz`/`test.tar.gz`), Fashion-MNIST's for
+    /// IDX (the IDX data set NASSearch names), the staged index's for shards, else ImageNet's.
+    /// Never the location's name: renaming a folder must not change training.
     pub fn normalization(&self) -> Result<Normalization, DataError> {
-        let lower = self.shown().to_ascii_lowercase();
         Ok(match self.format {
-            Format::CifarBinary => Normalization::cifar10(),
-            Format::Idx if lower.contains("fashion") => Normalization::fashion_mnist(),
-            Format::Idx => Normalization::mnist(),
+            Format::CifarBinary | Format::TarPerSplit => Normalization::cifar10(),
+            Format::Idx => Normalization::fashion_mnist(),
             Format::Staged => {
                 self.staged_index(Split::Train)
                     .or_else(|_| self.staged_index(Split::Test))?
                     .normalization
             }
-            _ if lower.contains("cifar") => Normalization::cifar10(),
-            _ => Normalization::imagenet(),
+            Format::ImageFolder | Format::TarTree | Format::WebDataset => Normalization::imagenet(),
         })
     }
 
@@ -246,9 +246,7 @@ impl DataSource {
     pub fn index_names(&self, split: Split) -> Result<Option<Vec<String>>, DataError> {
         Ok(match self.format {
             Format::CifarBinary => Some(cifar_bin::classes(&self.location)),
-            Format::Idx if self.shown().to_ascii_lowercase().contains("fashion") => {
-                Some(idx::FASHION_CLASSES.iter().map(|s| s.to_string()).collect())
-            }
+            Format::Idx => Some(idx::FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
             Format::Staged => Some(self.staged_index(split)?.classes),
             _ => None,
         })

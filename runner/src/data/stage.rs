@@ -8,7 +8,7 @@
 use super::image::{decode_jpeg, Image};
 use super::shards::{join_key, shard_name, ShardIndex, ShardWriter, INDEX_VERSION};
 use super::source::{ClassRef, DataSource, Payload, RawRecord};
-use super::{DataError, Split};
+use super::{DataError, Normalization, Split};
 use crate::progress::Progress;
 use crate::store::ObjectStore;
 use rand::{Rng, SeedableRng};
@@ -35,6 +35,9 @@ pub struct StageConfig {
     /// CIFAR-10's tar list their images class by class; spreading consecutive images over
     /// several shards at random lets the loader's bounded shuffle mix the classes.
     pub scatter_bytes: usize,
+    /// The normalisation written into the index, when the caller knows the data set (the
+    /// pipeline: `spec.dataset.format`); `None` takes the detected format's.
+    pub normalization: Option<Normalization>,
 }
 
 impl Default for StageConfig {
@@ -47,6 +50,7 @@ impl Default for StageConfig {
             chunk: 512,
             progress: true,
             scatter_bytes: 1 << 30,
+            normalization: None,
         }
     }
 }
@@ -133,7 +137,10 @@ pub fn stage_data(
     }
     let source = DataSource::open(location)?;
     let channels = source.channels()?;
-    let normalization = source.normalization()?;
+    let normalization = match &config.normalization {
+        Some(n) => n.clone(),
+        None => source.normalization()?,
+    };
     let classes = source.classes(split)?;
     if classes.is_empty() {
         return Err(DataError::Invalid(format!(

@@ -22,18 +22,26 @@
 //! The default batch (100) is the 10-per-class sample.
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use tch::{nn::OptimizerConfig, Device, Kind, Tensor};
 
 use super::common::{check_labels, fresh_net_seeded, metric_batch, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{
+    AngleLoss, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind,
+};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "angle_loss",
-    needs: make_needs(true, true, true),
+    needs: Needs {
+        data: true,
+        labels: true,
+        training: true,
+    },
     higher_is_better: true,
     default_batch_size: 100,
+    value: ValueKind::AngleLoss,
+    // The paper's sample: 100 images of CIFAR-10's 10 classes.
+    per_class: Some(10),
     summary: "cosine of classifier weights before/after 50 SGD steps and the final loss (paper)",
     options: &[
         "iterations",
@@ -54,14 +62,6 @@ pub const DEGENERATE: AngleLoss = AngleLoss {
     loss: 100.0,
     degenerate: true,
 };
-
-/// The paper's metric value; ranks of `cos` and `-loss` are fused across candidates later.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct AngleLoss {
-    pub cos: f64,
-    pub loss: f64,
-    pub degenerate: bool,
-}
 
 /// Applies the degenerate rule to a measured `(cos, loss)`.
 pub fn apply_degenerate_rule(cos: f64, loss: f64) -> AngleLoss {

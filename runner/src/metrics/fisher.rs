@@ -10,14 +10,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{check_labels, fresh_net, metric_batch, sum_scalars, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "fisher",
-    needs: make_needs(true, true, false),
+    needs: Needs {
+        data: true,
+        labels: true,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "Fisher channel saliency of conv/linear outputs (zero-cost proxies)",
     options: &[],
     compute,
@@ -55,7 +61,7 @@ fn compute(
         .filter(|(_, g)| g.defined())
         .map(|(a, g)| fisher_of_layer(&a.detach(), &g))
         .collect();
-    Ok(MetricValue::Number(sum_scalars(parts)))
+    Ok(MetricValue::Scalar(sum_scalars(parts)))
 }
 
 /// `sum_k 0.5 * mean_n (sum_space a * g)_nk^2` for one layer output `a` and its gradient `g`.

@@ -1,14 +1,20 @@
 //! `flops`: multiply-adds of the conv and linear layers for one image (bias adds where a bias
 //! exists), as the search space's builder counts them. Higher is treated as better (a larger
 //! network), the usual convention of the zero-cost-proxy comparisons.
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::NetBuilder;
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "flops",
-    needs: make_needs(false, false, false),
+    needs: Needs {
+        data: false,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 0,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "multiply-adds for one image from the builder",
     options: &[],
     compute,
@@ -19,5 +25,5 @@ fn compute(
     _batch: &MetricBatch,
     _ctx: &MetricContext,
 ) -> Result<MetricValue, MetricError> {
-    Ok(MetricValue::Number(builder.flops() as f64))
+    Ok(MetricValue::Scalar(builder.flops() as f64))
 }

@@ -5,8 +5,8 @@
 //! sign +1, a degenerate candidate's `cos` 0 and `loss` 100 rank it worst; whatever the sign,
 //! degenerate and NaN parts are forced to the worst rank. Parts and sign are options; repeats
 //! over seeds are averaged before ranking (see [`average_repeats`]).
-use super::angle_loss::AngleLoss;
 use super::rank::{average_ranks, fuse};
+use super::AngleLoss;
 
 /// Which parts of the fusion are used, and the sign of the angle part.
 #[derive(Debug, Clone, Copy, PartialEq)]

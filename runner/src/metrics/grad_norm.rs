@@ -7,14 +7,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{check_labels, fresh_net, layer_weights, metric_batch, sum_scalars, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "grad_norm",
-    needs: make_needs(true, true, false),
+    needs: Needs {
+        data: true,
+        labels: true,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "sum of per-layer L2 norms of the CE-loss weight gradients (zero-cost proxies)",
     options: &[],
     compute,
@@ -37,5 +43,5 @@ fn compute(
         .filter(Tensor::defined)
         .map(|g| g.norm())
         .collect();
-    Ok(MetricValue::Number(sum_scalars(norms)))
+    Ok(MetricValue::Scalar(sum_scalars(norms)))
 }

@@ -8,14 +8,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{check_labels, fresh_net, layer_weights, metric_batch, sum_scalars, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "grasp",
-    needs: make_needs(true, true, false),
+    needs: Needs {
+        data: true,
+        labels: true,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "sum -w * Hg over conv/linear weights (GraSP, zero-cost proxies)",
     options: &[],
     compute,
@@ -44,7 +50,7 @@ fn compute(
         .map(|(w, g)| (w.shallow_clone(), g.detach()))
         .unzip();
     if used.is_empty() {
-        return Ok(MetricValue::Number(0.0));
+        return Ok(MetricValue::Scalar(0.0));
     }
 
     // Second pass: z = sum g_const . dL/dw with a graph, then dz/dw = H g.
@@ -68,5 +74,5 @@ fn compute(
         .filter(|(_, h)| h.defined())
         .map(|(w, h)| (-(w.detach() * h)).sum(Kind::Float))
         .collect();
-    Ok(MetricValue::Number(sum_scalars(parts)))
+    Ok(MetricValue::Scalar(sum_scalars(parts)))
 }

@@ -9,14 +9,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{fresh_net, metric_batch, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "jacob_cov",
-    needs: make_needs(true, false, false),
+    needs: Needs {
+        data: true,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "eigenvalue score of the input-Jacobian correlation matrix (NASWOT v1)",
     options: &[],
     compute,
@@ -40,10 +46,10 @@ fn compute(
     // An output that does not depend on the input (a cell whose output node is fed only
     // through `none`) leaves the gradient undefined: every Jacobian row is zero, a constant row.
     if !jac.defined() {
-        return Ok(MetricValue::Number(f64::NAN));
+        return Ok(MetricValue::Scalar(f64::NAN));
     }
     let n = b.len() as i64;
-    Ok(MetricValue::Number(score_of_jacobian(
+    Ok(MetricValue::Scalar(score_of_jacobian(
         &jac.reshape([n, -1]),
     )))
 }

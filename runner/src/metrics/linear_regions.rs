@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{no_grad, Kind, Tensor};
 
 use super::common::{fresh_net, metric_batch, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, Net, NetBuilder};
 
 /// TE-NAS's crop side.
@@ -36,9 +36,15 @@ const FALLBACK_IMAGES: usize = 100;
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "linear_regions",
-    needs: make_needs(true, false, false),
+    needs: Needs {
+        data: true,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 3000,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "distinct ReLU activation patterns of 3000 3x3 crops on the thin network (TE-NAS)",
     options: &[],
     compute,
@@ -82,7 +88,7 @@ fn compute(
         let flat: Vec<Tensor> = relus.iter().map(|r| r.reshape([rows, -1])).collect();
         codes.push(Tensor::cat(&flat, 1));
     }
-    Ok(MetricValue::Number(count_patterns(&[Tensor::cat(
+    Ok(MetricValue::Scalar(count_patterns(&[Tensor::cat(
         &codes, 0,
     )])))
 }
@@ -174,7 +180,7 @@ fn fallback(
     if relus.is_empty() {
         return Err(no_relus());
     }
-    Ok(MetricValue::Number(count_patterns(&relus)))
+    Ok(MetricValue::Scalar(count_patterns(&relus)))
 }
 
 /// Distinct activation patterns among the images, from every ReLU's input `[N, ...]`.

@@ -24,6 +24,7 @@ pub mod naswot;
 pub mod ntk_cond;
 pub mod params;
 pub mod rank;
+pub mod scoring;
 pub mod snip;
 pub mod synflow;
 pub mod testing;
@@ -31,12 +32,13 @@ pub mod zen;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tch::Device;
 use thiserror::Error;
 
-pub use angle_loss::AngleLoss;
 pub use batch::MetricBatch;
+/// Values are the record types of the artifacts: what a metric computes is what is stored.
+pub use nas_api::records::{AngleLoss, MetricValue};
 
 use crate::nn::NetBuilder;
 
@@ -70,25 +72,6 @@ impl MetricError {
     }
 }
 
-/// A metric's value: a number, or the paper's `{cos, loss, degenerate}` whose ranks are fused
-/// across candidates later (in `select`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum MetricValue {
-    Number(f64),
-    AngleLoss(AngleLoss),
-}
-
-impl MetricValue {
-    /// The number, when the value is one.
-    pub fn as_number(&self) -> Option<f64> {
-        match self {
-            MetricValue::Number(x) => Some(*x),
-            MetricValue::AngleLoss(_) => None,
-        }
-    }
-}
-
 /// What a metric needs from the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Needs {
@@ -98,6 +81,16 @@ pub struct Needs {
     pub labels: bool,
     /// A short training run.
     pub training: bool,
+}
+
+/// The kind of value a metric computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ValueKind {
+    /// [`MetricValue::Scalar`]: candidates are ranked by the number.
+    Scalar,
+    /// [`MetricValue::AngleLoss`]: the ranks of `cos` and `-loss` are fused
+    /// ([`fusion::metric_rank`]).
+    AngleLoss,
 }
 
 /// How every metric is called.
@@ -113,6 +106,12 @@ pub struct MetricSpec {
     pub higher_is_better: bool,
     /// Images per batch as the reference uses (0: the metric reads no data).
     pub default_batch_size: usize,
+    /// What it computes: a number, or a value whose parts are ranked and fused across
+    /// candidates.
+    pub value: ValueKind,
+    /// A fixed sample of this many images per class instead of `default_batch_size` images
+    /// (the paper's sample for `angle_loss`); a caller's explicit batch size may override it.
+    pub per_class: Option<usize>,
     /// One line: what it computes and where the definition comes from.
     pub summary: &'static str,
     /// The `MetricContext::options` it reads (`--option NAME=VALUE`); any other is an error.
@@ -127,6 +126,8 @@ impl std::fmt::Debug for MetricSpec {
             .field("needs", &self.needs)
             .field("higher_is_better", &self.higher_is_better)
             .field("default_batch_size", &self.default_batch_size)
+            .field("value", &self.value)
+            .field("per_class", &self.per_class)
             .finish()
     }
 }
@@ -158,13 +159,11 @@ impl MetricContext {
     pub fn batch_size_for(&self, spec: &MetricSpec) -> usize {
         self.batch_size.unwrap_or(spec.default_batch_size)
     }
-}
-
-pub(crate) const fn make_needs(data: bool, labels: bool, training: bool) -> Needs {
-    Needs {
-        data,
-        labels,
-        training,
+    /// Images per class of the sample `spec` reads over `classes` classes: its fixed per-class
+    /// sample, else its batch size spread over the classes.
+    pub fn per_class_for(&self, spec: &MetricSpec, classes: usize) -> usize {
+        spec.per_class
+            .unwrap_or_else(|| self.batch_size_for(spec).max(1).div_ceil(classes.max(1)))
     }
 }
 

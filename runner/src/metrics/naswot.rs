@@ -11,14 +11,20 @@
 use tch::{no_grad, Kind, Tensor};
 
 use super::common::{fresh_net, metric_batch, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "naswot",
-    needs: make_needs(true, false, false),
+    needs: Needs {
+        data: true,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 128,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "log|det K| of the ReLU-code agreement kernel (NASWOT)",
     options: &[],
     compute,
@@ -48,7 +54,7 @@ fn compute(
         ));
     }
     let k = kernel(&relus);
-    Ok(MetricValue::Number(log_abs_det(&k)))
+    Ok(MetricValue::Scalar(log_abs_det(&k)))
 }
 
 /// `K = sum over ReLUs of C C^T + (1 - C)(1 - C)^T`, float64 `[N, N]`.

@@ -16,14 +16,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{all_weights, fresh_net, metric_batch, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "ntk_cond",
-    needs: make_needs(true, false, false),
+    needs: Needs {
+        data: true,
+        labels: false,
+        training: false,
+    },
     higher_is_better: false,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "condition number of the empirical NTK (TE-NAS); lower is better",
     options: &[],
     compute,
@@ -58,7 +64,7 @@ fn compute(
         rows.push(Tensor::cat(&flat, 0));
     }
     let j = Tensor::stack(&rows, 0).to_kind(Kind::Double);
-    Ok(MetricValue::Number(condition_number(&j.matmul(&j.tr()))))
+    Ok(MetricValue::Scalar(condition_number(&j.matmul(&j.tr()))))
 }
 
 /// `lambda_max / lambda_min` of a symmetric matrix; NaN (or a failed eigensolver) -> 100000.

@@ -8,14 +8,20 @@
 use tch::{Kind, Tensor};
 
 use super::common::{check_labels, fresh_net, layer_weights, metric_batch, sum_scalars, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "snip",
-    needs: make_needs(true, true, false),
+    needs: Needs {
+        data: true,
+        labels: true,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "sum |w * dL/dw| over conv/linear weights (SNIP, zero-cost proxies)",
     options: &[],
     compute,
@@ -39,5 +45,5 @@ fn compute(
             g.defined().then(|| (w.detach() * g).abs().sum(Kind::Float))
         })
         .collect();
-    Ok(MetricValue::Number(sum_scalars(parts)))
+    Ok(MetricValue::Scalar(sum_scalars(parts)))
 }

@@ -10,14 +10,20 @@
 use tch::{nn::VarStore, no_grad, Device, Kind, Tensor};
 
 use super::common::{fresh_net, layer_weights, sum_scalars, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, Net, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "synflow",
-    needs: make_needs(false, false, false),
+    needs: Needs {
+        data: false,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 0,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "sum |w * dR/dw|, |weights|, no BN, float64, ones input (SynFlow)",
     options: &[],
     compute,
@@ -65,5 +71,5 @@ pub fn score(
                 .then(|| (w.detach() * g).abs().sum(Kind::Double))
         })
         .collect();
-    Ok(MetricValue::Number(sum_scalars(parts)))
+    Ok(MetricValue::Scalar(sum_scalars(parts)))
 }

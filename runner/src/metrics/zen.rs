@@ -17,14 +17,20 @@
 use tch::{no_grad, Device, Kind, Tensor};
 
 use super::common::{fresh_net_seeded, Init};
-use super::{make_needs, MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue};
+use super::{MetricBatch, MetricContext, MetricError, MetricSpec, MetricValue, Needs, ValueKind};
 use crate::nn::{Forward, NetBuilder};
 
 pub const SPEC: MetricSpec = MetricSpec {
     name: "zen",
-    needs: make_needs(false, false, false),
+    needs: Needs {
+        data: false,
+        labels: false,
+        training: false,
+    },
     higher_is_better: true,
     default_batch_size: 64,
+    value: ValueKind::Scalar,
+    per_class: None,
     summary: "Zen-score: log expected feature-map perturbation + BN variance terms (Zen-NAS)",
     options: &["repeats"],
     compute,
@@ -88,7 +94,7 @@ fn compute(
         })?;
         total += value;
     }
-    Ok(MetricValue::Number(total / repeats))
+    Ok(MetricValue::Scalar(total / repeats))
 }
 
 /// `log(mean_n sum |a - b|) + sum_l log sqrt(mean var_l)`.

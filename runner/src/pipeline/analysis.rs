@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nas_api::records::{Correlation, MetricValue, RankingEntry, ScoreRecord};
+use nas_api::records::{AngleLoss, Correlation, MetricValue, RankingEntry, ScoreRecord};
 
 use super::StageError;
 use crate::metrics::{self, fusion, rank::kendall_tau_b};
@@ -73,10 +73,14 @@ pub fn oriented_scores(
             .iter()
             .map(|i| records.get(i).and_then(|r| r.metrics.get(name)).copied())
             .collect();
-        let scores = if name == "angle_loss" {
+        let spec = metrics::lookup(name);
+        let scores = if spec
+            .as_ref()
+            .is_ok_and(|s| s.value == metrics::ValueKind::AngleLoss)
+        {
             angle_scores(&values)
         } else {
-            let sign = match metrics::lookup(name) {
+            let sign = match spec {
                 Ok(spec) if !spec.higher_is_better => -1.0,
                 _ => 1.0,
             };
@@ -92,23 +96,16 @@ pub fn oriented_scores(
 
 /// The fused `angle_loss` rank over the candidates that have one.
 fn angle_scores(values: &[Option<MetricValue>]) -> Vec<f64> {
-    let have: Vec<(usize, metrics::AngleLoss)> = values
+    let have: Vec<(usize, AngleLoss)> = values
         .iter()
         .enumerate()
         .filter_map(|(i, v)| match v {
-            Some(MetricValue::AngleLoss(a)) => Some((
-                i,
-                metrics::AngleLoss {
-                    cos: a.cos,
-                    loss: a.loss,
-                    degenerate: a.degenerate,
-                },
-            )),
+            Some(MetricValue::AngleLoss(a)) => Some((i, *a)),
             _ => None,
         })
         .collect();
     let mut out = vec![f64::NAN; values.len()];
-    let parts: Vec<metrics::AngleLoss> = have.iter().map(|(_, a)| *a).collect();
+    let parts: Vec<AngleLoss> = have.iter().map(|(_, a)| *a).collect();
     if let Some(ranks) = fusion::metric_rank(&parts, &fusion::FusionOptions::default()) {
         for ((i, _), r) in have.iter().zip(ranks) {
             out[*i] = r;
@@ -146,7 +143,7 @@ pub fn correlations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nas_api::records::{AngleLoss, SCHEMA_VERSION};
+    use nas_api::records::SCHEMA_VERSION;
 
     fn record(i: u64, synflow: f64, ntk: f64, cos: f64, loss: f64) -> ScoreRecord {
         ScoreRecord {

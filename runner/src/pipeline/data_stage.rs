@@ -10,7 +10,7 @@ use nas_api::spec::DatasetFormat;
 use nas_api::uri::StoreUri;
 
 use super::{ErrorKind, Search, StageError, StageResult};
-use crate::data::{self, DataError, Split, StageConfig};
+use crate::data::{self, DataError, Normalization, Split, StageConfig};
 use crate::store::{self, ObjectStore};
 
 const SPLITS: [(Split, &str); 2] = [(Split::Train, "train"), (Split::Test, "test")];
@@ -124,6 +124,7 @@ fn stage_config(search: &Search) -> StageConfig {
     };
     let mut config = StageConfig {
         progress: search.progress,
+        normalization: Some(normalization_of(d.format)),
         ..StageConfig::default()
     };
     match native {
@@ -137,11 +138,21 @@ fn stage_config(search: &Search) -> StageConfig {
                 short_side: Some(d.resolution * 8 / 7),
                 center_crop: Some(d.resolution),
                 progress: search.progress,
+                normalization: Some(normalization_of(d.format)),
                 ..StageConfig::imagenet()
             };
         }
     }
     config
+}
+
+/// The statistics the declared data set is normalised with (the folder's name plays no part).
+fn normalization_of(format: DatasetFormat) -> Normalization {
+    match format {
+        DatasetFormat::Cifar10 => Normalization::cifar10(),
+        DatasetFormat::FashionMnist => Normalization::fashion_mnist(),
+        DatasetFormat::ImageFolder | DatasetFormat::WebDataset => Normalization::imagenet(),
+    }
 }
 
 /// A local path to read the raw data set from, downloading an `s3://` source first.
@@ -164,7 +175,7 @@ fn local_source(search: &Search) -> Result<String, StageError> {
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir)
                 .join(format!("nas-source-{}", search.resolved.uid));
-            // Keep the source's own name (`.../fashion-mnist`): formats are told apart by it.
+            // Keep the source's own name (`.../fashion-mnist`) for the logs and errors.
             let key = key.trim_end_matches('/');
             let name = key
                 .rsplit('/')

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use nas_api::records::{MetricValue, RankingEntry, ScoreRecord};
 
+use crate::metrics::ValueKind;
+
 /// Header and rows, as text (empty for a value not known).
 pub struct Table {
     pub header: Vec<String>,
@@ -22,12 +24,11 @@ impl Table {
         let mut header: Vec<String> = ["rank", "index", "arch", "params", "flops", "score"]
             .map(String::from)
             .to_vec();
+        let fused =
+            |m: &str| crate::metrics::lookup(m).is_ok_and(|s| s.value == ValueKind::AngleLoss);
         for m in metrics {
-            if *m == "angle_loss" {
-                header.extend(
-                    ["angle_loss.cos", "angle_loss.loss", "angle_loss.degenerate"]
-                        .map(String::from),
-                );
+            if fused(m) {
+                header.extend(["cos", "loss", "degenerate"].map(|part| format!("{m}.{part}")));
             } else {
                 header.push((*m).to_string());
             }
@@ -50,15 +51,13 @@ impl Table {
                     number(e.score),
                 ];
                 for m in metrics {
-                    match (*m, rec.and_then(|r| r.metrics.get(*m))) {
-                        ("angle_loss", Some(MetricValue::AngleLoss(a))) => {
+                    match (rec.and_then(|r| r.metrics.get(*m)), fused(m)) {
+                        (Some(MetricValue::AngleLoss(a)), true) => {
                             row.extend([number(a.cos), number(a.loss), a.degenerate.to_string()])
                         }
-                        ("angle_loss", _) => {
-                            row.extend([String::new(), String::new(), String::new()])
-                        }
-                        (_, Some(v)) => row.push(v.as_scalar().map(number).unwrap_or_default()),
-                        (_, None) => row.push(String::new()),
+                        (_, true) => row.extend([String::new(), String::new(), String::new()]),
+                        (Some(v), false) => row.push(v.as_scalar().map(number).unwrap_or_default()),
+                        (None, false) => row.push(String::new()),
                     }
                 }
                 if let Some(acc) = accuracy {

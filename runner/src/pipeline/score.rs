@@ -2,8 +2,9 @@
 //! metrics and writes `score/shard-{i:05}.jsonl`, then `score/shard-{i:05}._SUCCESS`.
 //!
 //! Metrics read a balanced sample of the staged training split (the same for every candidate
-//! and every shard: drawn with the spec's seed): `angle_loss` its 10 images per class (the
-//! paper's 100 images on CIFAR-10), the other data metrics `spec.metrics.batchSize` images.
+//! and every shard: drawn with the spec's seed): a metric with a fixed per-class sample its own
+//! (`angle_loss`: the paper's 10 per class), the other data metrics `spec.metrics.batchSize`
+//! images.
 //! A metric that fails on one candidate is recorded in that candidate's `error` and the shard
 //! goes on; a shard where every candidate fails is not marked done and exits 3.
 //!
@@ -15,18 +16,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
-use nas_api::records::{AngleLoss, CandidateRecord, MetricValue, ScoreRecord, SCHEMA_VERSION};
+use nas_api::records::{CandidateRecord, ScoreRecord, SCHEMA_VERSION};
 
 use super::{candidates, DataShape, Search, StageError, StageResult};
 use crate::data::sample::{sample_source, SampleOptions};
 use crate::data::{DataSource, Split};
 use crate::interrupt;
+use crate::metrics::scoring::{score_one, Batches};
 use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec};
 use crate::progress::Progress;
-use crate::stages::score_cli::{score_one, Batches};
-
-/// Images per class of `angle_loss`'s sample (the paper: 100 images of CIFAR-10's 10 classes).
-const ANGLE_LOSS_PER_CLASS: usize = 10;
 
 pub use nas_api::layout::key::{
     score_shard as shard_key, score_shard_partial as partial_key,
@@ -185,25 +183,14 @@ fn score_candidate(
 ) -> ScoreRecord {
     match search.build(&c.arch, shape) {
         Ok(builder) => {
-            let r = score_one(builder.as_ref(), specs, batches, ctx, None);
-            let error = (!r.errors.is_empty()).then(|| {
-                r.errors
-                    .iter()
-                    .map(|(m, e)| format!("{m}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            });
+            let scores = score_one(builder.as_ref(), specs, batches, ctx, None);
             ScoreRecord {
                 schema: SCHEMA_VERSION,
                 index: c.index,
                 arch: c.arch.clone(),
-                metrics: r
-                    .metrics
-                    .into_iter()
-                    .map(|(k, v)| (k, to_record(v)))
-                    .collect(),
-                seconds: r.seconds,
-                error,
+                error: scores.error_line(),
+                metrics: scores.metrics,
+                seconds: scores.seconds,
             }
         }
         Err(e) => ScoreRecord {
@@ -261,7 +248,7 @@ pub(crate) fn metric_context(search: &Search) -> MetricContext {
     ctx
 }
 
-/// One balanced sample per distinct size, shared by the metrics that ask for that size.
+/// The metric samples of the staged training split.
 fn load_batches(
     search: &Search,
     specs: &[&'static MetricSpec],
@@ -269,41 +256,17 @@ fn load_batches(
     shape: &DataShape,
 ) -> Result<Batches, StageError> {
     let source = DataSource::staged(search.store.clone(), "data");
-    let classes = shape.classes.max(1);
-    let mut cache: BTreeMap<usize, MetricBatch> = BTreeMap::new();
-    let mut by_metric = BTreeMap::new();
-    for spec in specs.iter().filter(|s| s.needs.data) {
-        let per_class = if spec.name == "angle_loss" {
-            ANGLE_LOSS_PER_CLASS
-        } else {
-            ctx.batch_size_for(spec).max(1).div_ceil(classes)
-        };
-        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(per_class) {
-            let raw = sample_source(
-                &source,
-                Split::Train,
-                per_class,
-                search.seed(),
-                &SampleOptions::default(),
-            )
-            .map_err(|e| StageError::config(format!("metric sample of the staged data: {e}")))?;
-            let batch = MetricBatch::from_image_batch(&raw, ctx.device)
-                .map_err(|e| StageError::transient(format!("metric sample: {e}")))?;
-            slot.insert(batch);
-        }
-        by_metric.insert(spec.name, cache[&per_class].shallow());
-    }
-    Ok(Batches { by_metric })
-}
-
-/// The metric layer's value as the record type (the same JSON).
-fn to_record(v: metrics::MetricValue) -> MetricValue {
-    match v {
-        metrics::MetricValue::Number(x) => MetricValue::Scalar(x),
-        metrics::MetricValue::AngleLoss(a) => MetricValue::AngleLoss(AngleLoss {
-            cos: a.cos,
-            loss: a.loss,
-            degenerate: a.degenerate,
-        }),
-    }
+    let per_class = |spec: &MetricSpec| ctx.per_class_for(spec, shape.classes);
+    Batches::load(specs, false, per_class, |per_class| {
+        let raw = sample_source(
+            &source,
+            Split::Train,
+            per_class,
+            search.seed(),
+            &SampleOptions::default(),
+        )
+        .map_err(|e| StageError::config(format!("metric sample of the staged data: {e}")))?;
+        MetricBatch::from_image_batch(&raw, ctx.device)
+            .map_err(|e| StageError::transient(format!("metric sample: {e}")))
+    })
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::{
-    CandidateRecord, MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION,
+    AngleLoss, CandidateRecord, MetricValue, RankingEntry, ScoreRecord, TopK, SCHEMA_VERSION,
 };
 use nas_api::spec::RankRule;
 
@@ -116,9 +116,8 @@ pub fn run(search: &Search) -> StageResult {
     let params: Vec<f64> = eligible.iter().map(|&i| rows[i].scored_params).collect();
     let param_rank = average_ranks(&params);
     let use_params = search.spec().selection.rank == RankRule::RankSum && metric != "params";
-    let metric_rank: Vec<f64> = if metric == "angle_loss" {
-        let values: Vec<metrics::AngleLoss> =
-            eligible.iter().map(|&i| as_angle(rows[i].value)).collect();
+    let metric_rank: Vec<f64> = if spec.value == metrics::ValueKind::AngleLoss {
+        let values: Vec<AngleLoss> = eligible.iter().map(|&i| as_angle(rows[i].value)).collect();
         let opts = fusion::FusionOptions::default();
         fusion::metric_rank(&values, &opts).unwrap_or_else(|| vec![0.0; values.len()])
     } else {
@@ -250,14 +249,10 @@ fn shard_of(index: usize, total: usize, shards: u32) -> u32 {
 }
 
 /// A stored `angle_loss`, or the worst value for anything else.
-fn as_angle(v: Option<MetricValue>) -> metrics::AngleLoss {
+fn as_angle(v: Option<MetricValue>) -> AngleLoss {
     match v {
-        Some(MetricValue::AngleLoss(a)) => metrics::AngleLoss {
-            cos: a.cos,
-            loss: a.loss,
-            degenerate: a.degenerate,
-        },
-        _ => metrics::AngleLoss {
+        Some(MetricValue::AngleLoss(a)) => a,
+        _ => AngleLoss {
             cos: f64::NAN,
             loss: f64::NAN,
             degenerate: true,

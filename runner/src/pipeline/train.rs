@@ -12,11 +12,11 @@ use nas_api::crd::CandidateSummary;
 use nas_api::layout::{candidate_name, key};
 use nas_api::records::{EpochMetrics, LossPoint, RankingEntry, TopK, TrainMetrics, SCHEMA_VERSION};
 use nas_api::spec::{DatasetFormat, LrSchedule, RecipePreset, RecipeSpec};
-use serde_json::{json, Value};
 
 use super::{schema_ok, select, DataShape, Search, StageError, StageResult};
 use crate::nn::NetBuilder;
-use crate::train::recipe::AugmentKind;
+use crate::train::recipe::{AugmentKind, Preset};
+use crate::train::schedule::Schedule;
 use crate::train::{self, Recipe, TrainData, TrainError, TrainOptions, TrainReport};
 
 pub fn metrics_key(candidate: u64) -> String {
@@ -266,42 +266,51 @@ pub(crate) fn recipe_for_search(r: &RecipeSpec, search: &Search) -> Result<Recip
     Ok(recipe)
 }
 
+/// Epochs of the `short` preset: the NB201 recipe cut short, enough to order the top-K.
+const SHORT_EPOCHS: usize = 5;
+
 /// The trainer's recipe for a spec's recipe section: the preset, then the overrides.
 pub(crate) fn recipe_for(r: &RecipeSpec, seed: u64) -> Result<Recipe, StageError> {
-    let name = match r.preset {
-        RecipePreset::Short | RecipePreset::Nb201 => "nb201-cifar",
-        RecipePreset::DartsCifar => "darts-cifar",
-        RecipePreset::DartsImagenet => "darts-imagenet",
+    let preset = match r.preset {
+        RecipePreset::Short | RecipePreset::Nb201 => Preset::Nb201Cifar,
+        RecipePreset::DartsCifar => Preset::DartsCifar,
+        RecipePreset::DartsImagenet => Preset::DartsImagenet,
     };
-    let o = &r.overrides;
-    let mut fields = serde_json::Map::new();
+    let base = Recipe::preset(preset);
+    let mut recipe = base.clone();
     if matches!(r.preset, RecipePreset::Short) {
-        fields.insert("epochs".into(), json!(5));
+        recipe.epochs = SHORT_EPOCHS;
     }
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            fields.insert(k.into(), v);
-        }
-    };
-    set("epochs", o.epochs.map(|v| json!(v)));
-    set("batch_size", o.batch_size.map(|v| json!(v)));
-    set("lr", o.learning_rate.map(|v| json!(v)));
-    set("weight_decay", o.weight_decay.map(|v| json!(v)));
-    set("label_smoothing", o.label_smoothing.map(|v| json!(v)));
-    set("aux_weight", o.auxiliary_weight.map(|v| json!(v)));
-    set("drop_path", o.drop_path.map(|v| json!(v)));
-    set("grad_clip", o.grad_clip.map(|v| json!(v)));
-    set(
-        "schedule",
-        o.schedule.map(|s| match s {
-            LrSchedule::Cosine => json!({"kind": "cosine", "min_lr": 0.0}),
+    let o = &r.overrides;
+    if let Some(v) = o.epochs {
+        recipe.epochs = v as usize;
+    }
+    if let Some(v) = o.batch_size {
+        recipe.batch_size = v as usize;
+    }
+    recipe.lr = o.learning_rate.unwrap_or(recipe.lr);
+    recipe.weight_decay = o.weight_decay.unwrap_or(recipe.weight_decay);
+    recipe.label_smoothing = o.label_smoothing.unwrap_or(recipe.label_smoothing);
+    recipe.aux_weight = o.auxiliary_weight.unwrap_or(recipe.aux_weight);
+    recipe.drop_path = o.drop_path.unwrap_or(recipe.drop_path);
+    recipe.grad_clip = o.grad_clip.or(recipe.grad_clip);
+    if let Some(s) = o.schedule {
+        recipe.schedule = match s {
+            LrSchedule::Cosine => Schedule::Cosine { min_lr: 0.0 },
             // DARTS on ImageNet: x0.97 every epoch.
-            LrSchedule::Step => json!({"kind": "step", "every_epochs": 1.0, "gamma": 0.97}),
-        }),
-    );
-    fields.insert("seed".into(), json!(seed));
-    Recipe::with_overrides(name, &Value::Object(fields))
-        .map_err(|e| StageError::config(format!("recipe {name}: {e}")))
+            LrSchedule::Step => Schedule::Step {
+                every_epochs: 1.0,
+                gamma: 0.97,
+            },
+        };
+    }
+    recipe.seed = seed;
+    // The spec has no warm-up field: the preset's share applies to a shorter run.
+    recipe.keep_warmup_share(&base, false);
+    recipe
+        .validate()
+        .map_err(|e| StageError::config(format!("recipe {}: {e}", preset.name())))?;
+    Ok(recipe)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::data::{tarball, DataError};
 use crate::nn::{Forward, NetBuilder};
 use crate::space::{self, NetOptions};
 use crate::train::optim::Sgd;
+use crate::train::recipe::{Preset, Recipe};
 use crate::train::trainer::smoothed_cross_entropy;
 
 /// Arguments of `train-bench`.
@@ -198,25 +199,28 @@ fn time_training(builder: &dyn NetBuilder, darts: bool, a: &TrainBenchArgs, devi
     let vs = VarStore::new(device);
     let net = builder.build(&vs.root());
     crate::nn::use_channels_last(&vs, device);
-    // The `darts-cifar` recipe: SGD momentum 0.9 (not Nesterov), wd 3e-4, lr 0.025, clip 5.
-    let mut opt = Sgd::new(&vs, 0.9, false, 3e-4);
+    // The `darts-cifar` recipe's optimiser, drop-path, auxiliary weight and clipping.
+    let r = Recipe::preset(Preset::DartsCifar);
+    let mut opt = Sgd::new(&vs, r.momentum, r.nesterov, r.weight_decay);
     let (c, h, w) = builder.input_shape();
     let x = Tensor::randn([a.batch, c, h, w], (Kind::Float, device));
     let y = Tensor::randint(builder.num_classes(), [a.batch], (Kind::Int64, device));
     let mut step = || {
         let mut f = Forward {
-            drop_path_prob: if darts { 0.2 } else { 0.0 },
+            drop_path_prob: if darts { r.drop_path } else { 0.0 },
             ..Forward::train()
         };
         let logits = net.forward(&x, &mut f);
         let mut loss = smoothed_cross_entropy(&logits, &y, 0.0);
         if let Some(aux) = f.aux_logits.take() {
-            loss += smoothed_cross_entropy(&aux, &y, 0.0) * 0.4;
+            loss += smoothed_cross_entropy(&aux, &y, 0.0) * r.aux_weight;
         }
         opt.zero_grad();
         loss.backward();
-        opt.clip_grad_norm(5.0);
-        opt.step(0.025);
+        if let Some(clip) = r.grad_clip {
+            opt.clip_grad_norm(clip);
+        }
+        opt.step(r.lr);
     };
     let sync = || {
         if let Device::Cuda(i) = device {

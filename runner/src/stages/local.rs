@@ -14,6 +14,9 @@ use nas_api::contract::TerminationSummary;
 use nas_api::records::Summary;
 use nas_api::resolved::{ResolveError, ResolvedSpec};
 
+use nas_api::spec::DatasetFormat;
+
+use crate::data::{DataSource, Format};
 use crate::pipeline::analysis::GroundTruth;
 use crate::pipeline::report::ReportOptions;
 use crate::pipeline::{self, Search, StageError};
@@ -156,7 +159,8 @@ fn step(
     Ok(s)
 }
 
-/// `text` (a NASSearch YAML document) with `spec.dataset` replaced by the data set at `data`.
+/// `text` (a NASSearch YAML document) with `spec.dataset`'s source, format and resolution
+/// replaced by those of the data set at `data` (its other fields are kept).
 fn with_dataset(text: &str, data: &Path) -> Result<String, String> {
     let (format, resolution) = detect_format(data)?;
     let abs = data
@@ -173,7 +177,8 @@ fn with_dataset(text: &str, data: &Path) -> Result<String, String> {
         .as_mapping_mut()
         .ok_or("spec.dataset: expected a mapping")?;
     dataset.insert("source".into(), abs.display().to_string().into());
-    dataset.insert("format".into(), format.into());
+    let format = serde_yaml::to_value(format).map_err(|e| e.to_string())?;
+    dataset.insert("format".into(), format);
     if let Some(side) = resolution {
         dataset.insert("resolution".into(), side.into());
     }
@@ -181,25 +186,28 @@ fn with_dataset(text: &str, data: &Path) -> Result<String, String> {
 }
 
 /// The `spec.dataset.format` of the data set at `path` and its native resolution, from the
-/// files it holds.
-fn detect_format(path: &Path) -> Result<(&'static str, Option<u32>), String> {
-    let has = |name: &str| path.join(name).exists();
+/// format the readers detect (one detection for `--data` and the pipeline's readers).
+fn detect_format(path: &Path) -> Result<(DatasetFormat, Option<u32>), String> {
+    let expected = "expected a CIFAR-10 folder (train.tar.gz and test.tar.gz), Fashion-MNIST \
+                    IDX files (train-images-idx3-ubyte.gz, ...), an image folder with a train/ \
+                    folder of class folders, or WebDataset shards";
     if !path.is_dir() {
         return Err(format!("--data {}: not a folder", path.display()));
     }
-    if has("train.tar.gz") && has("test.tar.gz") {
-        Ok(("cifar10", Some(32)))
-    } else if has("train-images-idx3-ubyte.gz") || has("train-images-idx3-ubyte") {
-        Ok(("fashionMnist", Some(28)))
-    } else if path.join("train").is_dir() {
-        Ok(("imageFolder", None))
-    } else {
-        Err(format!(
-            "--data {}: expected a CIFAR-10 folder (train.tar.gz and test.tar.gz), \
-             Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...) or an image folder \
-             with a train/ folder of class folders",
-            path.display()
-        ))
+    let source = DataSource::open(&path.to_string_lossy())
+        .map_err(|e| format!("--data {}: {e}; {expected}", path.display()))?;
+    match source.format {
+        Format::TarPerSplit => Ok((DatasetFormat::Cifar10, Some(32))),
+        Format::Idx => Ok((DatasetFormat::FashionMnist, Some(28))),
+        Format::ImageFolder => Ok((DatasetFormat::ImageFolder, None)),
+        Format::WebDataset => Ok((DatasetFormat::WebDataset, None)),
+        other => Err(format!(
+            "--data {}: a {} data set, which a NASSearch cannot name; {expected}",
+            path.display(),
+            serde_json::to_string(&other)
+                .unwrap_or_default()
+                .trim_matches('"')
+        )),
     }
 }
 
@@ -209,11 +217,24 @@ mod tests {
 
     const YAML: &str = "apiVersion: nas.example.dev/v1alpha1\nkind: NASSearch\nmetadata:\n  name: q\nspec:\n  dataset:\n    source: /usr/share/datasets/fashion-mnist\n    format: fashionMnist\n    resolution: 28\n  space:\n    name: nb201\n";
 
+    fn empty_tar_gz(path: &Path) {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        tar::Builder::new(gz)
+            .into_inner()
+            .unwrap()
+            .finish()
+            .unwrap();
+    }
+
     #[test]
     fn data_flag_points_the_search_at_a_cifar10_folder() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("train.tar.gz"), b"").unwrap();
-        std::fs::write(dir.path().join("test.tar.gz"), b"").unwrap();
+        for split in ["train", "test"] {
+            empty_tar_gz(&dir.path().join(format!("{split}.tar.gz")));
+        }
         let text = with_dataset(YAML, dir.path()).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let d = &doc["spec"]["dataset"];
@@ -227,14 +248,19 @@ mod tests {
     #[test]
     fn data_flag_detects_idx_files_and_image_folders() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("train-images-idx3-ubyte.gz"), b"").unwrap();
+        for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
         assert_eq!(
             detect_format(dir.path()).unwrap(),
-            ("fashionMnist", Some(28))
+            (DatasetFormat::FashionMnist, Some(28))
         );
         let folder = tempfile::tempdir().unwrap();
-        std::fs::create_dir(folder.path().join("train")).unwrap();
-        assert_eq!(detect_format(folder.path()).unwrap(), ("imageFolder", None));
+        std::fs::create_dir_all(folder.path().join("train/cat")).unwrap();
+        assert_eq!(
+            detect_format(folder.path()).unwrap(),
+            (DatasetFormat::ImageFolder, None)
+        );
     }
 
     #[test]

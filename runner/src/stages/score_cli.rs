@@ -5,20 +5,20 @@
 //!
 //! Data: `--data random` (by that name only) gives a synthetic batch; anything else is a data-set
 //! location for `data::load_balanced_sample` (train split, balanced per class, `--seed`).
-//! `angle_loss` gets its own 10-per-class sample, the same for every candidate; the other data
-//! metrics share one sample large enough for the largest batch requested.
+//! A metric with a fixed per-class sample (`angle_loss`'s 10) gets it unless `--batch-size`
+//! is given, the same for every candidate; the other data metrics share one sample large
+//! enough for the largest batch requested.
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use nas_api::contract::Outcome;
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::data::{load_balanced_sample, Split};
-use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec, MetricValue};
+use crate::metrics::scoring::{score_one, Batches, DumpTarget, Scores};
+use crate::metrics::{self, MetricBatch, MetricContext, MetricSpec};
 use crate::nn::NetBuilder;
 
 /// Arguments of `nas-runner score`: the ad-hoc form (`--space --archs --metrics --data`) or
@@ -93,12 +93,10 @@ impl ScoreError {
 
 /// One output line.
 #[derive(Debug, Serialize)]
-pub struct ScoreRecord {
-    pub arch: String,
-    pub metrics: BTreeMap<String, MetricValue>,
-    pub seconds: BTreeMap<String, f64>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<String, String>,
+struct Line {
+    arch: String,
+    #[serde(flatten)]
+    scores: Scores,
 }
 
 /// Turns `(space, arch)` into a network builder.
@@ -218,23 +216,22 @@ pub fn run(args: &ScoreArgs, resolve: Resolver) -> Result<usize, ScoreError> {
         .as_ref()
         .map_or("stdout".to_string(), |p| p.display().to_string());
     for (i, (arch, builder)) in archs.iter().zip(&builders).enumerate().skip(done) {
-        let record = match builder {
+        let scores = match builder {
             Ok(b) => {
                 let dump = args.dump_dir.as_ref().map(|dir| DumpTarget {
                     dir: dir.clone(),
                     line: i,
                 });
-                ScoreRecord {
-                    arch: arch.clone(),
-                    ..score_one(b.as_ref(), &specs, &batches, &ctx, dump.as_ref())
-                }
+                score_one(b.as_ref(), &specs, &batches, &ctx, dump.as_ref())
             }
-            Err(e) => ScoreRecord {
-                arch: arch.clone(),
-                metrics: BTreeMap::new(),
-                seconds: BTreeMap::new(),
+            Err(e) => Scores {
                 errors: BTreeMap::from([("arch".to_string(), e.clone())]),
+                ..Scores::default()
             },
+        };
+        let record = Line {
+            arch: arch.clone(),
+            scores,
         };
         let line = serde_json::to_string(&record).map_err(|e| ScoreError::Output {
             path: out_name.clone(),
@@ -302,12 +299,8 @@ fn resume_point(path: &Path, archs: &[String]) -> Result<usize, ScoreError> {
     Ok(done)
 }
 
-/// The data each metric reads, by metric name.
-#[derive(Default)]
-pub struct Batches {
-    pub by_metric: BTreeMap<&'static str, MetricBatch>,
-}
-
+/// The samples the metrics read: drawn from `data` (or synthetic), balanced over the classes
+/// of the first network.
 fn load_batches(
     args: &ScoreArgs,
     data: &str,
@@ -316,175 +309,24 @@ fn load_batches(
     first: &dyn NetBuilder,
 ) -> Result<Batches, ScoreError> {
     let classes = first.num_classes().max(1) as usize;
-    let mut cache: BTreeMap<usize, MetricBatch> = BTreeMap::new();
-    let mut by_metric = BTreeMap::new();
-    // An exchange dump carries a batch for every metric, data-free ones included.
-    let dumping = args.dump_dir.is_some();
-    for spec in specs.iter().filter(|s| s.needs.data || dumping) {
-        let n = ctx.batch_size_for(spec).max(1);
-        // angle_loss: exactly its per-class sample, independent of the other metrics.
-        let per_class = if spec.name == "angle_loss" && args.batch_size.is_none() {
-            10
-        } else {
-            n.div_ceil(classes)
-        };
-        #[allow(clippy::map_entry)]
-        // the insert is fallible (`?` inside), entry() cannot express it
-        if !cache.contains_key(&per_class) {
-            let batch = if data == "random" {
-                MetricBatch::random(
-                    (per_class * classes) as i64,
-                    first.input_shape(),
-                    classes as i64,
-                    args.seed,
-                    ctx.device,
-                )
-            } else {
-                let raw = load_balanced_sample(data, Split::Train, per_class, args.seed)
-                    .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))?;
-                MetricBatch::from_image_batch(&raw, ctx.device)
-                    .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))?
-            };
-            cache.insert(per_class, batch);
-        }
-        by_metric.insert(spec.name, cache[&per_class].shallow());
-    }
-    Ok(Batches { by_metric })
-}
-
-pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    let msg = p
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panicked".into());
-    without_backtrace(&msg)
-}
-
-/// The message of a libtorch error without its C++ backtrace: the frames name this machine's
-/// library paths and addresses, which do not belong in a score record.
-pub fn without_backtrace(msg: &str) -> String {
-    let cut = msg.find("Exception raised from").unwrap_or(msg.len());
-    let head = msg[..cut].trim_end();
-    let head = head.strip_suffix("\\n").unwrap_or(head);
-    head.lines().next().unwrap_or("").trim_end().to_string()
-}
-
-/// Where `score_one` writes exchange dumps: `dir/<line>-<metric>.safetensors`.
-pub struct DumpTarget {
-    pub dir: PathBuf,
-    /// The architecture's index in the input (0-based).
-    pub line: usize,
-}
-
-/// Every metric on one architecture; a failing metric (error or libtorch panic) is recorded.
-/// With `dump`, each metric's initial weights and inputs are written too; a dump that cannot
-/// be written is an error of that metric.
-pub fn score_one(
-    builder: &dyn NetBuilder,
-    specs: &[&'static MetricSpec],
-    batches: &Batches,
-    ctx: &MetricContext,
-    dump: Option<&DumpTarget>,
-) -> ScoreRecord {
-    let mut record = ScoreRecord {
-        arch: builder.arch(),
-        metrics: BTreeMap::new(),
-        seconds: BTreeMap::new(),
-        errors: BTreeMap::new(),
+    // `--batch-size` sets every metric's sample, fixed per-class ones included.
+    let per_class = |spec: &MetricSpec| match args.batch_size {
+        Some(n) => n.max(1).div_ceil(classes),
+        None => ctx.per_class_for(spec, classes),
     };
-    let empty = MetricBatch::random(1, builder.input_shape(), 1, 0, tch::Device::Cpu);
-    for spec in specs {
-        let batch = batches.by_metric.get(spec.name).unwrap_or(&empty);
-        if dump.is_some() {
-            metrics::dump::start();
-            // Data-free metrics read no batch; the file still carries one (the format's input).
-            metrics::dump::record_batch(batch);
+    Batches::load(specs, args.dump_dir.is_some(), per_class, |per_class| {
+        if data == "random" {
+            return Ok(MetricBatch::random(
+                (per_class * classes) as i64,
+                first.input_shape(),
+                classes as i64,
+                args.seed,
+                ctx.device,
+            ));
         }
-        let start = Instant::now();
-        let mut result = catch_unwind(AssertUnwindSafe(|| {
-            metrics::compute(spec, builder, batch, ctx)
-        }));
-        let recording = metrics::dump::finish();
-        if let (Some(target), Some(rec), Ok(Ok(_))) = (dump, recording, &result) {
-            if let Err(e) = write_dump(target, spec.name, builder, &rec) {
-                result = Ok(Err(metrics::MetricError::Invalid {
-                    metric: spec.name,
-                    message: format!("--dump-dir: {e}"),
-                }));
-            }
-        }
-        record
-            .seconds
-            .insert(spec.name.to_string(), start.elapsed().as_secs_f64());
-        match result {
-            Ok(Ok(v)) => {
-                record.metrics.insert(spec.name.to_string(), v);
-            }
-            Ok(Err(e)) => {
-                record
-                    .errors
-                    .insert(spec.name.to_string(), without_backtrace(&e.to_string()));
-            }
-            Err(p) => {
-                record
-                    .errors
-                    .insert(spec.name.to_string(), panic_message(p));
-            }
-        }
-    }
-    record
-}
-
-fn write_dump(
-    target: &DumpTarget,
-    metric: &str,
-    builder: &dyn NetBuilder,
-    rec: &metrics::dump::Recording,
-) -> Result<(), metrics::dump::DumpError> {
-    let path = target
-        .dir
-        .join(format!("{:05}-{metric}.safetensors", target.line));
-    let meta = BTreeMap::from([
-        ("arch", builder.arch()),
-        ("num_classes", builder.num_classes().to_string()),
-        ("metric", metric.to_string()),
-    ]);
-    let built;
-    let rec = if rec.weights.is_none() {
-        // `params` and `flops` build no network: the file carries a fresh default one.
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _net = builder.build(&vs.root());
-        built = metrics::dump::Recording {
-            weights: Some(metrics::dump::snapshot(&vs)),
-            batch: rec.batch.as_ref().map(|b| b.shallow()),
-            ..Default::default()
-        };
-        &built
-    } else {
-        rec
-    };
-    metrics::dump::write(&path, rec, &|p| builder.exchange_name(p), meta)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_backtrace;
-
-    #[test]
-    fn libtorch_backtraces_are_cut() {
-        // As a panic prints a tch error (Debug, newlines escaped) and as Display gives it.
-        let debug = "called `Result::unwrap()` on an `Err` value: Torch(\"Expected a proper \
-                     Tensor\\nException raised from checked_cast at /a/b.cpp:66\\nframe #0\")";
-        assert_eq!(
-            without_backtrace(debug),
-            "called `Result::unwrap()` on an `Err` value: Torch(\"Expected a proper Tensor"
-        );
-        let display = "Internal torch error: shape mismatch\nException raised from x at /a.cpp\n";
-        assert_eq!(
-            without_backtrace(display),
-            "Internal torch error: shape mismatch"
-        );
-        assert_eq!(without_backtrace("plain"), "plain");
-    }
+        let raw = load_balanced_sample(data, Split::Train, per_class, args.seed)
+            .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))?;
+        MetricBatch::from_image_batch(&raw, ctx.device)
+            .map_err(|e| ScoreError::Config(format!("--data {data}: {e}")))
+    })
 }

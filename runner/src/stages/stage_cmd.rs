@@ -209,7 +209,7 @@ fn run_guarded(
             Err(StageError::transient(format!(
                 "stage {} panicked: {}",
                 stage.as_str(),
-                super::score_cli::panic_message(p)
+                crate::metrics::scoring::panic_message(p)
             )))
         })
 }

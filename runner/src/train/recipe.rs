@@ -25,6 +25,31 @@ pub enum AugmentKind {
     Imagenet,
 }
 
+/// The named presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Nb201Cifar,
+    DartsCifar,
+    DartsImagenet,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 3] = [
+        Preset::Nb201Cifar,
+        Preset::DartsCifar,
+        Preset::DartsImagenet,
+    ];
+
+    /// The name a recipe file or `--recipe` gives.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Preset::Nb201Cifar => "nb201-cifar",
+            Preset::DartsCifar => "darts-cifar",
+            Preset::DartsImagenet => "darts-imagenet",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
@@ -88,20 +113,38 @@ impl Recipe {
         }
     }
 
-    pub const NAMES: [&'static str; 3] = ["nb201-cifar", "darts-cifar", "darts-imagenet"];
+    pub const NAMES: [&'static str; 3] = [
+        Preset::ALL[0].name(),
+        Preset::ALL[1].name(),
+        Preset::ALL[2].name(),
+    ];
 
     /// A named preset.
     pub fn named(name: &str) -> Result<Recipe, TrainError> {
-        let b = Recipe::base(name);
-        Ok(match name {
-            "nb201-cifar" => Recipe {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .map(Recipe::preset)
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "unknown recipe '{name}': expected one of {}",
+                    Recipe::NAMES.join(", ")
+                ))
+            })
+    }
+
+    /// The preset's recipe.
+    pub fn preset(preset: Preset) -> Recipe {
+        let b = Recipe::base(preset.name());
+        match preset {
+            Preset::Nb201Cifar => Recipe {
                 epochs: 200,
                 batch_size: 256,
                 lr: 0.1,
                 weight_decay: 5e-4,
                 ..b
             },
-            "darts-cifar" => Recipe {
+            Preset::DartsCifar => Recipe {
                 epochs: 600,
                 batch_size: 96,
                 lr: 0.025,
@@ -113,7 +156,7 @@ impl Recipe {
                 grad_clip: Some(5.0),
                 ..b
             },
-            "darts-imagenet" => Recipe {
+            Preset::DartsImagenet => Recipe {
                 epochs: 250,
                 batch_size: 1024,
                 lr: 0.5,
@@ -128,13 +171,20 @@ impl Recipe {
                 shuffle_buffer: 16384,
                 ..b
             },
-            other => {
-                return Err(TrainError::Config(format!(
-                    "unknown recipe '{other}': expected one of {}",
-                    Recipe::NAMES.join(", ")
-                )))
-            }
-        })
+        }
+    }
+
+    /// A run no longer than `base`'s warm-up (darts-imagenet: 5 of 250 epochs) keeps the
+    /// preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02. Not
+    /// applied when the warm-up itself was chosen (`warmup_set`).
+    pub fn keep_warmup_share(&mut self, base: &Recipe, warmup_set: bool) {
+        if !warmup_set
+            && base.epochs > 0
+            && base.warmup_epochs >= self.epochs as f64
+            && self.epochs != base.epochs
+        {
+            self.warmup_epochs = base.warmup_epochs * self.epochs as f64 / base.epochs as f64;
+        }
     }
 
     /// The preset `name` with the fields of `overrides` (a JSON object, e.g. from the spec's
@@ -164,15 +214,7 @@ impl Recipe {
         }
         let mut recipe: Recipe = serde_json::from_value(merged)
             .map_err(|e| TrainError::Config(format!("recipe '{name}' overrides: {e}")))?;
-        // A run no longer than the preset's warm-up (darts-imagenet: 5 of 250 epochs) keeps the
-        // preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02.
-        if !fields.contains_key("warmup_epochs")
-            && base.epochs > 0
-            && base.warmup_epochs >= recipe.epochs as f64
-            && recipe.epochs != base.epochs
-        {
-            recipe.warmup_epochs = base.warmup_epochs * recipe.epochs as f64 / base.epochs as f64;
-        }
+        recipe.keep_warmup_share(&base, fields.contains_key("warmup_epochs"));
         recipe.validate()?;
         Ok(recipe)
     }

@@ -104,7 +104,7 @@ pub fn results(f: &Fixture, uri: &str, out: &Path) -> Output {
 
 /// `nas-runner` with the test server's keys and quick retries.
 fn test_server_credentials() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas-runner"));
+    let mut cmd = crate::bin_util::nas_runner::<&str>(&[]);
     cmd.env_remove("AWS_PROFILE")
         .env("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY)
