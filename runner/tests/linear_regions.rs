@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use nas_runner::metrics::{self, linear_regions, MetricBatch, MetricContext};
-use nas_runner::nn::nb201::Nb201Builder;
+use nas_runner::nn::NetOptions;
 use nas_runner::nn::{Forward, NetBuilder};
 use nas_runner::space::nb201::Nb201Arch;
-use nas_runner::space::NetOptions;
+use nas_runner::space::nb201::Nb201Builder;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const ALL_CONV: &str =

@@ -5,10 +5,10 @@ use nas_runner::metrics::{
     self, fisher, jacob_cov, linear_regions, naswot, ntk_cond, synflow, zen, MetricBatch,
     MetricContext, MetricValue,
 };
-use nas_runner::nn::nb201::Nb201Builder;
 use nas_runner::nn::NetBuilder;
+use nas_runner::nn::NetOptions;
 use nas_runner::space::nb201::Nb201Arch;
-use nas_runner::space::NetOptions;
+use nas_runner::space::nb201::Nb201Builder;
 use tch::{nn::VarStore, no_grad, Device, Kind, Tensor};
 
 fn ctx(seed: u64, batch: usize) -> MetricContext {

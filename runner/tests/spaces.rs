@@ -1,9 +1,10 @@
 //! NAS-Bench-201: encoding, enumeration, isomorphism, sampling, mutation, benchmark table,
 //! exact parameter and FLOP counts, and the network's execution.
-use nas_runner::nn::nb201::Nb201Builder;
+use nas_runner::nn::NetOptions;
 use nas_runner::nn::{Forward, NetBuilder};
+use nas_runner::space::nb201::Nb201Builder;
 use nas_runner::space::nb201::{Nb201Arch, Nb201Op, Nb201Table, EDGES, SIZE};
-use nas_runner::space::{NetOptions, SpaceError};
+use nas_runner::space::SpaceError;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use std::collections::HashSet;
@@ -454,4 +455,33 @@ fn pruned_and_unpruned_execution_agree() {
         compare_pruned(a, true);
         compare_pruned(a, false);
     }
+}
+
+#[test]
+fn every_space_answers_the_search_space_trait_the_same_way() {
+    use nas_runner::space::SPACES;
+    for space in SPACES {
+        let name = space.name().as_str();
+        let archs = space.sample(4, 11);
+        assert_eq!(archs.len(), 4, "{name}");
+        assert_eq!(archs, space.sample(4, 11), "{name}: sampling is seeded");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for a in &archs {
+            // Canonical text is a fixed point, and it builds.
+            assert_eq!(&space.canonical(a).unwrap(), a, "{name}");
+            let b = space.builder(a, &NetOptions::default()).unwrap();
+            assert!(b.param_count() > 0 && b.flops() > 0, "{name} {a}");
+            let m = space.mutate(a, &mut rng).unwrap();
+            assert_ne!(&m, a, "{name}: a mutation changes the architecture");
+            assert_eq!(space.canonical(&m).unwrap(), m, "{name}");
+        }
+        assert!(space.canonical("not an architecture").is_err(), "{name}");
+    }
+    let nb201 = nas_runner::space::by_name("nb201").unwrap();
+    let all: HashSet<String> = nb201.enumerate().expect("NB201 is listed").collect();
+    assert_eq!(all.len(), SIZE);
+    assert!(nas_runner::space::by_name("darts")
+        .unwrap()
+        .enumerate()
+        .is_none());
 }

@@ -1,9 +1,10 @@
 //! DARTS space: genotype forms, named genotypes, sampling, mutation, published network sizes,
 //! and the networks' execution.
-use nas_runner::nn::darts::DartsBuilder;
+use nas_runner::nn::{DartsNetKind, NetOptions};
 use nas_runner::nn::{Forward, NetBuilder};
+use nas_runner::space::darts::DartsBuilder;
 use nas_runner::space::darts::{DartsOp, Genotype, NAMED};
-use nas_runner::space::{builder, DartsNetKind, NetOptions, SpaceError};
+use nas_runner::space::{builder, SpaceError};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use tch::{nn::VarStore, Device, Kind, Tensor};

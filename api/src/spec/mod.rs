@@ -127,6 +127,18 @@ pub enum SpaceName {
     Darts,
 }
 
+impl SpaceName {
+    pub const ALL: [SpaceName; 2] = [SpaceName::Nb201, SpaceName::Darts];
+
+    /// The name in a spec and on the runner's command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpaceName::Nb201 => "nb201",
+            SpaceName::Darts => "darts",
+        }
+    }
+}
+
 /// The search space and the size of the networks built from it while scoring.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,25 +1,26 @@
 //! Data sets: readers (ImageNet-style folders and tars, WebDataset shards, CIFAR-10 JPEG folders
 //! and binaries, Fashion-MNIST IDX), staging into packed shards, and the streaming loader.
 //!
-//! * [`source`]: format detection and a streaming visit over raw records of one split.
+//! * [`source`]: format detection; [`readers`]: one reader per format behind one trait, giving
+//!   the [`records`] of a split.
 //! * [`image`]: JPEG decoding, short-side resize and crops.
 //! * [`sample`]: the seeded, balanced in-memory sample the metrics score on.
 //! * [`shards`]: the packed shard format and its index.
 //! * [`stage`]: `stage-data` as a library function.
 //! * [`augment`] and [`loader`]: augmentation and the prefetching shard loader.
 pub mod augment;
-mod cifar_bin;
-mod idx;
 pub mod image;
 pub mod loader;
+mod readers;
+pub mod records;
 pub mod sample;
 pub mod shards;
 pub mod source;
 pub mod stage;
-pub(crate) mod tarball;
 
-pub use cifar_bin::CIFAR10_CLASSES;
 pub use loader::{Batch, Loader, LoaderConfig};
+pub use readers::cifar_bin::CIFAR10_CLASSES;
+pub(crate) use readers::tarball;
 pub use sample::load_balanced_sample;
 pub use shards::{ShardIndex, ShardInfo};
 pub use source::{DataSource, Format};

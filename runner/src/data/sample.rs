@@ -5,7 +5,8 @@
 //! draw depends only on the seed and the archive order, never on class interleaving. Only the
 //! chosen images are decoded, in parallel.
 use super::image::{decode_jpeg, Image};
-use super::source::{ClassRef, DataSource, Payload, RawRecord};
+use super::records::{ClassRef, Payload, RawRecord};
+use super::source::DataSource;
 use super::{DataError, ImageBatch, Split};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

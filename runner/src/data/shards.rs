@@ -5,8 +5,8 @@
 //! number of images (the last one fewer). `index.json` beside them lists the classes, counts,
 //! image geometry, normalisation and every shard's size and SHA-256; `_SUCCESS` is written last.
 use super::image::Image;
-use super::source::{ClassRef, Payload, RawRecord};
 use super::{DataError, Normalization};
+use crate::data::records::{ClassRef, Payload, RawRecord};
 use crate::store::ObjectStore;
 use sha2::{Digest, Sha256};
 

@@ -6,8 +6,9 @@
 //! Corrupt images are logged with their key and skipped; above `max_bad_fraction` of the split
 //! the stage fails with [`DataError::TooManyBad`] (exit code 3) and writes no `_SUCCESS`.
 use super::image::{decode_jpeg, Image};
+use super::records::{ClassRef, Payload, RawRecord};
 use super::shards::{join_key, shard_name, ShardIndex, ShardWriter, INDEX_VERSION};
-use super::source::{ClassRef, DataSource, Payload, RawRecord};
+use super::source::DataSource;
 use super::{DataError, Normalization, Split};
 use crate::progress::Progress;
 use crate::store::ObjectStore;
@@ -202,7 +203,7 @@ pub fn stage_data(
             Ok(())
         };
 
-    let summary = std::thread::scope(|scope| -> Result<super::source::VisitSummary, DataError> {
+    let summary = std::thread::scope(|scope| -> Result<super::records::VisitSummary, DataError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawRecord>>(2);
         let reader = scope.spawn(move || {
             let mut chunk = Vec::with_capacity(config.chunk);

@@ -1,4 +1,5 @@
-//! Network builders and the interface every metric and the trainer use.
+//! What networks of every space share: the interface every metric and the trainer use, the
+//! sizing options, and the layers (each space's own network lives in its `space/` folder).
 //!
 //! A search space's architecture becomes a [`NetBuilder`]; `build` creates the parameters under a
 //! `VarStore` path and returns a [`Net`]. One forward pass takes a [`Forward`] context that says
@@ -6,12 +7,11 @@
 //! inputs, conv/linear outputs, BN batch variances, the last feature map, auxiliary logits):
 //! the metrics read those instead of hooking modules as the PyTorch reference code does.
 
-pub mod darts;
-pub(crate) mod darts_ops;
 pub(crate) mod layers;
-pub mod nb201;
+pub mod options;
 
 pub use layers::ConvSpec;
+pub use options::{DartsNetKind, NetOptions, OptionError};
 
 use tch::{nn, Device, Tensor};
 

@@ -3,10 +3,8 @@
 //! Every score pod calls [`ensure`]: the first one to get there writes the file; the others
 //! (or a retry) write the very same bytes or read it back. Shards are contiguous slices.
 use nas_api::records::{CandidateRecord, SCHEMA_VERSION};
-use nas_api::spec::SpaceName;
 
 use super::{schema_ok, Search, StageError};
-use crate::space::{darts::Genotype, nb201::Nb201Arch};
 
 pub use nas_api::layout::key::CANDIDATES as KEY;
 
@@ -46,16 +44,7 @@ pub fn load(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
 fn sample(search: &Search) -> Vec<CandidateRecord> {
     let n = search.spec().sampling.candidates as usize;
     let seed = search.seed();
-    let archs: Vec<String> = match search.spec().space.name {
-        SpaceName::Nb201 => Nb201Arch::sample_n(n, seed)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        SpaceName::Darts => Genotype::sample_n(n, seed)
-            .iter()
-            .map(|g| g.to_json().to_string())
-            .collect(),
-    };
+    let archs = search.space().sample(n, seed);
     archs
         .into_iter()
         .enumerate()

@@ -33,12 +33,12 @@ use std::sync::Arc;
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::records::check_schema;
 use nas_api::resolved::ResolvedSpec;
-use nas_api::spec::SpaceName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::nn::NetBuilder;
-use crate::space::{self, NetOptions};
+use crate::nn::{DartsNetKind, NetOptions};
+use crate::space::{self, SearchSpace};
 use crate::store::ObjectStore;
 
 /// One search's pipeline state: its spec, its artifact store and where tensors run.
@@ -63,11 +63,9 @@ impl Search {
         self.resolved.spec.sampling.seed
     }
 
-    pub fn space_name(&self) -> &'static str {
-        match self.resolved.spec.space.name {
-            SpaceName::Nb201 => "nb201",
-            SpaceName::Darts => "darts",
-        }
+    /// The search's space.
+    pub fn space(&self) -> &'static dyn SearchSpace {
+        space::for_name(self.resolved.spec.space.name)
     }
 
     /// Writes `spec.json` once; a `spec.json` already there must be the same spec (hash), so
@@ -109,14 +107,15 @@ impl Search {
             input_size: data.side,
             width: s.channels.map(i64::from),
             cells: s.cells.map(i64::from),
-            darts_kind: space::DartsNetKind::for_input(data.side),
+            darts_kind: DartsNetKind::for_input(data.side),
             ..NetOptions::default()
         }
     }
 
     /// Builds candidate `arch` of this search's space for `data`.
     pub fn build(&self, arch: &str, data: &DataShape) -> Result<Box<dyn NetBuilder>, StageError> {
-        space::builder(self.space_name(), arch, &self.net_options(data))
+        self.space()
+            .builder(arch, &self.net_options(data))
             .map_err(|e| StageError::config(format!("architecture '{arch}': {e}")))
     }
 

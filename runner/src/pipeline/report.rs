@@ -99,7 +99,7 @@ pub fn render(search: &Search, options: &ReportOptions) -> StageResult {
         namespace: search.resolved.namespace.clone(),
         name: search.resolved.name.clone(),
         uid: search.resolved.uid.clone(),
-        space: search.space_name().to_string(),
+        space: search.spec().space.name.as_str().to_string(),
         dataset: search.spec().dataset.source.clone(),
         metric: topk.metric.clone(),
         candidates: cands.len() as u64,

@@ -15,6 +15,7 @@ use nas_api::spec::{DatasetFormat, LrSchedule, RecipePreset, RecipeSpec};
 
 use super::{schema_ok, select, DataShape, Search, StageError, StageResult};
 use crate::nn::NetBuilder;
+use crate::space::SearchSpace;
 use crate::train::recipe::{AugmentKind, Preset};
 use crate::train::schedule::Schedule;
 use crate::train::{self, Recipe, TrainData, TrainError, TrainOptions, TrainReport};
@@ -126,16 +127,16 @@ pub(crate) fn build_for(
     shape: &DataShape,
     recipe: &RecipeSpec,
 ) -> Result<Box<dyn NetBuilder>, StageError> {
-    build_trained(search.space_name(), arch, search.net_options(shape), recipe)
+    build_trained(search.space(), arch, search.net_options(shape), recipe)
 }
 
 /// `build_for` on explicit options: the recipe's width and depth overrides, and the auxiliary
 /// head when the recipe weights its loss (DARTS; a feature map too small for the head trains
 /// without it, with a warning).
 fn build_trained(
-    space: &str,
+    space: &dyn SearchSpace,
     arch: &str,
-    mut opts: crate::space::NetOptions,
+    mut opts: crate::nn::NetOptions,
     recipe: &RecipeSpec,
 ) -> Result<Box<dyn NetBuilder>, StageError> {
     if let Some(c) = recipe.overrides.channels {
@@ -145,14 +146,14 @@ fn build_trained(
         opts.cells = Some(i64::from(c));
     }
     opts.auxiliary = recipe_for(recipe, 0)?.aux_weight > 0.0;
-    let built = match crate::space::builder(space, arch, &opts) {
+    let built = match space.builder(arch, &opts) {
         Err(crate::space::SpaceError::Option {
             option: "auxiliary",
             message,
         }) => {
             tracing::warn!(%arch, "training without the auxiliary head: {message}");
             opts.auxiliary = false;
-            crate::space::builder(space, arch, &opts)
+            space.builder(arch, &opts)
         }
         other => other,
     };
@@ -320,6 +321,10 @@ mod tests {
     use nas_api::spec::RecipeOverrides;
     use tch::{Device, Kind, Tensor};
 
+    fn darts() -> &'static dyn SearchSpace {
+        crate::space::for_name(nas_api::spec::SpaceName::Darts)
+    }
+
     fn recipe(preset: RecipePreset) -> RecipeSpec {
         RecipeSpec {
             preset,
@@ -342,9 +347,9 @@ mod tests {
 
     #[test]
     fn darts_recipes_train_the_auxiliary_head_their_loss_weights() {
-        let opts = crate::space::NetOptions::default();
+        let opts = crate::nn::NetOptions::default();
         let b = build_trained(
-            "darts",
+            darts(),
             "DARTS_V2",
             opts.clone(),
             &recipe(RecipePreset::DartsCifar),
@@ -354,15 +359,15 @@ mod tests {
         // An auxiliary weight of 0 builds no head.
         let mut no_aux = recipe(RecipePreset::DartsCifar);
         no_aux.overrides.auxiliary_weight = Some(0.0);
-        let b = build_trained("darts", "DARTS_V2", opts.clone(), &no_aux).unwrap();
+        let b = build_trained(darts(), "DARTS_V2", opts.clone(), &no_aux).unwrap();
         assert!(!trains_aux_logits(b.as_ref(), 32));
         // A feature map too small for the head: trained without it, not refused.
-        let small = crate::space::NetOptions {
+        let small = crate::nn::NetOptions {
             input_size: 8,
             ..opts
         };
         let b = build_trained(
-            "darts",
+            darts(),
             "DARTS_V2",
             small,
             &recipe(RecipePreset::DartsCifar),

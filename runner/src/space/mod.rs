@@ -1,16 +1,18 @@
-//! Search spaces: architecture encodings, validation, enumeration, sampling and mutation.
+//! Search spaces, one folder each behind one trait, [`SearchSpace`]: parse and format an
+//! architecture, sample, enumerate and mutate, and build its network (which counts its
+//! parameters and FLOPs).
 //!
 //! * [`nb201`]: NAS-Bench-201 cells (`|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`).
 //! * [`darts`]: DARTS genotypes (normal and reduction cells of four nodes).
 //!
-//! [`builder`] is the single entry point the metrics, the trainer and `inspect` call: it turns a
-//! space name and an architecture in that space's textual form into a [`NetBuilder`].
+//! A new space is a folder here, an entry in [`SPACES`] and a variant of
+//! `nas_api::spec::SpaceName`; `crate::nn` holds only what networks of every space share.
 
 pub mod darts;
-mod darts_text;
 pub mod nb201;
 
-use crate::nn::NetBuilder;
+use crate::nn::{NetBuilder, NetOptions, OptionError};
+use nas_api::spec::SpaceName;
 use thiserror::Error;
 
 /// Everything that can go wrong turning user text into an architecture or a network.
@@ -44,149 +46,80 @@ pub enum SpaceError {
     Table { path: String, message: String },
 }
 
-/// Which DARTS evaluation network to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DartsNetKind {
-    /// CIFAR network: 3x3 stem, C=36, 20 cells.
-    #[default]
-    Cifar,
-    /// ImageNet network: two-stage stride-4 stem, C=48, 14 cells.
-    ImageNet,
-}
-
-impl DartsNetKind {
-    /// Inputs this large get the ImageNet network (224 px in the papers); smaller ones (CIFAR's
-    /// 32, ImageNet16's 16, 64-px downsampled sets) the CIFAR one, whose stem keeps the size.
-    pub const IMAGENET_MIN_SIDE: i64 = 128;
-
-    /// The network the DARTS papers build for `side`-pixel inputs.
-    pub fn for_input(side: i64) -> DartsNetKind {
-        if side >= Self::IMAGENET_MIN_SIDE {
-            DartsNetKind::ImageNet
-        } else {
-            DartsNetKind::Cifar
+impl From<OptionError> for SpaceError {
+    fn from(e: OptionError) -> Self {
+        SpaceError::Option {
+            option: e.option,
+            message: e.message,
         }
     }
 }
 
-/// How to size a network. Fields left `None` take the space's published default.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NetOptions {
-    /// Number of classes of the classifier.
-    pub classes: i64,
-    /// Input channels (3 for RGB, 1 for Fashion-MNIST).
-    pub input_channels: i64,
-    /// Input height and width.
-    pub input_size: i64,
-    /// Initial channel count C (NB201 16, DARTS CIFAR 36, DARTS ImageNet 48).
-    pub width: Option<i64>,
-    /// NB201: cells per stage N (5). DARTS: total cells (CIFAR 20, ImageNet 14).
-    pub cells: Option<i64>,
-    /// NB201: skip `none` edges and ops that cannot reach the cell output (same results,
-    /// less work). `false` runs every edge as the benchmark's reference code does.
-    pub prune: bool,
-    /// DARTS: which evaluation network.
-    pub darts_kind: DartsNetKind,
-    /// DARTS: build the auxiliary head (its logits go to `Forward::aux_logits` in training).
-    pub auxiliary: bool,
+/// What the pipeline, the commands and the metrics need of a search space.
+pub trait SearchSpace: Sync {
+    /// The API's name of the space (its `as_str` is the command line's).
+    fn name(&self) -> SpaceName;
+    /// Parses an architecture in any form the space accepts and returns its canonical text,
+    /// the form `candidates.jsonl` stores.
+    fn canonical(&self, arch: &str) -> Result<String, SpaceError>;
+    /// `n` architectures drawn with `seed`, as canonical text: a search's candidates.
+    fn sample(&self, n: usize, seed: u64) -> Vec<String>;
+    /// Every architecture, where the space is small enough to list; `None` otherwise.
+    fn enumerate(&self) -> Option<Box<dyn Iterator<Item = String>>>;
+    /// A random neighbour of `arch` (one choice changed), as canonical text.
+    fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Result<String, SpaceError>;
+    /// The network of `arch` sized by `opts`: it counts its parameters and FLOPs and builds.
+    fn builder(&self, arch: &str, opts: &NetOptions) -> Result<Box<dyn NetBuilder>, SpaceError>;
 }
 
-impl Default for NetOptions {
-    fn default() -> Self {
-        NetOptions {
-            classes: 10,
-            input_channels: 3,
-            input_size: 32,
-            width: None,
-            cells: None,
-            prune: true,
-            darts_kind: DartsNetKind::Cifar,
-            auxiliary: false,
-        }
-    }
+/// Every space, in the API's order.
+pub static SPACES: [&dyn SearchSpace; 2] = [&nb201::Nb201Space, &darts::DartsSpace];
+
+/// The space the API names.
+pub fn for_name(name: SpaceName) -> &'static dyn SearchSpace {
+    SPACES
+        .into_iter()
+        .find(|s| s.name() == name)
+        .expect("SPACES holds every SpaceName (a unit test checks)")
 }
 
-impl NetOptions {
-    /// Options for a data set name as the command line spells it (`cifar10`, `cifar100`,
-    /// `imagenet16-120`, `imagenet`, `fashion-mnist`).
-    pub fn for_dataset(name: &str) -> Result<NetOptions, SpaceError> {
-        let base = NetOptions::default();
-        let o = match name.to_ascii_lowercase().as_str() {
-            "cifar10" | "cifar-10" => base,
-            "cifar100" | "cifar-100" => NetOptions {
-                classes: 100,
-                ..base
-            },
-            "imagenet16-120" | "imagenet16_120" => NetOptions {
-                classes: 120,
-                input_size: 16,
-                ..base
-            },
-            "imagenet" => NetOptions {
-                classes: 1000,
-                input_size: 224,
-                darts_kind: DartsNetKind::ImageNet,
-                ..base
-            },
-            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => NetOptions {
-                input_channels: 1,
-                input_size: 28,
-                ..base
-            },
-            other => {
-                return Err(SpaceError::Option {
-                    option: "dataset",
-                    message: format!(
-                        "unknown data set `{other}`: expected cifar10, cifar100, \
-                         imagenet16-120, imagenet or fashion-mnist"
-                    ),
-                })
-            }
-        };
-        Ok(o)
-    }
-
-    pub(crate) fn check_common(&self) -> Result<(), SpaceError> {
-        let positive = |option: &'static str, v: i64| {
-            if v < 1 {
-                Err(SpaceError::Option {
-                    option,
-                    message: format!("must be at least 1, got {v}"),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        positive("classes", self.classes)?;
-        positive("input_channels", self.input_channels)?;
-        positive("input_size", self.input_size)?;
-        if let Some(w) = self.width {
-            positive("width", w)?;
-        }
-        if let Some(c) = self.cells {
-            positive("cells", c)?;
-        }
-        Ok(())
-    }
+/// The space a command line names (`nb201`, `darts`, or NB201's long names).
+pub fn by_name(name: &str) -> Result<&'static dyn SearchSpace, SpaceError> {
+    let lower = name.to_ascii_lowercase();
+    let lower = match lower.as_str() {
+        "nas-bench-201" | "nasbench201" => "nb201",
+        other => other,
+    };
+    SPACES
+        .into_iter()
+        .find(|s| s.name().as_str() == lower)
+        .ok_or_else(|| SpaceError::UnknownSpace(name.to_string()))
 }
 
-/// The single entry point: `space` is `nb201` or `darts`; `arch` is an NB201 string, or a DARTS
-/// genotype (a name such as `DARTS_V2`, JSON, or the textual `Genotype(...)`).
+/// `by_name(space)`'s network for `arch`: an NB201 string, or a DARTS genotype (a name such as
+/// `DARTS_V2`, JSON, or the textual `Genotype(...)`).
 pub fn builder(
     space: &str,
     arch: &str,
     opts: &NetOptions,
 ) -> Result<Box<dyn NetBuilder>, SpaceError> {
-    match space.to_ascii_lowercase().as_str() {
-        "nb201" | "nas-bench-201" | "nasbench201" => {
-            let a: nb201::Nb201Arch = arch.parse()?;
-            Ok(Box::new(crate::nn::nb201::Nb201Builder::new(a, opts)?))
+    by_name(space)?.builder(arch, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_space_has_exactly_one_implementation() {
+        for name in SpaceName::ALL {
+            assert_eq!(for_name(name).name(), name);
+            assert_eq!(by_name(name.as_str()).unwrap().name(), name);
+            // The name a spec is written with is the name the command line takes.
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(json, format!("\"{}\"", name.as_str()));
         }
-        "darts" => {
-            let g = darts::Genotype::resolve(arch)?;
-            Ok(Box::new(crate::nn::darts::DartsBuilder::new(g, opts)?))
-        }
-        _ => Err(SpaceError::UnknownSpace(space.to_string())),
+        assert_eq!(SPACES.len(), SpaceName::ALL.len());
+        assert!(matches!(by_name("nope"), Err(SpaceError::UnknownSpace(_))));
     }
 }

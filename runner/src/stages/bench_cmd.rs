@@ -11,8 +11,9 @@ use thiserror::Error;
 
 use crate::data::image::{decode_jpeg, is_jpeg_name};
 use crate::data::{tarball, DataError};
+use crate::nn::NetOptions;
 use crate::nn::{Forward, NetBuilder};
-use crate::space::{self, NetOptions};
+use crate::space;
 use crate::train::optim::Sgd;
 use crate::train::recipe::{Preset, Recipe};
 use crate::train::trainer::smoothed_cross_entropy;

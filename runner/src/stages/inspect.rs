@@ -1,10 +1,12 @@
 //! `nas-runner inspect`: the size of one architecture without building it (parameters and
 //! multiply-adds, in total and per stem, cell or block, and head), as JSON.
-use crate::nn::nb201::Nb201Builder;
 use crate::nn::NetBuilder;
+use crate::nn::{DartsNetKind, NetOptions};
 use crate::space::darts::Genotype;
 use crate::space::nb201::Nb201Arch;
-use crate::space::{DartsNetKind, NetOptions, SpaceError};
+use crate::space::nb201::Nb201Builder;
+use crate::space::SpaceError;
+use nas_api::spec::SpaceName;
 use serde_json::{json, Value};
 
 /// Arguments of `inspect`.
@@ -43,7 +45,7 @@ pub struct InspectArgs {
 
 /// Runs `inspect`; every error is the user's (exit code 2).
 pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
-    let space = a.space.to_ascii_lowercase();
+    let space = crate::space::by_name(&a.space)?.name();
     let mut opts = NetOptions::for_dataset(a.dataset.as_deref().unwrap_or("cifar10"))?;
     opts.classes = a.classes.unwrap_or(opts.classes);
     opts.input_size = a.input.unwrap_or(opts.input_size);
@@ -54,8 +56,8 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
         option: flag,
         message: format!("`--{flag}` is required for --space {space}"),
     };
-    let mut out = match space.as_str() {
-        "nb201" => {
+    let mut out = match space {
+        SpaceName::Nb201 => {
             if a.genotype.is_some() {
                 return Err(SpaceError::Option {
                     option: "genotype",
@@ -75,7 +77,7 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
             v["canonical"] = json!(arch.canonical_key());
             v
         }
-        "darts" => {
+        SpaceName::Darts => {
             if a.arch.is_some() {
                 return Err(SpaceError::Option {
                     option: "arch",
@@ -88,7 +90,7 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
                     .ok_or_else(|| missing("genotype", "darts"))?,
             )?;
             opts.auxiliary = true;
-            let b = match crate::nn::darts::DartsBuilder::new(g.clone(), &opts) {
+            let b = match crate::space::darts::DartsBuilder::new(g.clone(), &opts) {
                 Ok(b) => b,
                 // Sizes whose feature map does not suit the auxiliary head are still inspectable.
                 Err(SpaceError::Option {
@@ -96,7 +98,7 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
                     ..
                 }) => {
                     opts.auxiliary = false;
-                    crate::nn::darts::DartsBuilder::new(g.clone(), &opts)?
+                    crate::space::darts::DartsBuilder::new(g.clone(), &opts)?
                 }
                 Err(e) => return Err(e),
             };
@@ -111,9 +113,8 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
             v["follows_darts_rules"] = json!(g.follows_darts_rules());
             v
         }
-        _ => return Err(SpaceError::UnknownSpace(a.space.clone())),
     };
-    out["space"] = json!(space);
+    out["space"] = json!(space.as_str());
     Ok(out)
 }
 

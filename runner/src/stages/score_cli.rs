@@ -107,7 +107,7 @@ pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Result<Box<dyn NetBuilder>, St
 pub fn default_resolver(space: &str, arch: &str) -> Result<Box<dyn NetBuilder>, String> {
     match space {
         "toy" => metrics::testing::toy_builder(arch),
-        other => crate::space::builder(other, arch, &crate::space::NetOptions::default())
+        other => crate::space::builder(other, arch, &crate::nn::NetOptions::default())
             .map_err(|e| e.to_string()),
     }
 }

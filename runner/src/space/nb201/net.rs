@@ -13,10 +13,10 @@
 //!
 //! Counting follows the benchmark: parameters of every op, even those execution skips;
 //! multiply-adds of every conv and the linear layer (with its bias adds), BN and pooling free.
-use super::layers::{relu, Bn, Conv, ConvSpec, Linear, ReluConvBn};
-use super::{CostPart, Forward, Net, NetBuilder};
-use crate::space::nb201::{Nb201Arch, Nb201Op, EDGES, EDGE_NODES};
-use crate::space::{NetOptions, SpaceError};
+use super::arch::{Nb201Arch, Nb201Op, EDGES, EDGE_NODES};
+use crate::nn::layers::{relu, Bn, Conv, ConvSpec, Linear, ReluConvBn};
+use crate::nn::{CostPart, Forward, Net, NetBuilder, NetOptions};
+use crate::space::SpaceError;
 use tch::{nn, Tensor};
 
 /// Our variable path (the benchmark's `TinyNetwork` module paths) as the bench reference names

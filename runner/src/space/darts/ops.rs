@@ -7,9 +7,9 @@
 //! factorized reduce (ReLU, two 1x1 stride-2 convs to C/2, the second on the input shifted by
 //! one pixel, concatenated, BN); avg pool 3x3 without counting padding; max pool 3x3; all BN
 //! affine, no conv bias.
-use super::layers::{relu, Bn, Conv, ConvSpec};
-use super::Forward;
-use crate::space::darts::DartsOp;
+use super::genotype::DartsOp;
+use crate::nn::layers::{relu, Bn, Conv, ConvSpec};
+use crate::nn::Forward;
 use tch::{nn, Tensor};
 
 /// One layer of a sequential op.

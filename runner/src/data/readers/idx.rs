@@ -2,10 +2,10 @@
 //! `train-labels-idx1-ubyte`, `t10k-*` for the test split. Big-endian header: magic
 //! `0x00000803` (images) / `0x00000801` (labels), counts, rows, cols; then one byte per pixel.
 //! Images are streamed one at a time; the labels file (one byte each) is read whole.
-use super::image::Image;
-use super::source::{ClassRef, Payload, RawRecord};
 use super::tarball::open_maybe_gz;
-use super::{DataError, Split};
+use crate::data::image::Image;
+use crate::data::records::{ClassRef, Payload, RawRecord};
+use crate::data::{DataError, Split};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -132,4 +132,38 @@ pub(crate) fn visit(
         })?;
     }
     Ok(())
+}
+
+/// IDX files (`train-images-idx3-ubyte[.gz]`, ...), taken as Fashion-MNIST: the IDX data set a
+/// NASSearch names (MNIST's files are the same format and cannot be told apart).
+pub(crate) struct Idx {
+    pub root: PathBuf,
+}
+
+impl super::Reader for Idx {
+    fn channels(&self) -> Result<u8, DataError> {
+        Ok(1)
+    }
+
+    fn normalization(&self) -> Result<crate::data::Normalization, DataError> {
+        Ok(crate::data::Normalization::fashion_mnist())
+    }
+
+    fn index_names(&self, _split: Split) -> Result<Option<Vec<String>>, DataError> {
+        Ok(Some(
+            FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
+        ))
+    }
+
+    fn classes(&self, _split: Split) -> Result<Vec<String>, DataError> {
+        Ok(FASHION_CLASSES.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn visit(
+        &self,
+        split: Split,
+        f: &mut crate::data::records::Visitor<'_>,
+    ) -> Result<crate::data::records::VisitSummary, DataError> {
+        visit(&self.root, split, f).map(|_| Default::default())
+    }
 }

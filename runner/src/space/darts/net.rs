@@ -12,11 +12,11 @@
 //! non-identity ops in training, and concatenates its `concat` states. Global average pool and
 //! a linear classifier follow the last cell. The auxiliary head is excluded from `param_count`
 //! and `flops`, as the DARTS paper counts.
-use super::darts_ops::{LSpec, Op, OpSpec};
-use super::layers::{ConvSpec, Linear};
-use super::{CostPart, Forward, Net, NetBuilder};
-use crate::space::darts::{CellGenotype, Genotype};
-use crate::space::{DartsNetKind, NetOptions, SpaceError};
+use super::genotype::{CellGenotype, Genotype};
+use super::ops::{LSpec, Op, OpSpec};
+use crate::nn::layers::{ConvSpec, Linear};
+use crate::nn::{CostPart, DartsNetKind, Forward, Net, NetBuilder, NetOptions};
+use crate::space::SpaceError;
 use tch::{nn, Kind, Tensor};
 
 /// Builds DARTS evaluation networks of one genotype.

@@ -1,9 +1,9 @@
 //! The CIFAR-10 binary format: `data_batch_{1..5}.bin` (train) and `test_batch.bin`, records of
 //! one label byte and 3072 pixel bytes (red, green, blue planes of 32x32), optionally with
 //! `batches.meta.txt` naming the classes (label order).
-use super::image::Image;
-use super::source::{ClassRef, Payload, RawRecord};
-use super::{DataError, Split};
+use crate::data::image::Image;
+use crate::data::records::{ClassRef, Payload, RawRecord};
+use crate::data::{DataError, Split};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -107,4 +107,31 @@ pub(crate) fn visit(
         }
     }
     Ok(())
+}
+
+/// CIFAR-10 binary batches (`data_batch_*.bin`, `test_batch.bin`).
+pub(crate) struct CifarBinary {
+    pub root: PathBuf,
+}
+
+impl super::Reader for CifarBinary {
+    fn normalization(&self) -> Result<crate::data::Normalization, DataError> {
+        Ok(crate::data::Normalization::cifar10())
+    }
+
+    fn index_names(&self, _split: Split) -> Result<Option<Vec<String>>, DataError> {
+        Ok(Some(classes(&self.root)))
+    }
+
+    fn classes(&self, _split: Split) -> Result<Vec<String>, DataError> {
+        Ok(classes(&self.root))
+    }
+
+    fn visit(
+        &self,
+        split: Split,
+        f: &mut crate::data::records::Visitor<'_>,
+    ) -> Result<crate::data::records::VisitSummary, DataError> {
+        visit(&self.root, split, f).map(|_| Default::default())
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! Archives are read front to back once, one entry in memory at a time. A short read inside an
 //! entry or a broken gzip stream is reported as [`DataError::Truncated`] with the entry count.
-use super::source::{ClassRef, Payload, RawRecord};
-use super::{image::is_jpeg_name, DataError};
+use crate::data::records::{ClassRef, Payload, RawRecord};
+use crate::data::{image::is_jpeg_name, DataError};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;

@@ -3,8 +3,8 @@
 //! reduce_concat=[2, 3, 4, 5])`. Quotes may be single or double, whitespace and trailing commas
 //! are free, fields may come in any order. Errors give the character offset and what was
 //! expected there.
-use super::darts::{DartsOp, Genotype};
-use super::SpaceError;
+use super::genotype::{DartsOp, Genotype};
+use crate::space::SpaceError;
 
 const SPACE: &str = "darts";
 

@@ -9,7 +9,7 @@
 //! normal_concat=range(2, 6), reduce=[...], reduce_concat=[2, 3, 4, 5])`, JSON
 //! `{"normal": [["sep_conv_3x3", 0], ...], "normal_concat": [2, 3, 4, 5], ...}` and the names of
 //! [`NAMED`].
-use super::SpaceError;
+use crate::space::SpaceError;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -268,7 +268,7 @@ impl Genotype {
             return Genotype::from_json(t);
         }
         if t.starts_with("Genotype") {
-            return super::darts_text::parse(t);
+            return super::text::parse(t);
         }
         Genotype::named(t)
     }
@@ -278,7 +278,7 @@ impl Genotype {
         let norm = |n: &str| n.to_ascii_uppercase().replace('-', "_");
         let want = norm(name);
         match NAMED.iter().find(|(n, _)| norm(n) == want) {
-            Some((_, text)) => super::darts_text::parse(text),
+            Some((_, text)) => super::text::parse(text),
             None => Err(SpaceError::Invalid {
                 space: SPACE,
                 message: format!(

@@ -3,7 +3,7 @@
 //! A cell is a DAG of four nodes; node `j` sums `op_ij(node i)` over `i < j`, so there are six
 //! edges, each one of five ops, 5^6 = 15,625 cells. The text form lists the edges into node
 //! 1, 2, 3 in turn: `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`.
-use super::SpaceError;
+use crate::space::SpaceError;
 use rand::Rng;
 use std::collections::HashMap;
 use std::fmt;
