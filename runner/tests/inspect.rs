@@ -29,6 +29,8 @@ fn nb201_reports_params_flops_and_breakdown() {
     assert_eq!(v["params"], params);
     assert_eq!(v["flops"], 7_782_400 + 6_500 + 3 * 35_389_440 + 3_932_160);
     assert_eq!(v["arch"], ARCH);
+    let convention = v["flops_convention"].as_str().unwrap();
+    assert!(convention.contains("NAS-Bench-201"), "{convention}");
     assert!((v["params_millions"].as_f64().unwrap() - params as f64 / 1e6).abs() < 1e-9);
     let parts = v["breakdown"].as_array().unwrap();
     assert_eq!(parts.len(), 1 + 15 + 2 + 1);
@@ -64,6 +66,8 @@ fn darts_reports_published_sizes() {
     ]));
     let p = v["params"].as_f64().unwrap();
     assert!((p - 4.7e6).abs() <= 0.02 * 4.7e6, "{p}");
+    let convention = v["flops_convention"].as_str().unwrap();
+    assert!(convention.contains("ptflops"), "{convention}");
     assert!(v["aux_params"].as_i64().unwrap() > 0);
     assert_eq!(v["network"], "imagenet");
     let v = json(&inspect(&[

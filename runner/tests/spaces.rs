@@ -485,3 +485,43 @@ fn every_space_answers_the_search_space_trait_the_same_way() {
         .enumerate()
         .is_none());
 }
+
+/// NB201 `flops` count as the NAS-Bench-201 cost tables do (AutoDL-Projects'
+/// `get_model_infos`: convolutions and linear layers with their bias adds; its pooling hooks are
+/// left out of the sum, and BN, ReLU and additions have none). On CIFAR-10 that is
+/// 7,783,050 + 15 x (2,359,296 n3 + 262,144 n1) for n3 3x3 and n1 1x1 convolution edges, so
+/// `flops` ranks the cells exactly as `params` does: a pooling edge costs nothing in the
+/// benchmark's own convention. Checked on every cell against that closed form and against
+/// values the benchmark publishes (NATS-Bench issues 24 and 36; the tables' minima and maxima).
+#[test]
+fn nb201_flops_count_as_the_benchmark_tables_do_on_every_cell() {
+    let flops = |arch: &str, dataset: &str| {
+        let opts = NetOptions::for_dataset(dataset).unwrap();
+        Nb201Builder::new(arch.parse().unwrap(), &opts)
+            .unwrap()
+            .flops()
+    };
+    let all_3x3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    let all_pool = "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|";
+    let published = [
+        (all_3x3, "cifar10", 220_119_690),
+        (all_pool, "cifar10", 7_783_050),
+        (all_3x3, "cifar100", 220_125_540),
+        (all_3x3, "imagenet16-120", 55_037_560),
+        ("|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|", "cifar10", 15_647_370),
+        ("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", "cifar10", 113_951_370),
+    ];
+    for (arch, dataset, want) in published {
+        assert_eq!(flops(arch, dataset), want, "{arch} on {dataset}");
+    }
+    let opts = NetOptions::default();
+    for a in Nb201Arch::all() {
+        let (n3, n1) = a.conv_counts();
+        let closed_form = 7_783_050 + 15 * (2_359_296 * n3 as i64 + 262_144 * n1 as i64);
+        assert_eq!(
+            Nb201Builder::new(a, &opts).unwrap().flops(),
+            closed_form,
+            "{a}"
+        );
+    }
+}

@@ -355,7 +355,12 @@ pub struct ConstraintsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0").message("constraints.maxParams must be positive"))]
     pub max_params: Option<u64>,
-    /// Largest number of multiply-adds for one image allowed (positive).
+    /// Largest number of FLOPs for one image at the search's resolution allowed (positive), as
+    /// each space's published numbers count them (`nas-runner inspect` prints the convention
+    /// and the count of any architecture): for `nb201`, multiply-adds of convolutions and linear
+    /// layers with their bias adds (the NAS-Bench-201 tables); for `darts`, that plus one per
+    /// ReLU output and pooling input element and two per BatchNorm input element (ptflops,
+    /// whose totals the P-DARTS and PC-DARTS papers report: 557M and 597M on ImageNet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0").message("constraints.maxFlops must be positive"))]
     pub max_flops: Option<u64>,

@@ -75,7 +75,8 @@ pub trait NetBuilder: Send + Sync {
     /// Parameter count in the space's published convention (NB201 counts every op, even those
     /// execution skips; DARTS excludes the auxiliary head).
     fn param_count(&self) -> i64;
-    /// Multiply-adds of conv and linear layers for one image (bias adds where a bias exists).
+    /// FLOPs for one image in the space's published convention (`SearchSpace::flops_convention`
+    /// says which).
     fn flops(&self) -> i64;
     /// False when the cell has no parametric or pooling op at all (NB201: every edge `none` or
     /// `skip_connect`): such networks cannot learn features and the paper's metric skips them.

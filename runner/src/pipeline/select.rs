@@ -88,7 +88,7 @@ pub fn run(search: &Search) -> StageResult {
                 Some(format!("{params} parameters > constraints.maxParams"))
             }
             _ if c_.max_flops.is_some_and(|m| flops > m) => {
-                Some(format!("{flops} multiply-adds > constraints.maxFlops"))
+                Some(format!("{flops} FLOPs > constraints.maxFlops"))
             }
             _ => None,
         };

@@ -70,6 +70,9 @@ pub trait SearchSpace: Sync {
     fn mutate(&self, arch: &str, rng: &mut dyn rand::RngCore) -> Result<String, SpaceError>;
     /// The network of `arch` sized by `opts`: it counts its parameters and FLOPs and builds.
     fn builder(&self, arch: &str, opts: &NetOptions) -> Result<Box<dyn NetBuilder>, SpaceError>;
+    /// What `NetBuilder::flops` counts in this space, in words (`inspect` prints it): the
+    /// convention of the space's published numbers.
+    fn flops_convention(&self) -> &'static str;
 }
 
 /// Every space, in the API's order.

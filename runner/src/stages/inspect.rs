@@ -115,6 +115,7 @@ pub fn run(a: &InspectArgs) -> Result<Value, SpaceError> {
         }
     };
     out["space"] = json!(space.as_str());
+    out["flops_convention"] = json!(crate::space::for_name(space).flops_convention());
     Ok(out)
 }
 

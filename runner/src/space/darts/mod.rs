@@ -47,4 +47,8 @@ impl SearchSpace for DartsSpace {
     fn builder(&self, arch: &str, opts: &NetOptions) -> Result<Box<dyn NetBuilder>, SpaceError> {
         Ok(Box::new(DartsBuilder::new(Genotype::resolve(arch)?, opts)?))
     }
+
+    fn flops_convention(&self) -> &'static str {
+        net::FLOPS_CONVENTION
+    }
 }

@@ -11,7 +11,7 @@
 //! previous cell reduced, else ReLU-conv1x1-BN), runs each node's two ops, drop-path on
 //! non-identity ops in training, and concatenates its `concat` states. Global average pool and
 //! a linear classifier follow the last cell. The auxiliary head is excluded from `param_count`
-//! and `flops`, as the DARTS paper counts.
+//! and `flops`, as the DARTS paper counts. `flops` follows [`FLOPS_CONVENTION`].
 use super::genotype::{CellGenotype, Genotype};
 use super::ops::{LSpec, Op, OpSpec};
 use crate::nn::layers::{ConvSpec, Linear};
@@ -47,13 +47,19 @@ struct CellPlan {
     h_pp: i64,
     h_p: i64,
     h_out: i64,
+    /// Channels of the two inputs, of each node (C) and of the output.
+    c_pp: i64,
+    c_p: i64,
+    c: i64,
     c_out: i64,
 }
 
 impl CellPlan {
+    /// `(parameters, FLOPs)` in the space's convention ([`FLOPS_CONVENTION`]).
     fn cost(&self) -> (i64, i64) {
         let mut params = self.pre0.params() + self.pre1.params();
-        let mut flops = self.pre0.cost(self.h_pp).0 + self.pre1.cost(self.h_p).0;
+        let mut flops =
+            ops_flops(&self.pre0, self.h_pp, self.c_pp) + ops_flops(&self.pre1, self.h_p, self.c_p);
         for (op, input) in &self.ops {
             params += op.params();
             let h = if self.reduction && *input >= 2 {
@@ -61,10 +67,30 @@ impl CellPlan {
             } else {
                 self.h_p
             };
-            flops += op.cost(h).0;
+            flops += ops_flops(op, h, self.c);
         }
         (params, flops)
     }
+}
+
+/// How `flops` counts DARTS networks: the convention whose totals P-DARTS (557M) and PC-DARTS
+/// (597M) report for their ImageNet networks, that of the `ptflops` counter. DARTS' own 574M
+/// for DARTS_V2 is reproduced by no convention found (its counter was never published; see
+/// runner/tests/spaces_darts.rs).
+pub const FLOPS_CONVENTION: &str = "multiply-adds of convolutions and linear layers plus one \
+    operation per ReLU output and pooling input element and two per BatchNorm input element \
+    (the ptflops counter, whose totals the P-DARTS and PC-DARTS papers report), for one image, \
+    auxiliary head excluded";
+
+/// One op's FLOPs for one image of side `h` with `c` input channels.
+fn ops_flops(op: &OpSpec, h: i64, c: i64) -> i64 {
+    op.cost(h).0 + op.elementwise(h, c)
+}
+
+/// The classifier after global average pooling of `c` maps of side `h`: the pooling's input
+/// elements and the linear layer's `c * classes` multiply-adds (the counter counts no bias).
+fn head_flops(c: i64, h: i64, classes: i64) -> i64 {
+    c * h * h + c * classes
 }
 
 /// Static plan of the whole network.
@@ -74,6 +100,8 @@ struct Plan {
     cells: Vec<CellPlan>,
     aux: Option<(usize, OpSpec, i64, i64)>,
     c_last: i64,
+    /// Side of the last cell's output.
+    h_last: i64,
 }
 
 impl DartsBuilder {
@@ -211,6 +239,9 @@ impl DartsBuilder {
                 h_pp,
                 h_p,
                 h_out,
+                c_pp,
+                c_p,
+                c: c_cur,
                 c_out,
             });
             (c_pp, c_p, h_pp, h_p, reduction_prev) = (c_p, c_out, h_p, h_out, reduction);
@@ -240,6 +271,7 @@ impl DartsBuilder {
             cells,
             aux,
             c_last: c_p,
+            h_last: h_p,
         }
     }
 
@@ -254,7 +286,7 @@ impl DartsBuilder {
     /// Multiply-adds of the auxiliary head for one image (0 when it is not built).
     pub fn aux_flops(&self) -> i64 {
         match (self.auxiliary, self.plan().aux) {
-            (true, Some((_, head, h, _))) => head.cost(h).0 + Linear::flops(768, self.classes),
+            (true, Some((_, head, h, c))) => ops_flops(&head, h, c) + 768 * self.classes,
             _ => 0,
         }
     }
@@ -337,7 +369,12 @@ impl NetBuilder for DartsBuilder {
         let plan = self.plan();
         let mut parts = Vec::new();
         for (i, (s, h)) in plan.stems.iter().enumerate() {
-            let (flops, size) = s.cost(*h);
+            let c_in = if i == 0 {
+                self.input_channels
+            } else {
+                self.width
+            };
+            let (size, flops) = (s.cost(*h).1, ops_flops(s, *h, c_in));
             let channels = if i == 0 && self.kind == DartsNetKind::Cifar {
                 3 * self.width
             } else {
@@ -367,7 +404,7 @@ impl NetBuilder for DartsBuilder {
             size: 1,
             channels: self.classes,
             params: Linear::params(plan.c_last, self.classes),
-            flops: Linear::flops(plan.c_last, self.classes),
+            flops: head_flops(plan.c_last, plan.h_last, self.classes),
         });
         parts
     }

@@ -173,6 +173,34 @@ impl OpSpec {
         }
     }
 
+    /// The element-wise operations the counter P-DARTS and PC-DARTS report with (`ptflops`)
+    /// adds to the multiply-adds, for one image of side `h` with `c` input channels: one per
+    /// ReLU output element, two per input element of an (affine) BN, one per pooling input
+    /// element; identities and zeros count nothing.
+    pub fn elementwise(&self, h: i64, c: i64) -> i64 {
+        match self {
+            OpSpec::Seq(ls) => {
+                let (mut n, mut s, mut ch) = (0, h, c);
+                for l in ls {
+                    match *l {
+                        LSpec::Relu | LSpec::AvgPool { .. } | LSpec::MaxPool { .. } => {
+                            n += ch * s * s
+                        }
+                        LSpec::Bn(b) => n += 2 * b * s * s,
+                        LSpec::Conv(spec) => ch = spec.c_out,
+                    }
+                    s = l.out_size(s);
+                }
+                n
+            }
+            OpSpec::Identity | OpSpec::Zero { .. } => 0,
+            OpSpec::FactorizedReduce { c_in, c_out } => {
+                let o = ConvSpec::plain(*c_in, c_out / 2, 1, 2, 0).out_size(h);
+                c_in * h * h + 2 * c_out * o * o
+            }
+        }
+    }
+
     pub fn build(&self, p: &nn::Path) -> Op {
         match self {
             OpSpec::Seq(ls) => Op::Seq(

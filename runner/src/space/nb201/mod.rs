@@ -44,4 +44,8 @@ impl SearchSpace for Nb201Space {
     fn builder(&self, arch: &str, opts: &NetOptions) -> Result<Box<dyn NetBuilder>, SpaceError> {
         Ok(Box::new(Nb201Builder::new(arch.parse()?, opts)?))
     }
+
+    fn flops_convention(&self) -> &'static str {
+        net::FLOPS_CONVENTION
+    }
 }

@@ -19,6 +19,12 @@ use crate::nn::{CostPart, Forward, Net, NetBuilder, NetOptions};
 use crate::space::SpaceError;
 use tch::{nn, Tensor};
 
+/// How `flops` counts NB201 networks: as the NAS-Bench-201 cost tables do (AutoDL-Projects'
+/// `get_model_infos`, whose pooling hooks are left out of its sum).
+pub const FLOPS_CONVENTION: &str = "multiply-adds of convolutions and linear layers with their \
+    bias adds, for one image; BatchNorm, ReLU, pooling and additions free (the NAS-Bench-201 \
+    cost tables' counter)";
+
 /// Our variable path (the benchmark's `TinyNetwork` module paths) as the bench reference names
 /// it: `stem.0` -> `stem.conv`, `cells.C.layers.E.op.1|2` -> `cells.C.edges.E.conv|bn`,
 /// `conv_a|conv_b.op.1|2` -> `conv_a|conv_b.conv|bn`, `downsample.1` -> `shortcut.conv`,
