@@ -174,116 +174,14 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
             p.actions.push(Action::DeleteJob(j.name.clone()));
         }
     }
-    let current = |stage: Stage| {
-        jobs.iter().find(|j| {
-            j.kind == Some(JobKind::Stage(stage)) && j.spec_hash.as_deref() == Some(hash.as_str())
-        })
-    };
-
     let kueue = search.spec.queue_name.is_some();
     let suspend = search.spec.suspend;
-    let mut failed: Option<String> = None;
-    let mut running: Option<String> = None;
-    // The running stage's first pod that is not starting, and whether any is still pending.
-    let mut stuck: Option<PodProblem> = None;
-    let mut pending = false;
-    for stage in Stage::ALL {
-        let recorded = old_state(&st, stage);
-        if recorded == StageState::Succeeded {
-            continue;
-        }
-        if recorded == StageState::Failed {
-            failed = Some(failed_message(&st, stage));
-            break;
-        }
-        st.stage = Some(stage);
-        let kind = JobKind::Stage(stage);
-        let Some(job) = current(stage) else {
-            if suspend {
-                break;
-            }
-            // Start the stage (again, if its Job vanished before it was seen to finish).
-            let job = jobs::build_job(search, &resolved, kind);
-            let entry = stage_entry(&mut st, stage);
-            entry.state = StageState::Running;
-            entry.job_name = job.metadata.name.clone();
-            entry.total = jobs::completions(&resolved, kind);
-            p.actions
-                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
-                    search, &resolved,
-                ))));
-            p.actions.push(Action::ApplyJob(Box::new(job)));
-            p.event(
-                false,
-                Reason::StageStarted,
-                format!("stage {} started", stage.as_str()),
-            );
-            running = Some(stage.as_str().into());
-            break;
-        };
-        match &job.outcome {
-            JobOutcome::Running => {
-                let prev_failed = st.stage_status(stage).map_or(0, |s| s.failed);
-                record_progress(stage_entry(&mut st, stage), job, StageState::Running);
-                absorb(&mut st, stage, job);
-                if job.failed > prev_failed {
-                    p.event(
-                        true,
-                        Reason::IndexFailed,
-                        format!(
-                            "stage {}: {} index(es) failed so far{}",
-                            stage.as_str(),
-                            job.failed,
-                            first_message(job)
-                        ),
-                    );
-                }
-                if !kueue && job.suspended != suspend {
-                    p.actions.push(Action::SuspendJob {
-                        name: job.name.clone(),
-                        suspend,
-                    });
-                    p.event(
-                        false,
-                        if suspend {
-                            Reason::Suspended
-                        } else {
-                            Reason::Resumed
-                        },
-                        format!("Job {}", job.name),
-                    );
-                }
-                running = Some(stage.as_str().into());
-                stuck = job.stuck.first().cloned();
-                pending = job.pending > 0;
-                break;
-            }
-            JobOutcome::Complete => {
-                finish_stage(&mut st, &mut p, stage, job, false);
-            }
-            JobOutcome::Failed { reason, message } => {
-                let tolerated = jobs::tolerated_failed_indexes(&resolved, kind);
-                let partial = kind.indexed()
-                    && *reason == JobFailure::FailedIndexes
-                    && job.succeeded > 0
-                    && job.failed <= tolerated;
-                if partial {
-                    finish_stage(&mut st, &mut p, stage, job, true);
-                    continue;
-                }
-                record_progress(stage_entry(&mut st, stage), job, StageState::Failed);
-                let msg = format!(
-                    "stage {}: Job {} failed ({reason}): {message}{}",
-                    stage.as_str(),
-                    job.name,
-                    first_message(job)
-                );
-                p.event(true, Reason::StageFailed, msg.clone());
-                failed = Some(msg);
-                break;
-            }
-        }
-    }
+    let Walk {
+        failed,
+        running,
+        stuck,
+        pending,
+    } = walk_stages(search, &resolved, jobs, &mut st, &mut p);
 
     // Checked after the walk: the last stage may have finished in this very pass.
     let all_done = failed.is_none()
@@ -294,12 +192,12 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
     let verdict = match failed {
         Some(msg) => Verdict::Failed(msg),
         None if all_done => Verdict::Succeeded,
-        None if suspend => Verdict::Suspended(match (&running, kueue) {
-            (Some(_), true) => {
+        None if suspend => Verdict::Suspended(match (running, kueue) {
+            (true, true) => {
                 format!("no new stage starts; the running stage {stage} is managed by Kueue")
             }
-            (Some(_), false) => format!("stage {stage} is suspended"),
-            (None, _) => format!("stage {stage} will start when resumed"),
+            (true, false) => format!("stage {stage} is suspended"),
+            (false, _) => format!("stage {stage} will start when resumed"),
         }),
         None => {
             let (reason, msg) = progress(stage, stuck.as_ref());
@@ -340,6 +238,139 @@ pub fn plan(search: &NASSearch, jobs: &[ObservedJob], now: &Time) -> Plan {
         p.actions.push(Action::PatchStatus(Box::new(st)));
     }
     p
+}
+
+/// What the walk over the stages found.
+#[derive(Default)]
+struct Walk {
+    /// A stage failed: why.
+    failed: Option<String>,
+    /// A stage runs or was just started.
+    running: bool,
+    /// The running stage's first pod that is not starting.
+    stuck: Option<PodProblem>,
+    /// Some pod of the running stage has not started yet.
+    pending: bool,
+}
+
+/// Walks the stages in order: records the finished ones, starts the first not started (unless
+/// suspended), follows the running one (its progress, failed indexes, suspension), and stops
+/// at a failure.
+fn walk_stages(
+    search: &NASSearch,
+    resolved: &ResolvedSpec,
+    jobs: &[ObservedJob],
+    st: &mut NASSearchStatus,
+    p: &mut Plan,
+) -> Walk {
+    let current = |stage: Stage| {
+        jobs.iter().find(|j| {
+            j.kind == Some(JobKind::Stage(stage))
+                && j.spec_hash.as_deref() == Some(resolved.spec_hash.as_str())
+        })
+    };
+
+    let kueue = search.spec.queue_name.is_some();
+    let suspend = search.spec.suspend;
+    let mut w = Walk::default();
+    for stage in Stage::ALL {
+        let recorded = old_state(st, stage);
+        if recorded == StageState::Succeeded {
+            continue;
+        }
+        if recorded == StageState::Failed {
+            w.failed = Some(failed_message(st, stage));
+            break;
+        }
+        st.stage = Some(stage);
+        let kind = JobKind::Stage(stage);
+        let Some(job) = current(stage) else {
+            if suspend {
+                break;
+            }
+            // Start the stage (again, if its Job vanished before it was seen to finish).
+            let job = jobs::build_job(search, resolved, kind);
+            let entry = stage_entry(st, stage);
+            entry.state = StageState::Running;
+            entry.job_name = job.metadata.name.clone();
+            entry.total = jobs::completions(resolved, kind);
+            p.actions
+                .push(Action::ApplyConfigMap(Box::new(jobs::spec_configmap(
+                    search, resolved,
+                ))));
+            p.actions.push(Action::ApplyJob(Box::new(job)));
+            p.event(
+                false,
+                Reason::StageStarted,
+                format!("stage {} started", stage.as_str()),
+            );
+            w.running = true;
+            break;
+        };
+        match &job.outcome {
+            JobOutcome::Running => {
+                let prev_failed = st.stage_status(stage).map_or(0, |s| s.failed);
+                record_progress(stage_entry(st, stage), job, StageState::Running);
+                absorb(st, stage, job);
+                if job.failed > prev_failed {
+                    p.event(
+                        true,
+                        Reason::IndexFailed,
+                        format!(
+                            "stage {}: {} index(es) failed so far{}",
+                            stage.as_str(),
+                            job.failed,
+                            first_message(job)
+                        ),
+                    );
+                }
+                if !kueue && job.suspended != suspend {
+                    p.actions.push(Action::SuspendJob {
+                        name: job.name.clone(),
+                        suspend,
+                    });
+                    p.event(
+                        false,
+                        if suspend {
+                            Reason::Suspended
+                        } else {
+                            Reason::Resumed
+                        },
+                        format!("Job {}", job.name),
+                    );
+                }
+                w.running = true;
+                w.stuck = job.stuck.first().cloned();
+                w.pending = job.pending > 0;
+                break;
+            }
+            JobOutcome::Complete => {
+                finish_stage(st, p, stage, job, false);
+            }
+            JobOutcome::Failed { reason, message } => {
+                let tolerated = jobs::tolerated_failed_indexes(resolved, kind);
+                let partial = kind.indexed()
+                    && *reason == JobFailure::FailedIndexes
+                    && job.succeeded > 0
+                    && job.failed <= tolerated;
+                if partial {
+                    finish_stage(st, p, stage, job, true);
+                    continue;
+                }
+                record_progress(stage_entry(st, stage), job, StageState::Failed);
+                let msg = format!(
+                    "stage {}: Job {} failed ({reason}): {message}{}",
+                    stage.as_str(),
+                    job.name,
+                    first_message(job)
+                );
+                p.event(true, Reason::StageFailed, msg.clone());
+                w.failed = Some(msg);
+                break;
+            }
+        }
+    }
+    w
 }
 
 /// The Progressing condition's reason and message while `stage` runs: the stage, or the pod
