@@ -357,6 +357,10 @@ def main():
     scale = os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator-scale.md")
     if os.path.exists(scale):
         out += ["## 7. Operator at scale", "", open(scale).read().strip(), ""]
+    # Written by hand from bench/reference/flops_check.py and `nas-runner inspect` (issue 22).
+    flops = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flops.md")
+    if os.path.exists(flops):
+        out += ["## 8. FLOPs conventions", "", open(flops).read().strip(), ""]
     gpu = a.gpu
     if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):
         out += ["## GPU (reference side, from bench/gpu.sh on a lent GPU machine)", "",

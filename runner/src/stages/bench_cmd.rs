@@ -11,12 +11,12 @@ use thiserror::Error;
 
 use crate::data::image::{decode_jpeg, is_jpeg_name};
 use crate::data::{tarball, DataError};
+use crate::nn::NetBuilder;
 use crate::nn::NetOptions;
-use crate::nn::{Forward, NetBuilder};
 use crate::space;
 use crate::train::optim::Sgd;
 use crate::train::recipe::{Preset, Recipe};
-use crate::train::trainer::smoothed_cross_entropy;
+use crate::train::trainer::{self, StepHyper};
 
 /// Arguments of `train-bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -206,22 +206,13 @@ fn time_training(builder: &dyn NetBuilder, darts: bool, a: &TrainBenchArgs, devi
     let (c, h, w) = builder.input_shape();
     let x = Tensor::randn([a.batch, c, h, w], (Kind::Float, device));
     let y = Tensor::randint(builder.num_classes(), [a.batch], (Kind::Int64, device));
+    let hyper = StepHyper {
+        lr: r.lr,
+        drop_path: if darts { r.drop_path } else { 0.0 },
+        autocast: false,
+    };
     let mut step = || {
-        let mut f = Forward {
-            drop_path_prob: if darts { r.drop_path } else { 0.0 },
-            ..Forward::train()
-        };
-        let logits = net.forward(&x, &mut f);
-        let mut loss = smoothed_cross_entropy(&logits, &y, 0.0);
-        if let Some(aux) = f.aux_logits.take() {
-            loss += smoothed_cross_entropy(&aux, &y, 0.0) * r.aux_weight;
-        }
-        opt.zero_grad();
-        loss.backward();
-        if let Some(clip) = r.grad_clip {
-            opt.clip_grad_norm(clip);
-        }
-        opt.step(r.lr);
+        trainer::step(net.as_ref(), &mut opt, &x, &y, &r, &hyper);
     };
     let sync = || {
         if let Device::Cuda(i) = device {

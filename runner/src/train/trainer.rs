@@ -225,6 +225,46 @@ pub fn smoothed_cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Ten
     (nll * (1.0 - eps) + uniform * eps).mean(Kind::Float)
 }
 
+/// What changes from one optimiser step to the next.
+pub struct StepHyper {
+    /// Learning rate of this step (the schedule's).
+    pub lr: f64,
+    /// Drop-path probability of this epoch.
+    pub drop_path: f64,
+    /// Mixed precision (CUDA only).
+    pub autocast: bool,
+}
+
+/// One optimiser step of `recipe` on the batch `(x, y)`: forward in training mode (BN batch
+/// statistics, drop-path drawn from libtorch's generator), the label-smoothed loss plus the
+/// auxiliary head's weighted loss, backward, gradient clipping, the SGD update. Returns the
+/// loss before the update.
+pub fn step(
+    net: &dyn Net,
+    opt: &mut Sgd,
+    x: &Tensor,
+    y: &Tensor,
+    recipe: &Recipe,
+    hyper: &StepHyper,
+) -> f64 {
+    let mut f = Forward {
+        drop_path_prob: hyper.drop_path,
+        ..Forward::train()
+    };
+    let logits = tch::autocast(hyper.autocast, || net.forward(x, &mut f));
+    let mut loss = smoothed_cross_entropy(&logits, y, recipe.label_smoothing);
+    if let (Some(aux), true) = (f.aux_logits.take(), recipe.aux_weight > 0.0) {
+        loss += smoothed_cross_entropy(&aux, y, recipe.label_smoothing) * recipe.aux_weight;
+    }
+    opt.zero_grad();
+    loss.backward();
+    if let Some(max) = recipe.grad_clip {
+        opt.clip_grad_norm(max);
+    }
+    opt.step(hyper.lr);
+    loss.double_value(&[])
+}
+
 /// Trains the network `builder` describes with `recipe` on `data`.
 pub fn train(
     builder: &dyn NetBuilder,
@@ -324,25 +364,12 @@ pub fn train(
             tch::manual_seed(step_seed(recipe.seed, state.step));
             let x = batch.images.to_device(device);
             let y = batch.labels.to_device(device);
-            let mut f = Forward {
-                drop_path_prob: drop_path,
-                ..Forward::train()
+            let hyper = StepHyper {
+                lr: schedule.lr(state.step),
+                drop_path,
+                autocast: recipe.autocast && device.is_cuda(),
             };
-            let logits = tch::autocast(recipe.autocast && device.is_cuda(), || {
-                net.forward(&x, &mut f)
-            });
-            let mut loss = smoothed_cross_entropy(&logits, &y, recipe.label_smoothing);
-            if let (Some(aux), true) = (f.aux_logits.take(), recipe.aux_weight > 0.0) {
-                loss +=
-                    smoothed_cross_entropy(&aux, &y, recipe.label_smoothing) * recipe.aux_weight;
-            }
-            opt.zero_grad();
-            loss.backward();
-            if let Some(max) = recipe.grad_clip {
-                opt.clip_grad_norm(max);
-            }
-            opt.step(schedule.lr(state.step));
-            let value = loss.double_value(&[]);
+            let value = step(net.as_ref(), &mut opt, &x, &y, recipe, &hyper);
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     step: state.step,
