@@ -2,7 +2,7 @@
 //! input: the NASSearch YAML as `nas-runner local` reads it (parse, validate, resolve), the
 //! resolved spec JSON the runner reads from its ConfigMap or store, termination summaries, and
 //! store URIs. Each damages valid inputs from `examples/` and the contract (the corpus) and must
-//! end in `Ok` or an error, never a panic.
+//! end in `Ok` or an error, never a panic. `scripts/fuzz.sh` runs them long.
 use nas_api::contract::{Outcome, Stage, TerminationSummary};
 use nas_api::resolved::ResolvedSpec;
 use nas_api::uri::StoreUri;
@@ -52,8 +52,17 @@ fn edits() -> impl Strategy<Value = Vec<(usize, Option<char>)>> {
     )
 }
 
+/// `PROPTEST_CASES` when set (`scripts/fuzz.sh`), else `default`: an explicit `cases` in the
+/// config would override the variable.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
 
     #[test]
     fn damaged_searches_resolve_or_fail_cleanly(which in 0usize..3, e in edits()) {

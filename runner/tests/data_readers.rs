@@ -102,6 +102,30 @@ fn folder_tar_and_webdataset_agree() {
 }
 
 #[test]
+fn a_corrupt_class_index_is_an_error_not_a_four_billion_name_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = cifar_jpegs(1);
+    let wds = tmp.path().join("wds");
+    std::fs::create_dir_all(&wds).unwrap();
+    let mut b = tar::Builder::new(std::fs::File::create(wds.join("train-0000.tar")).unwrap());
+    for (i, (_, _, bytes)) in files.iter().enumerate() {
+        tar_file(&mut b, &format!("s{i:05}.jpg"), bytes);
+        let label = if i == 3 {
+            "4000000000".to_string()
+        } else {
+            i.to_string()
+        };
+        tar_file(&mut b, &format!("s{i:05}.cls"), label.as_bytes());
+    }
+    b.finish().unwrap();
+    let src = DataSource::open(&loc(&wds)).unwrap();
+    let err = src.classes(Split::Train).unwrap_err();
+    assert!(err.to_string().contains("class index 4000000000"), "{err}");
+    let err = load_balanced_sample(&loc(&wds), Split::Train, 1, 0).unwrap_err();
+    assert!(err.to_string().contains("class index 4000000000"), "{err}");
+}
+
+#[test]
 fn cifar_binary_planes_become_pixels() {
     let tmp = tempfile::tempdir().unwrap();
     let mut bytes = Vec::new();

@@ -4,12 +4,14 @@
 //! error, never a panic, and never allocate from a length field it has not checked. The corpus
 //! is the valid inputs each property damages (generated here: JPEGs from `testkit::jpeg`, files
 //! in each reader's layout); `PROPTEST_CASES` runs more cases, and proptest keeps any failure
-//! it finds in `proptest-regressions/`.
+//! it finds beside this file (`parser_props.proptest-regressions`).
+mod fuzz_util;
 mod train_util;
 
 use std::io::Write;
 use std::path::Path;
 
+use fuzz_util::{bounded, bytes_under, cases};
 use nas_runner::data::image::decode_jpeg;
 use nas_runner::data::shards::parse_shard;
 use nas_runner::data::{load_balanced_sample, DataSource, Split};
@@ -30,15 +32,18 @@ fn damaged(mut bytes: Vec<u8>, edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
     bytes
 }
 
-/// Reads every split the folder claims, through the public reader API; errors are fine.
+/// Reads every split the folder claims, through the public reader API; errors are fine, an
+/// allocation beyond the bound for the folder's bytes is not.
 fn read_all(dir: &Path) {
     let loc = dir.to_string_lossy().into_owned();
-    if let Ok(src) = DataSource::open(&loc) {
-        for split in [Split::Train, Split::Test] {
-            let _ = src.classes(split);
+    bounded(&loc, bytes_under(dir), || {
+        if let Ok(src) = DataSource::open(&loc) {
+            for split in [Split::Train, Split::Test] {
+                let _ = src.classes(split);
+            }
         }
-    }
-    let _ = load_balanced_sample(&loc, Split::Train, 2, 0);
+        let _ = load_balanced_sample(&loc, Split::Train, 2, 0);
+    });
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -56,7 +61,7 @@ fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn jpeg_decoding_never_panics_on_damaged_files(
@@ -66,17 +71,17 @@ proptest! {
         channels in prop_oneof![Just(1u8), Just(3u8)],
     ) {
         let bytes = damaged(valid_jpeg(layout, 19, 11), &edits, keep);
-        if let Ok(img) = decode_jpeg(&bytes, channels, "fuzz") {
+        if let Ok(img) = bounded("jpeg", bytes.len(), || decode_jpeg(&bytes, channels, "fuzz")) {
             prop_assert_eq!(img.channels, channels);
         }
     }
 
     #[test]
     fn jpeg_decoding_never_panics_on_noise(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        let _ = decode_jpeg(&bytes, 3, "fuzz");
+        let _ = bounded("jpeg", bytes.len(), || decode_jpeg(&bytes, 3, "fuzz"));
         let mut with_marker = vec![0xFF, 0xD8];
         with_marker.extend(&bytes);
-        let _ = decode_jpeg(&with_marker, 1, "fuzz");
+        let _ = bounded("jpeg", with_marker.len(), || decode_jpeg(&with_marker, 1, "fuzz"));
     }
 
     #[test]
@@ -84,7 +89,7 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..400),
         channels in prop_oneof![Just(1u8), Just(3u8)],
     ) {
-        if let Ok(records) = parse_shard(&bytes, channels, "fuzz") {
+        if let Ok(records) = bounded("shard", bytes.len(), || parse_shard(&bytes, channels, "fuzz")) {
             let pixels: usize = records.iter().map(|(_, i)| i.data.len()).sum();
             prop_assert!(pixels <= bytes.len());
         }
@@ -128,6 +133,7 @@ proptest! {
         keep in any::<usize>(),
         zipped in any::<bool>(),
         webdataset in any::<bool>(),
+        first_cls in prop_oneof![any::<u32>().prop_map(|n| n.to_string()), "[0-9]{1,12}", ".{0,8}"],
     ) {
         let jpegs = train_util::cifar_jpegs(1);
         let files: Vec<(String, Vec<u8>)> = jpegs
@@ -137,7 +143,10 @@ proptest! {
                 if webdataset {
                     vec![
                         (format!("{i:06}.jpg"), bytes.clone()),
-                        (format!("{i:06}.cls"), (i % 10).to_string().into_bytes()),
+                        (
+                            format!("{i:06}.cls"),
+                            if i == 0 { first_cls.clone() } else { (i % 10).to_string() }.into_bytes(),
+                        ),
                     ]
                 } else {
                     vec![(format!("train/{class}/{name}"), bytes.clone())]

@@ -105,6 +105,13 @@ fn bad_genotypes_are_explained() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("reduce_concat[1]"), "{e}");
+    // A range end from a damaged length is refused before it is counted out.
+    let huge = v2.replace(
+        "reduce_concat=range(2, 6)",
+        "reduce_concat=range(2, 90000000000000)",
+    );
+    let e = Genotype::resolve(&huge).unwrap_err().to_string();
+    assert!(e.contains("90000000000000") && e.contains("at most"), "{e}");
 }
 
 #[test]

@@ -144,10 +144,7 @@ pub fn sample_source(
                     .unwrap_or(0);
                 let names = match source.index_names(split)? {
                     Some(n) if n.len() > max as usize => n,
-                    _ => {
-                        let width = max.to_string().len();
-                        (0..=max).map(|i| format!("{i:0width$}")).collect()
-                    }
+                    _ => super::readers::numbered_classes(max, location)?,
                 };
                 for i in 0..names.len() as u32 {
                     if !reservoirs.contains_key(&ClassRef::Index(i)) {

@@ -123,10 +123,6 @@ impl super::Reader for CifarBinary {
         Ok(Some(classes(&self.root)))
     }
 
-    fn classes(&self, _split: Split) -> Result<Vec<String>, DataError> {
-        Ok(classes(&self.root))
-    }
-
     fn visit(
         &self,
         split: Split,

@@ -155,10 +155,6 @@ impl super::Reader for Idx {
         ))
     }
 
-    fn classes(&self, _split: Split) -> Result<Vec<String>, DataError> {
-        Ok(FASHION_CLASSES.iter().map(|s| s.to_string()).collect())
-    }
-
     fn visit(
         &self,
         split: Split,

@@ -39,9 +39,16 @@ pub(crate) trait Reader: Send + Sync {
         Ok(None)
     }
 
-    /// Class names in index order. Formats that store indices and know their names say them;
-    /// folder formats give their sorted folder names.
-    fn classes(&self, split: Split) -> Result<Vec<String>, DataError>;
+    /// Class names in index order. Formats that store indices and know their names say them
+    /// ([`Reader::index_names`]); folder formats give the sorted class folders that a pass over
+    /// the split finds (a reader that lists them more cheaply says so itself).
+    fn classes(&self, split: Split) -> Result<Vec<String>, DataError> {
+        if let Some(names) = self.index_names(split)? {
+            return Ok(names);
+        }
+        let summary = self.visit(split, &mut |_| Ok(()))?;
+        Ok(summary.class_folders.unwrap_or_default())
+    }
 
     /// Streams every record of `split` in the format's order (deterministic: sorted folders
     /// and files, archive order for tars).
@@ -84,8 +91,18 @@ pub(crate) fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Class names `0..n` (zero-padded to one width) for index-labelled data without names.
-pub(crate) fn numbered_classes(n: u32) -> Vec<String> {
-    let width = n.saturating_sub(1).to_string().len();
-    (0..n).map(|i| format!("{i:0width$}")).collect()
+/// The largest class index a data set may use (ImageNet-21k has 21,841 classes): a larger label
+/// is a corrupt record, and naming every class below it would allocate without bound.
+pub(crate) const MAX_CLASS_INDEX: u32 = 99_999;
+
+/// Class names `0..=max_index` (zero-padded to one width) for index-labelled data without names.
+pub(crate) fn numbered_classes(max_index: u32, location: &str) -> Result<Vec<String>, DataError> {
+    if max_index > MAX_CLASS_INDEX {
+        return Err(DataError::Invalid(format!(
+            "{location}: class index {max_index} is above {MAX_CLASS_INDEX}, the largest a data set \
+             may use (a corrupt label?)"
+        )));
+    }
+    let width = max_index.to_string().len();
+    Ok((0..=max_index).map(|i| format!("{i:0width$}")).collect())
 }

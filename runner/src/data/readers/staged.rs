@@ -51,10 +51,6 @@ impl Reader for Staged {
         Ok(Some(self.index(split)?.classes))
     }
 
-    fn classes(&self, split: Split) -> Result<Vec<String>, DataError> {
-        Ok(self.index(split)?.classes)
-    }
-
     fn visit(&self, split: Split, f: &mut Visitor<'_>) -> Result<VisitSummary, DataError> {
         self.index(split)?.visit(self.store.as_ref(), f)?;
         Ok(VisitSummary::default())

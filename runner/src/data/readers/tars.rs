@@ -23,17 +23,7 @@ pub(crate) struct WebDataset {
     pub location: PathBuf,
 }
 
-/// The class folders a pass over the archives' headers finds (bytes of images are skipped).
-fn class_folders(reader: &dyn Reader, split: Split) -> Result<Vec<String>, DataError> {
-    let summary = reader.visit(split, &mut |_| Ok(()))?;
-    Ok(summary.class_folders.unwrap_or_default())
-}
-
 impl Reader for TarTree {
-    fn classes(&self, split: Split) -> Result<Vec<String>, DataError> {
-        class_folders(self, split)
-    }
-
     fn visit(&self, split: Split, f: &mut Visitor<'_>) -> Result<VisitSummary, DataError> {
         let dirs = tarball::visit_tree(&self.archive, Some(split.aliases()), f)?;
         if dirs.is_empty() {
@@ -53,10 +43,6 @@ impl Reader for TarPerSplit {
     /// CIFAR-10's statistics: this is the layout of the CIFAR-10 JPEG folder.
     fn normalization(&self) -> Result<Normalization, DataError> {
         Ok(Normalization::cifar10())
-    }
-
-    fn classes(&self, split: Split) -> Result<Vec<String>, DataError> {
-        class_folders(self, split)
     }
 
     fn visit(&self, split: Split, f: &mut Visitor<'_>) -> Result<VisitSummary, DataError> {
@@ -79,7 +65,10 @@ impl Reader for WebDataset {
             }
             Ok(())
         })?;
-        Ok(numbered_classes(max.map_or(0, |m| m + 1)))
+        match max {
+            Some(m) => numbered_classes(m, &self.location.display().to_string()),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn visit(&self, split: Split, f: &mut Visitor<'_>) -> Result<VisitSummary, DataError> {

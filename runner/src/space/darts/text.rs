@@ -190,6 +190,16 @@ impl Lexer {
                 if b <= a {
                     return Err(err(bpos, format!("a range end above {a}"), b.to_string()));
                 }
+                // Every state is a node written in the text, so no genotype has more states
+                // than tokens: a longer range names none and would allocate without bound.
+                let most = a.saturating_add(self.toks.len());
+                if b > most {
+                    return Err(err(
+                        bpos,
+                        format!("a range end of at most {most}"),
+                        b.to_string(),
+                    ));
+                }
                 Ok((a..b).collect())
             }
             (_, Tok::Punct('[')) => {
