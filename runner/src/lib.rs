@@ -18,6 +18,7 @@ pub mod device;
 pub mod interrupt;
 pub mod metrics;
 pub mod nn;
+pub mod panics;
 pub mod pipeline;
 pub mod progress;
 pub mod space;

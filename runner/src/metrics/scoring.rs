@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{MetricBatch, MetricContext, MetricSpec, MetricValue};
 use crate::nn::NetBuilder;
+use crate::panics::{panic_message, without_backtrace};
 
 /// What scoring one architecture gave: each metric's value or error, and its seconds.
 #[derive(Debug, Default, Serialize)]
@@ -61,24 +62,6 @@ impl Batches {
         }
         Ok(Batches { by_metric })
     }
-}
-
-pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    let msg = p
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panicked".into());
-    without_backtrace(&msg)
-}
-
-/// The message of a libtorch error without its C++ backtrace: the frames name this machine's
-/// library paths and addresses, which do not belong in a score record.
-pub fn without_backtrace(msg: &str) -> String {
-    let cut = msg.find("Exception raised from").unwrap_or(msg.len());
-    let head = msg[..cut].trim_end();
-    let head = head.strip_suffix("\\n").unwrap_or(head);
-    head.lines().next().unwrap_or("").trim_end().to_string()
 }
 
 /// Where `score_one` writes exchange dumps: `dir/<line>-<metric>.safetensors`.
@@ -135,7 +118,7 @@ pub fn score_one(
             Err(p) => {
                 record
                     .errors
-                    .insert(spec.name.to_string(), panic_message(p));
+                    .insert(spec.name.to_string(), panic_message(&*p));
             }
         }
     }
@@ -171,26 +154,4 @@ fn write_dump(
         rec
     };
     super::dump::write(&path, rec, &|p| builder.exchange_name(p), meta)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_backtrace;
-
-    #[test]
-    fn libtorch_backtraces_are_cut() {
-        // As a panic prints a tch error (Debug, newlines escaped) and as Display gives it.
-        let debug = "called `Result::unwrap()` on an `Err` value: Torch(\"Expected a proper \
-                     Tensor\\nException raised from checked_cast at /a/b.cpp:66\\nframe #0\")";
-        assert_eq!(
-            without_backtrace(debug),
-            "called `Result::unwrap()` on an `Err` value: Torch(\"Expected a proper Tensor"
-        );
-        let display = "Internal torch error: shape mismatch\nException raised from x at /a.cpp\n";
-        assert_eq!(
-            without_backtrace(display),
-            "Internal torch error: shape mismatch"
-        );
-        assert_eq!(without_backtrace("plain"), "plain");
-    }
 }

@@ -175,12 +175,7 @@ pub fn train_bench(a: &TrainBenchArgs) -> Result<(), BenchError> {
             time_training(builder.as_ref(), darts, a, device)
         }))
         .map_err(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("panic");
-            BenchError::Failed(format!("{name}: {msg}"))
+            BenchError::Failed(format!("{name}: {}", crate::panics::panic_message(&*p)))
         })?;
         let line = TrainLine {
             net: name,

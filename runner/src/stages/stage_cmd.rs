@@ -209,7 +209,7 @@ fn run_guarded(
             Err(StageError::transient(format!(
                 "stage {} panicked: {}",
                 stage.as_str(),
-                crate::metrics::scoring::panic_message(p)
+                crate::panics::panic_message(&*p)
             )))
         })
 }
