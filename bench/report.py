@@ -361,6 +361,10 @@ def main():
     flops = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flops.md")
     if os.path.exists(flops):
         out += ["## 8. FLOPs conventions", "", open(flops).read().strip(), ""]
+    # Written by hand from bench/reference/train_parity.py and runner/tests/train_parity.rs.
+    parity = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-parity.md")
+    if os.path.exists(parity):
+        out += ["## 9. Trainer step parity", "", open(parity).read().strip(), ""]
     gpu = a.gpu
     if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):
         out += ["## GPU (reference side, from bench/gpu.sh on a lent GPU machine)", "",
