@@ -13,8 +13,8 @@ pub enum RecipePreset {
     Nb201,
     /// The DARTS CIFAR recipe (cutout, auxiliary head, drop-path, cosine, 600 epochs).
     DartsCifar,
-    /// The DARTS ImageNet recipe (label smoothing, auxiliary head, step decay, gradient
-    /// clipping, 250 epochs).
+    /// The DARTS ImageNet recipe (label smoothing, auxiliary head, a 5-epoch linear warm-up
+    /// then cosine decay, gradient clipping, 250 epochs).
     DartsImagenet,
 }
 
