@@ -10,10 +10,10 @@ mod train_util;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use fuzz_util::{bounded, bytes_under, cases};
+use fuzz_util::{bounded, cases, read_all};
 use nas_api::spec::SpaceName;
 use nas_runner::data::stage::{stage_data, StageConfig};
-use nas_runner::data::{load_balanced_sample, DataSource, Split};
+use nas_runner::data::Split;
 use nas_runner::nn::NetOptions;
 use nas_runner::space::{for_name, SearchSpace};
 use nas_runner::store::LocalStore;
@@ -187,13 +187,7 @@ proptest! {
         let index = dir.path().join("train/index.json");
         let text = std::fs::read_to_string(&index).unwrap();
         std::fs::write(&index, damaged(&text, &e)).unwrap();
-        let loc = dir.path().to_string_lossy().into_owned();
-        bounded(&loc, bytes_under(dir.path()), || {
-            if let Ok(src) = DataSource::open(&loc) {
-                let _ = src.classes(Split::Train);
-            }
-            let _ = load_balanced_sample(&loc, Split::Train, 1, 0);
-        });
+        read_all(dir.path());
     }
 }
 

@@ -9,12 +9,10 @@ mod fuzz_util;
 mod train_util;
 
 use std::io::Write;
-use std::path::Path;
 
-use fuzz_util::{bounded, bytes_under, cases};
+use fuzz_util::{bounded, cases, read_all};
 use nas_runner::data::image::decode_jpeg;
 use nas_runner::data::shards::parse_shard;
-use nas_runner::data::{load_balanced_sample, DataSource, Split};
 use nas_runner::testkit::jpeg::{encode, pattern, Layout};
 use proptest::prelude::*;
 
@@ -30,20 +28,6 @@ fn damaged(mut bytes: Vec<u8>, edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
     }
     bytes.truncate(keep.max(1).min(n));
     bytes
-}
-
-/// Reads every split the folder claims, through the public reader API; errors are fine, an
-/// allocation beyond the bound for the folder's bytes is not.
-fn read_all(dir: &Path) {
-    let loc = dir.to_string_lossy().into_owned();
-    bounded(&loc, bytes_under(dir), || {
-        if let Ok(src) = DataSource::open(&loc) {
-            for split in [Split::Train, Split::Test] {
-                let _ = src.classes(split);
-            }
-        }
-        let _ = load_balanced_sample(&loc, Split::Train, 2, 0);
-    });
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {

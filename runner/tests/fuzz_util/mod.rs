@@ -6,6 +6,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::path::Path;
+
+use nas_runner::data::{load_balanced_sample, DataSource, Split};
 
 struct Counting;
 
@@ -69,7 +72,7 @@ pub fn cases(default: u32) -> u32 {
 }
 
 /// Bytes under `path` (a file, or a folder's files, recursively).
-pub fn bytes_under(path: &std::path::Path) -> usize {
+pub fn bytes_under(path: &Path) -> usize {
     if path.is_file() {
         return std::fs::metadata(path).map_or(0, |m| m.len() as usize);
     }
@@ -91,4 +94,18 @@ pub fn bounded<T>(what: &str, input_len: usize, f: impl FnOnce() -> T) -> T {
         "{what}: one allocation of {largest} bytes for an input of {input_len} bytes (bound {bound})"
     );
     out
+}
+
+/// Reads every split the folder claims, through the public reader API; errors are fine, an
+/// allocation beyond the bound for the folder's bytes is not.
+pub fn read_all(dir: &Path) {
+    let loc = dir.to_string_lossy().into_owned();
+    bounded(&loc, bytes_under(dir), || {
+        if let Ok(src) = DataSource::open(&loc) {
+            for split in [Split::Train, Split::Test] {
+                let _ = src.classes(split);
+            }
+        }
+        let _ = load_balanced_sample(&loc, Split::Train, 2, 0);
+    });
 }
