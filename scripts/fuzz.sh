@@ -17,7 +17,7 @@ scripts/bootstrap-libtorch.sh
 mkdir -p bench/out
 log=bench/out/fuzz.log
 targets=(-p nas-api --test parser_props -p nas-runner --test parser_props --test arch_props)
-cargo test --locked --no-run "${targets[@]}" 2>/dev/null
+cargo test --locked --no-run "${targets[@]}"  # a build error shows here, not as a silent exit
 end=$(( $(date +%s) + minutes * 60 ))
 round=0
 failed=0
