@@ -2,6 +2,7 @@
 
     bars(path, title, labels, series, x_label, marks=())    horizontal grouped bars
     histograms(path, title, series, x_label, bins=30)       overlaid step histograms
+    lines(path, title, series, x_label, y_label)            curves, e.g. loss per epoch
 
 `series` is a list of (name, values); a value of None leaves its bar out. Colours come from the
 Okabe-Ito colour-blind-safe palette in series order. The SVG is reproducible (no date, fixed
@@ -86,4 +87,20 @@ def histograms(path: str, title: str, series: Sequence[Tuple[str, Sequence[float
     ax.set_ylabel("share of draws")
     ax.set_title(title, fontsize=11, fontweight="bold")
     ax.legend(loc="upper left", fontsize=9)
+    _save(fig, path)
+
+
+def lines(path: str, title: str,
+          series: Sequence[Tuple[str, Sequence[float], Sequence[float], int, str]],
+          x_label: str, y_label: str) -> None:
+    """One line per series `(name, xs, ys, colour index, line style)`: runs that belong together
+    share a colour, the sides a style."""
+    fig, ax = plt.subplots(figsize=(7.0, 3.8))
+    for name, xs, ys, colour, style in series:
+        ax.plot(xs, ys, linestyle=style, linewidth=1.6, marker="o", markersize=2.5,
+                color=PALETTE[colour % len(PALETTE)], label=name)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=11, fontweight="bold")
+    ax.legend(loc="upper right", fontsize=9)
     _save(fig, path)

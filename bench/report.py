@@ -365,6 +365,10 @@ def main():
     parity = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-parity.md")
     if os.path.exists(parity):
         out += ["## 9. Trainer step parity", "", open(parity).read().strip(), ""]
+    # Written by bench/train_accuracy.py from bench/train-accuracy.sh's runs (issue 22).
+    accuracy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-accuracy.md")
+    if os.path.exists(accuracy):
+        out += ["## 10. Accuracy side by side (CIFAR-10)", "", open(accuracy).read().strip(), ""]
     gpu = a.gpu
     if gpu and os.path.exists(os.path.join(gpu, "ref20_pass2.jsonl")):
         out += ["## GPU (reference side, from bench/gpu.sh on a lent GPU machine)", "",

@@ -1,5 +1,7 @@
 """DARTS CIFAR network (Liu et al., "DARTS: Differentiable Architecture Search", ICLR 2019),
-written by us from the paper's definition, for the training-throughput benchmark only.
+written by us from the paper's definition, for the training-throughput benchmark and the
+trainer's step parity (train_parity_darts.py; the runner's `exchange_name` maps its variables to
+this module's state-dict names).
 
 C=36, 20 cells (reductions at 1/3 and 2/3), auxiliary head after the second reduction, each cell
 sums two ops per intermediate node and concatenates the four intermediate nodes; ops: separable
@@ -72,9 +74,15 @@ def make_op(name, c, stride):
     raise ValueError(f"unknown DARTS op {name!r}")
 
 
+# When a list, every drop-path mask drawn is appended to it (the step parity fixture).
+RECORDED_MASKS = None
+
+
 def drop_path(x, p):
     keep = 1.0 - p
     mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(keep)
+    if RECORDED_MASKS is not None:
+        RECORDED_MASKS.append(mask.detach().clone())
     return x / keep * mask
 
 

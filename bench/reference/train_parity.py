@@ -20,8 +20,8 @@ Each case exercises recipe ingredients: plain SGD at a constant rate; Nesterov m
 weight decay under a linear warm-up then cosine decay; heavy-ball momentum under a step decay
 that crosses epoch boundaries; label smoothing with gradient clipping at a norm every step
 exceeds. BN runs in training mode for the steps and in eval mode (running statistics) for the
-final logits. The DARTS-only ingredients (auxiliary head, drop-path) are not covered here: the
-reference has no DARTS network with exchange names.
+final logits. The DARTS-only ingredients (auxiliary head, drop-path) are in
+train_parity_darts.py.
 """
 
 from __future__ import annotations
@@ -59,16 +59,17 @@ CASES = [
 ]
 
 
-def scheduler(opt: torch.optim.Optimizer, case: dict):
+def scheduler(opt: torch.optim.Optimizer, case: dict, steps_per_epoch: int = STEPS_PER_EPOCH,
+              epochs: int = EPOCHS):
     """The case's schedule from torch.optim.lr_scheduler, stepped once per optimiser step."""
-    total = STEPS_PER_EPOCH * EPOCHS
-    warm = round(case["warmup_epochs"] * STEPS_PER_EPOCH)
+    total = steps_per_epoch * epochs
+    warm = round(case["warmup_epochs"] * steps_per_epoch)
     s = case["schedule"]
     if s["kind"] == "constant":
         main = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     elif s["kind"] == "step":
         main = torch.optim.lr_scheduler.StepLR(
-            opt, step_size=round(s["every_epochs"] * STEPS_PER_EPOCH), gamma=s["gamma"])
+            opt, step_size=round(s["every_epochs"] * steps_per_epoch), gamma=s["gamma"])
     else:
         # The runner's cosine reaches min_lr at step `total`, one past the last step.
         main = torch.optim.lr_scheduler.CosineAnnealingLR(

@@ -264,6 +264,26 @@ fn a_missing_bucket_exits_2_naming_it() {
 }
 
 #[test]
+fn a_sampling_strategy_the_runner_lacks_exits_2_naming_the_field() {
+    let f = Fixture::new();
+    for strategy in ["exhaustive", "evolutionary"] {
+        let uid = format!("u-{strategy}");
+        let (spec, _) = f.spec(&uid, 4, &|y| {
+            y.replace(
+                "sampling: {",
+                &format!("sampling: {{strategy: {strategy}, "),
+            )
+        });
+        let (out, s) = stage("score", &spec, &["--shard", "0/2"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{s:?}");
+        assert!(
+            s.message.contains("spec.sampling.strategy") && s.message.contains(strategy),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
 fn a_stopped_server_is_retried_then_fails_with_a_retryable_exit_code() {
     let mut f = Fixture::new();
     let (spec, _) = f.spec("u-stop", 4, &|y| y);

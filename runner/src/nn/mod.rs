@@ -34,6 +34,10 @@ pub struct Forward {
     pub cell_node_relus: bool,
     /// DARTS drop-path probability (0 = off); used only when `train` is true.
     pub drop_path_prob: f64,
+    /// When `Some`, drop-path takes its masks from here, front first (one `[batch, 1, 1, 1]`
+    /// mask of 0/1 per dropped op output, in forward order) instead of drawing them: the
+    /// trainer's step parity test replays the PyTorch reference's masks.
+    pub drop_path_masks: Option<std::collections::VecDeque<Tensor>>,
     /// When `Some`, every ReLU pushes its input here, in execution order (NASWOT, linear regions).
     pub relu_inputs: Option<Vec<Tensor>>,
     /// When `Some`, every conv and linear layer pushes its output here (fisher).

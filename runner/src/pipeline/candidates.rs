@@ -3,6 +3,7 @@
 //! Every score pod calls [`ensure`]: the first one to get there writes the file; the others
 //! (or a retry) write the very same bytes or read it back. Shards are contiguous slices.
 use nas_api::records::{CandidateRecord, SCHEMA_VERSION};
+use nas_api::spec::SamplingStrategy;
 
 use super::{schema_ok, Search, StageError};
 
@@ -13,7 +14,7 @@ pub fn ensure(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
     if search.done(KEY)? {
         return load(search);
     }
-    let records = sample(search);
+    let records = sample(search)?;
     search.put_jsonl(KEY, &records)?;
     Ok(records)
 }
@@ -41,11 +42,24 @@ pub fn load(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
     Ok(records)
 }
 
-fn sample(search: &Search) -> Vec<CandidateRecord> {
-    let n = search.spec().sampling.candidates as usize;
-    let seed = search.seed();
-    let archs = search.space().sample(n, seed);
-    archs
+fn sample(search: &Search) -> Result<Vec<CandidateRecord>, StageError> {
+    let sampling = &search.spec().sampling;
+    // The API accepts `exhaustive` and `evolutionary`, but this runner draws only at random:
+    // refusing is better than silently scoring random candidates instead.
+    if sampling.strategy != SamplingStrategy::Random {
+        let name = serde_json::to_value(sampling.strategy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(StageError::config(format!(
+            "spec.sampling.strategy: '{name}' is not implemented by this runner (only 'random' \
+             is); remove the field or set it to random"
+        )));
+    }
+    let archs = search
+        .space()
+        .sample(sampling.candidates as usize, search.seed());
+    Ok(archs
         .into_iter()
         .enumerate()
         .map(|(i, arch)| CandidateRecord {
@@ -53,7 +67,7 @@ fn sample(search: &Search) -> Vec<CandidateRecord> {
             index: i as u64,
             arch,
         })
-        .collect()
+        .collect())
 }
 
 /// The candidates of shard `shard` of `shards`: contiguous, sizes differ by at most one.

@@ -174,6 +174,12 @@ impl Recipe {
         }
     }
 
+    /// Drop-path probability of epoch `epoch` (from 0): it grows linearly from 0 to `drop_path`
+    /// over the run, as DARTS' training scripts set `drop_path_prob * epoch / epochs`.
+    pub fn drop_path_at(&self, epoch: usize) -> f64 {
+        self.drop_path * epoch as f64 / self.epochs.max(1) as f64
+    }
+
     /// A run no longer than `base`'s warm-up (darts-imagenet: 5 of 250 epochs) keeps the
     /// preset's warm-up share of the run instead of failing: 1 epoch warms up for 0.02. Not
     /// applied when the warm-up itself was chosen (`warmup_set`).

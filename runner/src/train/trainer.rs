@@ -247,8 +247,23 @@ pub fn step(
     recipe: &Recipe,
     hyper: &StepHyper,
 ) -> f64 {
+    step_replaying(net, opt, x, y, recipe, hyper, None)
+}
+
+/// [`step`] with its drop-path masks given (front first, in forward order) instead of drawn:
+/// how a test replays a reference trainer's random draws.
+pub fn step_replaying(
+    net: &dyn Net,
+    opt: &mut Sgd,
+    x: &Tensor,
+    y: &Tensor,
+    recipe: &Recipe,
+    hyper: &StepHyper,
+    drop_path_masks: Option<std::collections::VecDeque<Tensor>>,
+) -> f64 {
     let mut f = Forward {
         drop_path_prob: hyper.drop_path,
+        drop_path_masks,
         ..Forward::train()
     };
     let logits = tch::autocast(hyper.autocast, || net.forward(x, &mut f));
@@ -356,7 +371,7 @@ pub fn train(
     'epochs: while state.step < total {
         let epoch = state.step / spe;
         let skip = state.step % spe;
-        let drop_path = recipe.drop_path * epoch as f64 / recipe.epochs as f64;
+        let drop_path = recipe.drop_path_at(epoch);
         let mut seen = skip;
         for batch in data.train.epoch(epoch, skip) {
             let batch = batch?;

@@ -292,9 +292,60 @@ impl DartsBuilder {
     }
 }
 
+/// The reference's name (bench/reference/darts.py, CIFAR networks) for a layer of a `Seq` op
+/// at position `k`: a separable convolution there is two nested blocks of four layers.
+fn seq_layer_name(op: &OpSpec, k: usize) -> String {
+    match op {
+        OpSpec::Seq(ls) if ls.len() == 8 => format!("{}.{}", k / 4, k % 4),
+        _ => k.to_string(),
+    }
+}
+
 impl NetBuilder for DartsBuilder {
     fn arch(&self) -> String {
         self.genotype.to_string()
+    }
+
+    /// Our variable path (the DARTS authors' module paths) as bench/reference/darts.py names
+    /// it: `stem0.op.K` -> `stem.K`, `cells.I.preprocess0|1` -> `cells.I.pre0|pre1`,
+    /// `cells.I._ops.J` -> `cells.I.ops.J`, `auxiliary_head` -> `aux`, a `Seq` op's `op.K` ->
+    /// `K` (separable convolutions: `K/4.K%4`). CIFAR networks only: the reference has no
+    /// ImageNet one.
+    fn exchange_name(&self, path: &str) -> Option<String> {
+        if self.kind != DartsNetKind::Cifar {
+            return None;
+        }
+        let parts: Vec<&str> = path.split('.').collect();
+        let plan = self.plan();
+        let seq = |op: &OpSpec, k: &str| k.parse().ok().map(|k| seq_layer_name(op, k));
+        Some(match parts.as_slice() {
+            ["stem0", "op", k, leaf] => format!("stem.{k}.{leaf}"),
+            ["cells", i, pre @ ("preprocess0" | "preprocess1"), rest @ ..] => {
+                let cell = plan.cells.get(i.parse::<usize>().ok()?)?;
+                let (name, op) = match *pre {
+                    "preprocess0" => ("pre0", &cell.pre0),
+                    _ => ("pre1", &cell.pre1),
+                };
+                match rest {
+                    ["op", k, leaf] => format!("cells.{i}.{name}.{}.{leaf}", seq(op, k)?),
+                    [layer, leaf] => format!("cells.{i}.{name}.{layer}.{leaf}"),
+                    _ => return None,
+                }
+            }
+            ["cells", i, "_ops", j, rest @ ..] => {
+                let cell = plan.cells.get(i.parse::<usize>().ok()?)?;
+                let (op, _) = cell.ops.get(j.parse::<usize>().ok()?)?;
+                match rest {
+                    ["op", k, leaf] => format!("cells.{i}.ops.{j}.{}.{leaf}", seq(op, k)?),
+                    [layer, leaf] => format!("cells.{i}.ops.{j}.{layer}.{leaf}"),
+                    _ => return None,
+                }
+            }
+            ["auxiliary_head", "features", "op", k, leaf] => format!("aux.features.{k}.{leaf}"),
+            ["auxiliary_head", "classifier", leaf] => format!("aux.classifier.{leaf}"),
+            ["classifier", leaf] => format!("classifier.{leaf}"),
+            _ => return None,
+        })
     }
 
     fn build(&self, vs: &nn::Path) -> Box<dyn Net> {
@@ -417,13 +468,19 @@ struct Cell {
     concat: Vec<usize>,
 }
 
-/// Zeroes whole samples with probability `p` and rescales the rest by 1/(1-p).
-fn drop_path(x: &Tensor, p: f64) -> Tensor {
+/// Zeroes whole samples with probability `p` and rescales the rest by 1/(1-p); the mask is
+/// drawn from libtorch's generator unless the forward pass replays given ones.
+fn drop_path(x: &Tensor, p: f64, f: &mut Forward) -> Tensor {
     let keep = 1.0 - p;
-    let mask = Tensor::empty([x.size()[0], 1, 1, 1], (Kind::Float, x.device()))
-        .bernoulli_float_(keep)
-        .to_kind(x.kind());
-    x / keep * mask
+    let mask = match f.drop_path_masks.as_mut() {
+        Some(given) => given
+            .pop_front()
+            .expect("a replayed forward pass is given one drop-path mask per dropped op output"),
+        None => {
+            Tensor::empty([x.size()[0], 1, 1, 1], (Kind::Float, x.device())).bernoulli_float_(keep)
+        }
+    };
+    x / keep * mask.to_kind(x.kind())
 }
 
 impl Cell {
@@ -437,7 +494,7 @@ impl Cell {
             for (op, input) in pair {
                 let mut h = op.forward(&states[*input], f);
                 if drop && !op.is_identity() {
-                    h = drop_path(&h, f.drop_path_prob);
+                    h = drop_path(&h, f.drop_path_prob, f);
                 }
                 sum = Some(match sum {
                     None => h,

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Accuracy side by side (issue 22): the same NB201 network, recipe and epochs trained on CIFAR-10
+# by the runner (`nas-runner local`: stage-data, our loader and augmentation, the evaluate stage's
+# final training) and by the PyTorch reference trainer (bench/reference/train_cifar.py, its own
+# Pillow + torchvision-style data path), SEEDS seeds each. The runner's runs go one after the
+# other beside the reference's (two queues, one thread each); then bench/train_accuracy.py
+# writes bench/train-accuracy.md (section 10 of BENCHMARKS.md) and its learning-curve plot.
+#
+#   bench/train-accuracy.sh                       # 10 epochs, seeds 0 and 1
+#   EPOCHS=2 SEEDS="0" bench/train-accuracy.sh    # a smoke run of the harness
+#
+# Environment: DATA (CIFAR-10 folder, default ../shared/data/cifar10), EPOCHS (10), SEEDS
+# ("0 1"), CHANNELS (16), CELLS (1), OUT (bench/out/train-accuracy), NAS_RUNNER (default
+# target/release/nas-runner, built when missing), ONLY (ours or reference: that side's runs
+# only, no report). Resumable: a finished run is not run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=${DATA:-$ROOT/../shared/data/cifar10}
+EPOCHS=${EPOCHS:-10}
+SEEDS=${SEEDS:-0 1}
+CHANNELS=${CHANNELS:-16}
+CELLS=${CELLS:-1}
+OUT=${OUT:-$ROOT/bench/out/train-accuracy}
+NAS_RUNNER=${NAS_RUNNER:-$ROOT/target/release/nas-runner}
+PY=$ROOT/bench/.venv/bin/python
+# NB201 index 0 of the benchmark: average pooling, 1x1 convolutions and skips in one cell. The
+# runner's search is handed it as its one candidate (the artifact `candidates.jsonl`, which a
+# search reuses when present), so that every seed trains this cell, not one sampled by the seed.
+ARCH='|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|'
+
+[ -f "$DATA/train.tar.gz" ] && [ -f "$DATA/test.tar.gz" ] ||
+  { echo "train-accuracy: $DATA has no train.tar.gz and test.tar.gz (CIFAR-10 JPEG tarballs)" >&2; exit 2; }
+[ -x "$PY" ] || bench/setup.sh
+if [ ! -x "$NAS_RUNNER" ]; then
+  cargo build --release --locked -p nas-runner
+fi
+export LD_LIBRARY_PATH=$ROOT/.libtorch/current/torch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+mkdir -p "$OUT"
+
+spec() { # seed -> the NASSearch of the runner's side
+  cat <<EOF
+apiVersion: nas.example.dev/v1alpha1
+kind: NASSearch
+metadata:
+  name: accuracy-seed$1
+spec:
+  runner:
+    image: local
+  dataset:
+    source: $DATA
+    format: cifar10
+    resolution: 32
+  space:
+    name: nb201
+    channels: $CHANNELS
+    cells: $CELLS
+  sampling:
+    candidates: 1
+    seed: $1
+  metrics:
+    names: [params]
+  selection:
+    topK: 1
+  train:
+    preset: short
+    overrides: {epochs: 1, channels: $CHANNELS, cells: $CELLS}
+  evaluate:
+    preset: nb201
+    overrides: {epochs: $EPOCHS, channels: $CHANNELS, cells: $CELLS}
+  artifacts:
+    bucket: local
+    credentials:
+      fromEnvironment: true
+EOF
+}
+
+ours() { # seed
+  local dir=$OUT/ours-seed$1
+  [ -f "$dir/eval/report.json" ] && return 0
+  spec "$1" >"$OUT/ours-seed$1.yaml"
+  mkdir -p "$dir"
+  printf '{"schema":1,"index":0,"arch":"%s"}\n' "$ARCH" >"$dir/candidates.jsonl"
+  /usr/bin/time -v -o "$OUT/ours-seed$1.time" env OMP_NUM_THREADS=1 RAYON_NUM_THREADS=1 \
+    "$NAS_RUNNER" local "$OUT/ours-seed$1.yaml" --device cpu --quiet --out "$dir" \
+    >"$OUT/ours-seed$1.log" 2>&1
+}
+
+reference() { # seed
+  local out=$OUT/ref-seed$1.json
+  [ -f "$out" ] && return 0
+  /usr/bin/time -v -o "$OUT/ref-seed$1.time" "$PY" bench/reference/train_cifar.py \
+    --data "$DATA" --arch "$ARCH" --channels "$CHANNELS" --cells "$CELLS" --epochs "$EPOCHS" \
+    --seed "$1" --threads 1 --out "$out.part" >"$OUT/ref-seed$1.log" 2>&1
+  mv "$out.part" "$out"
+}
+
+echo "train-accuracy: seeds $SEEDS, $EPOCHS epochs; the runner's runs beside the reference's" >&2
+queue() { # side -> its runs, one after the other
+  for seed in $SEEDS; do
+    "$1" "$seed" || { echo "train-accuracy: $1 failed on seed $seed, see its log in $OUT" >&2; return 1; }
+  done
+}
+case ${ONLY:-} in
+  ours | reference) queue "$ONLY"; exit ;;
+  "") queue ours & o=$!; queue reference & r=$!; wait $o && wait $r ;;
+  *) echo "train-accuracy: ONLY is ours or reference, not '$ONLY'" >&2; exit 2 ;;
+esac
+"$PY" bench/train_accuracy.py --out-dir "$OUT" --arch "$ARCH" --seeds $SEEDS \
+  --markdown bench/train-accuracy.md --plot bench/plots/train-accuracy.svg

@@ -1,0 +1,137 @@
+"""Formats the accuracy comparison of bench/train-accuracy.sh: a table per seed and side, the
+means and their gap against the goal (runner's mean test top-1 within 1 point of the
+reference's), wall times, and the learning curves (training loss per epoch) of every run in one
+plot. Writes the Markdown that report.py puts into BENCHMARKS.md as section 10.
+
+    bench/.venv/bin/python bench/train_accuracy.py --out-dir bench/out/train-accuracy \
+        --arch ARCH --seeds 0 1 --markdown bench/train-accuracy.md \
+        --plot bench/plots/train-accuracy.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import charts  # noqa: E402
+
+GOAL_POINTS = 1.0
+
+
+def wall_seconds(time_file: str) -> float:
+    """Elapsed wall clock from a `/usr/bin/time -v` file."""
+    text = open(time_file).read()
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([0-9:.]+)", text)
+    if not m:
+        raise ValueError(f"{time_file}: no wall clock time")
+    secs = 0.0
+    for part in m.group(1).split(":"):
+        secs = secs * 60 + float(part)
+    return secs
+
+
+def ours(out_dir: str, seed: int, arch: str) -> dict:
+    run = os.path.join(out_dir, f"ours-seed{seed}")
+    r = json.load(open(os.path.join(run, "eval", "report.json")))
+    if r["arch"] != arch:
+        raise SystemExit(f"{run}: the runner trained {r['arch']}, not {arch}")
+    summary = json.load(open(os.path.join(run, "summary.json")))
+    return {
+        "top1": 1.0 - r["top1_err"], "top5": 1.0 - r["top5_err"], "params": r["params"],
+        "losses": [h["train_loss"] for h in r["history"]],
+        "train_seconds": r["seconds"],
+        "wall": wall_seconds(os.path.join(out_dir, f"ours-seed{seed}.time")),
+        "stages": summary.get("stage_seconds", {}),
+    }
+
+
+def reference(out_dir: str, seed: int, arch: str) -> dict:
+    r = json.load(open(os.path.join(out_dir, f"ref-seed{seed}.json")))
+    if r["arch"] != arch:
+        raise SystemExit(f"ref-seed{seed}.json: trained {r['arch']}, not {arch}")
+    return {
+        "top1": r["test"]["top1"], "top5": r["test"]["top5"], "params": r["params"],
+        "losses": [h["train_loss"] for h in r["history"]],
+        "train_seconds": r["seconds"] - r["load_seconds"],
+        "wall": wall_seconds(os.path.join(out_dir, f"ref-seed{seed}.time")),
+        "epochs": r["epochs"], "channels": r["channels"], "cells": r["cells"],
+    }
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--arch", required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", required=True)
+    ap.add_argument("--markdown", required=True)
+    ap.add_argument("--plot", required=True)
+    a = ap.parse_args()
+    runs = [(s, ours(a.out_dir, s, a.arch), reference(a.out_dir, s, a.arch)) for s in a.seeds]
+    first = runs[0][2]
+    if any(o["params"] != r["params"] for _, o, r in runs):
+        raise SystemExit("the two sides trained networks of different parameter counts")
+
+    series = []
+    for k, (seed, o, r) in enumerate(runs):
+        series.append((f"runner, seed {seed}", range(1, len(o["losses"]) + 1), o["losses"], 0,
+                       "-" if k == 0 else "-."))
+        series.append((f"reference, seed {seed}", range(1, len(r["losses"]) + 1), r["losses"],
+                       1, "--" if k == 0 else ":"))
+    os.makedirs(os.path.dirname(a.plot) or ".", exist_ok=True)
+    charts.lines(a.plot, "Training loss per epoch, CIFAR-10", series, "epoch",
+                 "mean training loss")
+
+    mean_o = statistics.mean(o["top1"] for _, o, _ in runs)
+    mean_r = statistics.mean(r["top1"] for _, _, r in runs)
+    gap = 100 * (mean_o - mean_r)
+    rows = ["| seed | side | test top-1 | test top-5 | last epoch's training loss | training s "
+            "| wall s |", "|---|---|---|---|---|---|---|"]
+    for seed, o, r in runs:
+        for side, x in (("runner", o), ("reference", r)):
+            rows.append(f"| {seed} | {side} | {pct(x['top1'])} | {pct(x['top5'])} | "
+                        f"{x['losses'][-1]:.4f} | {x['train_seconds']:.0f} | {x['wall']:.0f} |")
+    verdict = "met" if abs(gap) <= GOAL_POINTS else "NOT met"
+    plot_rel = os.path.relpath(a.plot, os.path.dirname(os.path.abspath(a.markdown)) + "/..")
+    lines = [
+        f"The NB201 cell `{a.arch}` at width {first['channels']}, {first['cells']} cell per "
+        f"stage ({first['params']:,} parameters), trained {first['epochs']} epochs on the "
+        "50,000 CIFAR-10 training images of `../shared/data/cifar10` with the `nb201` preset "
+        "(SGD, Nesterov momentum 0.9, weight decay 5e-4, batch 256, rate 0.1 with per-step "
+        "cosine decay to 0, pad-4 random crop and flip) and tested on the 10,000 test images, "
+        "by the runner (`nas-runner local`: stage-data, its shard loader and augmentation, the "
+        "evaluate stage's final training) and by the PyTorch reference trainer "
+        "(`bench/reference/train_cifar.py`: Pillow decoding, a full shuffle each epoch, "
+        "torchvision's RandomCrop/RandomHorizontalFlip). Both start from the same "
+        "initialisation rule (tch's Kaiming-uniform); the weights, batches and random draws "
+        "differ (each side its own generator), so the seeds give each side's spread.",
+        "",
+        "\n".join(rows),
+        "",
+        f"Mean test top-1: runner {pct(mean_o)}, reference {pct(mean_r)}; runner minus "
+        f"reference {gap:+.2f} points (goal: within {GOAL_POINTS:.0f} point: {verdict}).",
+        "",
+        f"![training loss per epoch]({plot_rel})",
+        "",
+        "The runner's runs went one after the other beside the reference's, one thread each, "
+        "on the 2-core CPU machine; "
+        "wall times include data loading (the runner's: staging, scoring the one candidate, "
+        "its one-epoch short training on 90% of the data, which the pipeline requires, and "
+        "the report). Reproduce with `bench/train-accuracy.sh` (environment: `EPOCHS`, "
+        "`SEEDS`, `CHANNELS`, `CELLS`).",
+    ]
+    with open(a.markdown, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
