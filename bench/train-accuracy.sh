@@ -11,8 +11,10 @@
 #
 # Environment: DATA (CIFAR-10 folder, default ../shared/data/cifar10), EPOCHS (10), SEEDS
 # ("0 1"), CHANNELS (16), CELLS (1), OUT (bench/out/train-accuracy), NAS_RUNNER (default
-# target/release/nas-runner, built when missing), ONLY (ours or reference: that side's runs
-# only, no report). Resumable: a finished run is not run again.
+# target/release/nas-runner, built when missing), ONLY (ours, reference or reference_staged:
+# those runs only, no report), DIAGNOSE (set: also train the reference on the pixels the
+# runner staged, which tells decoding from training), NOTE (a sentence on the conditions, for
+# the report). Resumable: a finished run is not run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -95,6 +97,16 @@ reference() { # seed
   mv "$out.part" "$out"
 }
 
+reference_staged() { # seed: the reference trainer on the pixels the runner decoded and staged
+  local out=$OUT/refstaged-seed$1.json
+  [ -f "$out" ] && return 0
+  /usr/bin/time -v -o "$OUT/refstaged-seed$1.time" "$PY" bench/reference/train_cifar.py \
+    --data "$DATA" --staged "$OUT/ours-seed$1/data" --arch "$ARCH" --channels "$CHANNELS" \
+    --cells "$CELLS" --epochs "$EPOCHS" --seed "$1" --threads 1 --out "$out.part" \
+    >"$OUT/refstaged-seed$1.log" 2>&1
+  mv "$out.part" "$out"
+}
+
 echo "train-accuracy: seeds $SEEDS, $EPOCHS epochs; the runner's runs beside the reference's" >&2
 queue() { # side -> its runs, one after the other
   for seed in $SEEDS; do
@@ -102,9 +114,11 @@ queue() { # side -> its runs, one after the other
   done
 }
 case ${ONLY:-} in
-  ours | reference) queue "$ONLY"; exit ;;
+  ours | reference | reference_staged) queue "$ONLY"; exit ;;
   "") queue ours & o=$!; queue reference & r=$!; wait $o && wait $r ;;
-  *) echo "train-accuracy: ONLY is ours or reference, not '$ONLY'" >&2; exit 2 ;;
+  *) echo "train-accuracy: ONLY is ours, reference or reference_staged, not '$ONLY'" >&2; exit 2 ;;
 esac
-"$PY" bench/train_accuracy.py --out-dir "$OUT" --arch "$ARCH" --seeds $SEEDS \
-  --markdown bench/train-accuracy.md --plot bench/plots/train-accuracy.svg
+# The decoder check: the reference trainer once more, on the runner's decoded pixels.
+[ -z "${DIAGNOSE:-}" ] || queue reference_staged
+"$PY" bench/train_accuracy.py --out-dir "$OUT" --arch "$ARCH" --seeds $SEEDS --data "$DATA" \
+  --markdown bench/train-accuracy.md --plot bench/plots/train-accuracy.svg --note "${NOTE:-}"

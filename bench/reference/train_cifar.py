@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import struct
 import sys
 import time
 
@@ -47,6 +48,27 @@ def load_split(path: str):
         for _, data in items:
             imgs.append(decode(data))
             labels.append(ci)
+    return torch.from_numpy(np.stack(imgs)), torch.tensor(labels, dtype=torch.int64)
+
+
+def load_staged(folder: str):
+    """The same from a split `nas-runner stage-data` wrote (index.json and its shards: records of
+    label u32, height u16, width u16, then HWC pixels): the runner's decoded pixels, to tell a
+    decoder difference from a training one."""
+    with open(os.path.join(folder, "index.json")) as f:
+        index = json.load(f)
+    imgs, labels = [], []
+    for shard in index["shards"]:
+        with open(os.path.join(folder, shard["name"]), "rb") as f:
+            data = f.read()
+        at = 0
+        while at < len(data):
+            label, h, w = struct.unpack_from("<IHH", data, at)
+            at += 8
+            n = h * w * index["channels"]
+            imgs.append(np.frombuffer(data, np.uint8, n, at).reshape(h, w, -1).transpose(2, 0, 1))
+            labels.append(label)
+            at += n
     return torch.from_numpy(np.stack(imgs)), torch.tensor(labels, dtype=torch.int64)
 
 
@@ -107,6 +129,8 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="folder with train.tar.gz and test.tar.gz")
+    ap.add_argument("--staged", help="train on the pixels the runner staged instead (the "
+                    "folder holding train/ and test/ of a search's data/): isolates decoding")
     ap.add_argument("--arch", required=True)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--cells", type=int, default=5)
@@ -120,8 +144,12 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     started = time.time()
-    x_train, y_train = load_split(os.path.join(a.data, "train.tar.gz"))
-    x_test, y_test = load_split(os.path.join(a.data, "test.tar.gz"))
+    if a.staged:
+        x_train, y_train = load_staged(os.path.join(a.staged, "train"))
+        x_test, y_test = load_staged(os.path.join(a.staged, "test"))
+    else:
+        x_train, y_train = load_split(os.path.join(a.data, "train.tar.gz"))
+        x_test, y_test = load_split(os.path.join(a.data, "test.tar.gz"))
     load_seconds = time.time() - started
 
     gen = torch.Generator().manual_seed(a.seed)
@@ -158,7 +186,8 @@ def main() -> None:
     result = {
         "side": "reference", "arch": a.arch, "seed": a.seed, "channels": a.channels,
         "cells": a.cells, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
-        "weight_decay": a.weight_decay, "threads": a.threads,
+        "weight_decay": a.weight_decay, "threads": a.threads, "pixels": "staged" if a.staged
+        else "pillow",
         "params": sum(p.numel() for p in net.parameters()),
         "history": history, "test": test,
         "load_seconds": load_seconds, "seconds": time.time() - started,
