@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
-use nas_runner::nn::{Forward, NetOptions};
+use nas_runner::nn::{Forward, Net, NetOptions};
 use nas_runner::space;
 use nas_runner::train::optim::Sgd;
 use nas_runner::train::recipe::{Preset, Recipe};
@@ -158,14 +158,12 @@ fn check_fixture(stem: &str, preset: Preset) -> Vec<String> {
         ..NetOptions::default()
     };
     let builder = space::builder(&fx.space, &fx.arch, &opts).unwrap();
-    let (xs, ys, x_eval) = (l.get("batch.x"), l.get("batch.y"), l.get("eval.x"));
-    let steps = fx.steps_per_epoch * fx.epochs;
-    assert_eq!(xs.size()[0] as usize, steps);
     let inits = l.tensors.keys().filter(|k| k.starts_with("init.")).count();
     let mut report = Vec::new();
     for case in &fx.cases {
         let vs = VarStore::new(Device::Cpu);
         let net = builder.build(&vs.root());
+        // (our variable path, the reference's name), every variable loaded with its init.
         let mut names = Vec::new();
         for (path, mut var) in vs.variables() {
             let name = builder
@@ -177,7 +175,7 @@ fn check_fixture(stem: &str, preset: Preset) -> Vec<String> {
         assert_eq!(
             names.len(),
             inits,
-            "{stem}: the reference has other tensors than ours"
+            "{stem}: the reference has other tensors"
         );
         let recipe = Recipe {
             lr: fx.lr,
@@ -194,99 +192,111 @@ fn check_fixture(stem: &str, preset: Preset) -> Vec<String> {
             ..Recipe::preset(preset)
         };
         recipe.validate().unwrap();
-        let mut opt = Sgd::new(&vs, recipe.momentum, recipe.nesterov, recipe.weight_decay);
-        let schedule = LrSchedule::new(
-            recipe.lr,
-            recipe.schedule.clone(),
-            fx.steps_per_epoch,
-            recipe.epochs,
-            recipe.warmup_epochs,
-        );
-        let want = |k: &str| l.get(&format!("{}.{k}", case.name));
-        let (want_lr, want_loss) = (want("lr"), want("loss"));
-        let mut masks = l.masks(&case.name).map(VecDeque::from);
-        let mut worst_loss: f64 = 0.0;
-        for s in 0..steps {
-            let lr = schedule.lr(s);
-            let ref_lr = want_lr.double_value(&[s as i64]);
-            assert!(
-                (lr - ref_lr).abs() <= 1e-12 * ref_lr.abs().max(1.0),
-                "{}: step {s}: rate {lr}, PyTorch's scheduler {ref_lr}",
-                case.name
-            );
-            let drop_path = recipe.drop_path_at(s / fx.steps_per_epoch);
-            if case.drop_path > 0.0 {
-                let ref_p = want("drop_prob").double_value(&[s as i64]);
-                assert!(
-                    (drop_path - ref_p).abs() <= 1e-12,
-                    "{}: step {s}: drop-path {drop_path}, the reference's {ref_p}",
-                    case.name
-                );
-            }
-            let hyper = StepHyper {
-                lr,
-                drop_path,
-                autocast: false,
-            };
-            let step_masks = masks.as_mut().map(|m| m.pop_front().unwrap());
-            let loss = step_replaying(
-                net.as_ref(),
-                &mut opt,
-                &xs.get(s as i64),
-                &ys.get(s as i64),
-                &recipe,
-                &hyper,
-                step_masks,
-            );
-            let ref_loss = want_loss.double_value(&[s as i64]);
-            worst_loss = worst_loss.max((loss - ref_loss).abs());
-            let tol = LOSS_TOL + ROUNDING_FACTOR * l.rounding(&case.name, "loss", s as i64);
-            assert!(
-                (loss - ref_loss).abs() <= tol,
-                "{}: step {s}: loss {loss}, PyTorch {ref_loss}",
-                case.name
-            );
-        }
-        let mut worst_weight: f64 = 0.0;
-        for (path, name) in &names {
-            let ours = &vs.variables()[path];
-            let (ours, theirs) = match l.tensors.get(&format!("{}.final.{name}", case.name)) {
-                Some(t) => (ours.shallow_clone(), t.shallow_clone()),
-                None => (
-                    ours.flatten(0, -1)
-                        .slice(0, None, None, fx.sample_stride.max(1)),
-                    want(&format!("final_sample.{name}")),
-                ),
-            };
-            let d = excess(
-                &ours,
-                &theirs,
-                l.rounding(&case.name, &format!("final.{name}"), 0),
-            );
-            worst_weight = worst_weight.max(d);
-            assert!(
-                d <= 1.0,
-                "{}: {name} after {steps} steps differs by {d:.2} tolerances",
-                case.name
-            );
-        }
-        let logits = tch::no_grad(|| net.forward(&x_eval, &mut Forward::eval()));
-        let d_logits = excess(
-            &logits.to_kind(Kind::Float),
-            &want("eval_logits"),
-            l.rounding(&case.name, "eval_logits", 0),
-        );
-        assert!(
-            d_logits <= 1.0,
-            "{}: eval-mode logits differ by {d_logits:.2} tolerances",
-            case.name
-        );
+        let worst_loss = train_case(&l, case, &recipe, &vs, net.as_ref());
+        let (worst_weight, d_logits) = compare_final(&l, case, &vs, &names, net.as_ref());
         report.push(format!(
             "{}: loss within {worst_loss:.1e}; weights at {worst_weight:.3} and eval logits at {d_logits:.3} of the tolerance",
             case.name
         ));
     }
     report
+}
+
+/// Runs the case's steps, asserting each rate, drop-path probability and loss against the
+/// reference's; returns the largest loss difference.
+fn train_case(l: &Loaded, case: &Case, recipe: &Recipe, vs: &VarStore, net: &dyn Net) -> f64 {
+    let fx = &l.fx;
+    let (xs, ys) = (l.get("batch.x"), l.get("batch.y"));
+    let steps = fx.steps_per_epoch * fx.epochs;
+    assert_eq!(xs.size()[0] as usize, steps);
+    let mut opt = Sgd::new(vs, recipe.momentum, recipe.nesterov, recipe.weight_decay);
+    let schedule = LrSchedule::new(
+        recipe.lr,
+        recipe.schedule.clone(),
+        fx.steps_per_epoch,
+        recipe.epochs,
+        recipe.warmup_epochs,
+    );
+    let want = |k: &str| l.get(&format!("{}.{k}", case.name));
+    let (want_lr, want_loss) = (want("lr"), want("loss"));
+    let mut masks = l.masks(&case.name).map(VecDeque::from);
+    let mut worst_loss: f64 = 0.0;
+    for s in 0..steps {
+        let lr = schedule.lr(s);
+        let ref_lr = want_lr.double_value(&[s as i64]);
+        assert!(
+            (lr - ref_lr).abs() <= 1e-12 * ref_lr.abs().max(1.0),
+            "{}: step {s}: rate {lr}, PyTorch's scheduler {ref_lr}",
+            case.name
+        );
+        let drop_path = recipe.drop_path_at(s / fx.steps_per_epoch);
+        if case.drop_path > 0.0 {
+            let ref_p = want("drop_prob").double_value(&[s as i64]);
+            assert!(
+                (drop_path - ref_p).abs() <= 1e-12,
+                "{}: step {s}: drop-path {drop_path}, the reference's {ref_p}",
+                case.name
+            );
+        }
+        let hyper = StepHyper {
+            lr,
+            drop_path,
+            autocast: false,
+        };
+        let step_masks = masks.as_mut().map(|m| m.pop_front().unwrap());
+        let (x, y) = (xs.get(s as i64), ys.get(s as i64));
+        let loss = step_replaying(net, &mut opt, &x, &y, recipe, &hyper, step_masks);
+        let ref_loss = want_loss.double_value(&[s as i64]);
+        worst_loss = worst_loss.max((loss - ref_loss).abs());
+        let tol = LOSS_TOL + ROUNDING_FACTOR * l.rounding(&case.name, "loss", s as i64);
+        assert!(
+            (loss - ref_loss).abs() <= tol,
+            "{}: step {s}: loss {loss}, PyTorch {ref_loss}",
+            case.name
+        );
+    }
+    worst_loss
+}
+
+/// Compares the weights and BN statistics after the last step and the eval-mode logits with
+/// the reference's; returns both worst shares of the tolerance.
+fn compare_final(
+    l: &Loaded,
+    case: &Case,
+    vs: &VarStore,
+    names: &[(String, String)],
+    net: &dyn Net,
+) -> (f64, f64) {
+    let want = |k: &str| l.get(&format!("{}.{k}", case.name));
+    let mut worst_weight: f64 = 0.0;
+    for (path, name) in names {
+        let ours = &vs.variables()[path];
+        let (ours, theirs) = match l.tensors.get(&format!("{}.final.{name}", case.name)) {
+            Some(t) => (ours.shallow_clone(), t.shallow_clone()),
+            None => (
+                ours.flatten(0, -1)
+                    .slice(0, None, None, l.fx.sample_stride.max(1)),
+                want(&format!("final_sample.{name}")),
+            ),
+        };
+        let rounding = l.rounding(&case.name, &format!("final.{name}"), 0);
+        let d = excess(&ours, &theirs, rounding);
+        worst_weight = worst_weight.max(d);
+        assert!(
+            d <= 1.0,
+            "{}: {name} after the last step differs by {d:.2} tolerances",
+            case.name
+        );
+    }
+    let logits = tch::no_grad(|| net.forward(&l.get("eval.x"), &mut Forward::eval()));
+    let rounding = l.rounding(&case.name, "eval_logits", 0);
+    let d_logits = excess(&logits.to_kind(Kind::Float), &want("eval_logits"), rounding);
+    assert!(
+        d_logits <= 1.0,
+        "{}: eval-mode logits differ by {d_logits:.2} tolerances",
+        case.name
+    );
+    (worst_weight, d_logits)
 }
 
 #[test]
