@@ -162,9 +162,11 @@ pub enum SamplingStrategy {
     /// Uniformly at random, without repeats.
     #[default]
     Random,
-    /// Every architecture in benchmark order (NB201 only), the first `candidates` of them.
+    /// Reserved (NB201 only): every architecture in order, the first `candidates` of them. Not
+    /// implemented by this runner version: its score stage fails naming the field (exit 2).
     Exhaustive,
-    /// Regularised evolution (aging) guided by the chosen metrics.
+    /// Reserved: regularised evolution (aging) guided by the chosen metrics. Not implemented by
+    /// this runner version: its score stage fails naming the field (exit 2).
     Evolutionary,
 }
 
@@ -174,7 +176,7 @@ pub enum SamplingStrategy {
 #[x_kube(validation = Rule::new("self.strategy != 'evolutionary' || !has(self.evolution) || self.evolution.population <= self.candidates").message("sampling.evolution.population must be at most sampling.candidates"))]
 #[x_kube(validation = Rule::new("self.shards <= self.candidates").message("sampling.shards must be at most sampling.candidates"))]
 pub struct SamplingSpec {
-    /// Sampling strategy.
+    /// Sampling strategy; this runner version implements `random` only.
     #[serde(default)]
     pub strategy: SamplingStrategy,
     /// Number of candidate architectures to score (a positive budget).
@@ -191,7 +193,7 @@ pub struct SamplingSpec {
     #[serde(default = "default_shards")]
     #[x_kube(validation = Rule::new("self > 0").message("sampling.shards must be positive"))]
     pub shards: u32,
-    /// Options of the evolutionary strategy (ignored otherwise).
+    /// Options of the evolutionary strategy (reserved; ignored otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evolution: Option<EvolutionSpec>,
 }
