@@ -115,26 +115,26 @@ def main() -> None:
     if any(o["params"] != r["params"] for _, o, r in runs):
         raise SystemExit("the two sides trained networks of different parameter counts")
 
+    # Colour: the side; line style: the seed.
+    styles = ["-", "--", "-.", ":"]
     series = []
+    diag = {seed: staged(a.out_dir, seed) for seed, _, _ in runs}
     for k, (seed, o, r) in enumerate(runs):
-        series.append((f"runner, seed {seed}", range(1, len(o["losses"]) + 1), o["losses"], 0,
-                       "-" if k == 0 else "-."))
-        series.append((f"reference, seed {seed}", range(1, len(r["losses"]) + 1), r["losses"],
-                       1, "--" if k == 0 else ":"))
+        sides = [("runner", o), ("reference", r), ("reference on the runner's pixels", diag[seed])]
+        for colour, (side, x) in enumerate(sides):
+            if x:
+                series.append((f"{side}, seed {seed}", range(1, len(x["losses"]) + 1),
+                               x["losses"], colour, styles[k % len(styles)]))
 
     mean_o = statistics.mean(o["top1"] for _, o, _ in runs)
     mean_r = statistics.mean(r["top1"] for _, _, r in runs)
     gap = 100 * (mean_o - mean_r)
     rows = ["| seed | side | test top-1 | test top-5 | last epoch's training loss | training s "
             "| wall s |", "|---|---|---|---|---|---|---|"]
-    diag = {seed: staged(a.out_dir, seed) for seed, _, _ in runs}
     for seed, o, r in runs:
         sides = [("runner", o), ("reference", r)]
         if diag[seed]:
             sides.append(("reference on the runner's pixels", diag[seed]))
-            series.append((f"reference on the runner's pixels, seed {seed}",
-                           range(1, len(diag[seed]["losses"]) + 1), diag[seed]["losses"], 2,
-                           ":"))
         for side, x in sides:
             rows.append(f"| {seed} | {side} | {pct(x['top1'])} | {pct(x['top5'])} | "
                         f"{x['losses'][-1]:.4f} | {x['train_seconds']:.0f} | {x['wall']:.0f} |")
