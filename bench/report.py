@@ -148,6 +148,12 @@ def wall_seconds(text):
     return s
 
 
+def time_v_wall(text):
+    """The elapsed wall clock of a `/usr/bin/time -v` report, in seconds (None when absent)."""
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
+    return wall_seconds(wall.group(1)) if wall else None
+
+
 def mem_table(res):
     """Peak RSS per command; the per-architecture pieces of one command (name_aNN) are one row:
     the largest peak, and the total wall clock over the pieces."""
@@ -155,10 +161,8 @@ def mem_table(res):
     for path in sorted(glob.glob(os.path.join(res, "mem_*.txt"))):
         text = open(path).read()
         rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-        wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
         name = re.sub(r"_a\d+$", "", os.path.basename(path)[4:-4])
-        rows[name].append((int(rss.group(1)) if rss else None,
-                           wall_seconds(wall.group(1)) if wall else None))
+        rows[name].append((int(rss.group(1)) if rss else None, time_v_wall(text)))
     lines = ["| command | runs (archs) | peak RSS (MiB), largest | wall clock, total |",
              "|---|---|---|---|"]
     for name, vals in rows.items():

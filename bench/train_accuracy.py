@@ -13,25 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import charts  # noqa: E402
+from report import time_v_wall  # noqa: E402
 
 GOAL_POINTS = 1.0
 
 
 def wall_seconds(time_file: str) -> float:
     """Elapsed wall clock from a `/usr/bin/time -v` file."""
-    text = open(time_file).read()
-    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([0-9:.]+)", text)
-    if not m:
+    secs = time_v_wall(open(time_file).read())
+    if secs is None:
         raise ValueError(f"{time_file}: no wall clock time")
-    secs = 0.0
-    for part in m.group(1).split(":"):
-        secs = secs * 60 + float(part)
     return secs
 
 

@@ -74,13 +74,18 @@ def make_op(name, c, stride):
     raise ValueError(f"unknown DARTS op {name!r}")
 
 
-# When a list, every drop-path mask drawn is appended to it (the step parity fixture).
+# The step parity fixture's hooks: when REPLAYED_MASKS is an iterator, drop-path takes its masks
+# from it instead of drawing them; when RECORDED_MASKS is a list, every mask used is appended.
+REPLAYED_MASKS = None
 RECORDED_MASKS = None
 
 
 def drop_path(x, p):
     keep = 1.0 - p
-    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(keep)
+    if REPLAYED_MASKS is not None:
+        mask = next(REPLAYED_MASKS).view(-1, 1, 1, 1).to(x.dtype)
+    else:
+        mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(keep)
     if RECORDED_MASKS is not None:
         RECORDED_MASKS.append(mask.detach().clone())
     return x / keep * mask

@@ -69,10 +69,7 @@ def run_case(init, xs, ys, x_eval, case, dtype=torch.float32, replay=None):
                           nesterov=case["nesterov"], weight_decay=case["weight_decay"])
     sched = scheduler(opt, case, STEPS_PER_EPOCH, EPOCHS)
     rec = {"lr": [], "loss": [], "drop_prob": [], "mask_count": [], "masks": []}
-    given = iter(replay) if replay is not None else None
-    draw = darts.drop_path
-    if given is not None:
-        darts.drop_path = lambda x, p: x / (1.0 - p) * next(given).view(-1, 1, 1, 1).to(x.dtype)
+    darts.REPLAYED_MASKS = iter(replay) if replay is not None else None
     net.train()
     for s, (x, y) in enumerate(zip(xs, ys)):
         epoch = s // STEPS_PER_EPOCH
@@ -96,8 +93,7 @@ def run_case(init, xs, ys, x_eval, case, dtype=torch.float32, replay=None):
         rec["drop_prob"].append(net.drop_path_prob)
         rec["mask_count"].append(len(darts.RECORDED_MASKS))
         rec["masks"].extend(m.view(-1) for m in darts.RECORDED_MASKS)
-    darts.RECORDED_MASKS = None
-    darts.drop_path = draw
+    darts.RECORDED_MASKS = darts.REPLAYED_MASKS = None
     net.eval()
     with torch.no_grad():
         logits, _ = net(x_eval.to(dtype))

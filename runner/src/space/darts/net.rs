@@ -468,10 +468,10 @@ struct Cell {
     concat: Vec<usize>,
 }
 
-/// Zeroes whole samples with probability `p` and rescales the rest by 1/(1-p); the mask is
-/// drawn from libtorch's generator unless the forward pass replays given ones.
-fn drop_path(x: &Tensor, p: f64, f: &mut Forward) -> Tensor {
-    let keep = 1.0 - p;
+/// Zeroes whole samples with probability `f.drop_path_prob` and rescales the rest by 1/(1-p);
+/// the mask is drawn from libtorch's generator unless the forward pass replays given ones.
+fn drop_path(x: &Tensor, f: &mut Forward) -> Tensor {
+    let keep = 1.0 - f.drop_path_prob;
     let mask = match f.drop_path_masks.as_mut() {
         Some(given) => given
             .pop_front()
@@ -494,7 +494,7 @@ impl Cell {
             for (op, input) in pair {
                 let mut h = op.forward(&states[*input], f);
                 if drop && !op.is_identity() {
-                    h = drop_path(&h, f.drop_path_prob, f);
+                    h = drop_path(&h, f);
                 }
                 sum = Some(match sum {
                     None => h,
