@@ -74,7 +74,7 @@ def staged(out_dir: str, seed: int):
 
 
 def decode_difference(data: str, staged_test: str) -> str:
-    """How the runner's decoded test images (zune-jpeg) differ from Pillow's (libjpeg-turbo)."""
+    """How the runner's decoded test images (jpeg-decoder) differ from Pillow's (libjpeg-turbo)."""
     import numpy as np
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
@@ -184,7 +184,7 @@ def main() -> None:
         if a.data:
             seed0 = done[0][0]
             lines += [
-                "The two decoders on the 10,000 test images (zune-jpeg in the runner, "
+                "The two decoders on the 10,000 test images (jpeg-decoder in the runner, "
                 "libjpeg-turbo through Pillow; CIFAR-10's JPEGs are 4:2:0 chroma-subsampled): "
                 + decode_difference(a.data, os.path.join(a.out_dir, f"ours-seed{seed0}", "data",
                                                          "test")) + ".",

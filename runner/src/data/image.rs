@@ -1,11 +1,10 @@
 //! Decoded images (interleaved `H x W x C` bytes) and the geometric operations staging needs:
-//! JPEG decoding (zune-jpeg), short-side resize (fast_image_resize, bilinear) and crops.
+//! JPEG decoding (jpeg-decoder), short-side resize (fast_image_resize, bilinear) and crops.
 use super::DataError;
 use fast_image_resize::{
     images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
 };
-use zune_jpeg::zune_core::{colorspace::ColorSpace, options::DecoderOptions};
-use zune_jpeg::JpegDecoder;
+use jpeg_decoder::{Decoder, ImageInfo, PixelFormat};
 
 /// Largest side accepted from a JPEG header: larger images are treated as corrupt.
 const MAX_SIDE: usize = 16_384;
@@ -126,69 +125,84 @@ impl Image {
 }
 
 /// Decodes a JPEG into RGB (`channels == 3`) or grayscale (`channels == 1`); `key` names it in
-/// errors. CMYK and grayscale sources are converted to the requested channel count.
+/// errors. CMYK and grayscale sources are converted to the requested channel count as Pillow
+/// converts them, so that staged pixels are the ones torchvision would train on.
 pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataError> {
-    let colorspace = if channels == 1 {
-        ColorSpace::Luma
-    } else {
-        ColorSpace::RGB
-    };
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(colorspace)
-        .set_max_width(MAX_SIDE)
-        .set_max_height(MAX_SIDE);
-    let mut decoder = JpegDecoder::new_with_options(bytes, options);
     let corrupt = |detail: String| DataError::Decode {
         key: key.to_string(),
         detail,
     };
-    decoder
-        .decode_headers()
-        .map_err(|e| corrupt(format!("{e:?}")))?;
-    // The decoder allocates its output from the header's size: a few corrupt header bytes must
-    // not claim gigabytes. Even a flat image costs about 2 bits per 8x8 block and component.
-    if let Some((w, h)) = decoder.dimensions() {
-        if w.saturating_mul(h) > bytes.len().saturating_mul(MAX_PIXELS_PER_BYTE) {
-            return Err(corrupt(format!(
-                "header declares {w}x{h} pixels but the file has only {} bytes",
-                bytes.len()
-            )));
-        }
-    }
-    // zune-jpeg 0.4 can index out of bounds on some damaged scans (found by
-    // runner/tests/parser_props.rs: one byte changed, greyscale output); a corrupt file is an
-    // error of that file, never the end of the stage.
-    let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode()))
+    // A decoder may panic on malformed data (zune-jpeg 0.4 indexed out of bounds on a damaged
+    // scan, found by runner/tests/parser_props.rs; the regression is kept): a corrupt file is
+    // an error of that file, never the end of the stage.
+    let (info, data) = std::panic::catch_unwind(|| decode_pixels(bytes))
         .map_err(|panic| {
             corrupt(format!(
                 "the decoder failed on malformed data: {}",
                 crate::panics::panic_message(&*panic)
             ))
         })?
-        .map_err(|e| corrupt(format!("{e:?}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| corrupt("no image header".into()))?;
-    let (h, w) = (info.height as u32, info.width as u32);
-    let got = decoder
-        .get_output_colorspace()
-        .map(|c| c.num_components())
-        .unwrap_or(0);
-    let data = match (got, channels) {
-        (3, 3) | (1, 1) => data,
-        (1, 3) => data.iter().flat_map(|&v| [v, v, v]).collect(),
-        (3, 1) => data
-            .chunks_exact(3)
-            .map(|p| {
-                ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
-            })
+        .map_err(corrupt)?;
+    let data = match (info.pixel_format, channels) {
+        (PixelFormat::RGB24, 3) | (PixelFormat::L8, 1) => data,
+        (PixelFormat::L8, _) => data.iter().flat_map(|&v| [v, v, v]).collect(),
+        (PixelFormat::RGB24, _) => data.chunks_exact(3).map(luma).collect(),
+        (PixelFormat::CMYK32, 3) => data.chunks_exact(4).flat_map(cmyk_to_rgb).collect(),
+        (PixelFormat::CMYK32, _) => data
+            .chunks_exact(4)
+            .map(|p| luma(&cmyk_to_rgb(p)))
             .collect(),
-        (n, _) => return Err(corrupt(format!("{n} colour components"))),
+        (PixelFormat::L16, _) => {
+            return Err(corrupt(
+                "lossless JPEG with more than 8 bits per sample is not supported".into(),
+            ))
+        }
     };
-    Image::new(channels, h, w, data).map_err(|e| DataError::Decode {
-        key: key.to_string(),
-        detail: e.to_string(),
+    Image::new(channels, info.height as u32, info.width as u32, data).map_err(|e| {
+        DataError::Decode {
+            key: key.to_string(),
+            detail: e.to_string(),
+        }
     })
+}
+
+/// The header and the decoded samples (jpeg-decoder: libjpeg's fancy chroma upsampling and
+/// colour conversion, within 3 of 255 of libjpeg-turbo on every subsampling,
+/// runner/tests/jpeg_pillow.rs), or why not.
+fn decode_pixels(bytes: &[u8]) -> Result<(ImageInfo, Vec<u8>), String> {
+    let mut decoder = Decoder::new(bytes);
+    decoder.read_info().map_err(|e| e.to_string())?;
+    let info = decoder.info().ok_or("no image header")?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!("{w}x{h} pixels: a side over {MAX_SIDE}"));
+    }
+    // The decoder allocates its output from the header's size: a few corrupt header bytes must
+    // not claim gigabytes. Even a flat image costs about 2 bits per 8x8 block and component.
+    if w.saturating_mul(h) > bytes.len().saturating_mul(MAX_PIXELS_PER_BYTE) {
+        return Err(format!(
+            "header declares {w}x{h} pixels but the file has only {} bytes",
+            bytes.len()
+        ));
+    }
+    let data = decoder.decode().map_err(|e| e.to_string())?;
+    Ok((info, data))
+}
+
+/// ITU-R 601-2 luma, as Pillow's `convert("L")`.
+fn luma(p: &[u8]) -> u8 {
+    ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
+}
+
+/// Pillow's CMYK to RGB (`nk - c * nk / 255` with its rounding, `nk = 255 - k`); the decoder
+/// has already undone Adobe's inversion.
+fn cmyk_to_rgb(p: &[u8]) -> [u8; 3] {
+    let nk = 255 - p[3] as u32;
+    let muldiv255 = |a: u32| {
+        let t = a * nk + 128;
+        (t + (t >> 8)) >> 8
+    };
+    [0, 1, 2].map(|i| (nk - muldiv255(p[i] as u32)) as u8)
 }
 
 /// True for names a JPEG reader should take (`.jpg`, `.jpeg`, any case).

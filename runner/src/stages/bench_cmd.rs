@@ -228,7 +228,7 @@ fn time_training(builder: &dyn NetBuilder, darts: bool, a: &TrainBenchArgs, devi
 
 /// Runs `decode-bench`: one JSON line per size on standard output.
 ///
-/// Each image goes through `stage-data`'s own path: zune-jpeg to RGB, then
+/// Each image goes through `stage-data`'s own path: jpeg-decoder to RGB, then
 /// `resize_short_side(size)` (fast_image_resize, bilinear) and `center_crop(size)`. For square
 /// images such as CIFAR's that is a plain `size x size` bilinear resize, skipped when the image
 /// already has that size, as the Pillow baseline does.
