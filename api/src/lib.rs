@@ -21,5 +21,6 @@ pub mod records;
 pub mod resolved;
 pub mod schema;
 pub mod spec;
+pub mod strict;
 pub mod uri;
 pub mod validate;

@@ -167,10 +167,17 @@ impl ResolvedSpec {
     }
 
     /// Resolves a search from a YAML (or JSON) document, as `nas-runner local` does. A missing
-    /// namespace becomes `default`; a missing UID becomes `local`.
+    /// namespace becomes `default`; a missing UID becomes `local`. Fields the schema does not
+    /// have are errors, as they are for `kubectl apply`.
     pub fn from_yaml(text: &str) -> Result<Self, ResolveError> {
-        let search: NASSearch =
-            serde_yaml::from_str(text).map_err(|e| ResolveError::Parse(e.to_string()))?;
+        let parse = |e: &dyn std::fmt::Display| ResolveError::Parse(e.to_string());
+        let search: NASSearch = serde_yaml::from_str(text).map_err(|e| parse(&e))?;
+        let given: serde_json::Value = serde_yaml::from_str(text).map_err(|e| parse(&e))?;
+        let kept = serde_json::to_value(&search).map_err(|e| parse(&e))?;
+        let unknown = crate::strict::unknown_fields(&given, &kept);
+        if !unknown.is_empty() {
+            return Err(ResolveError::Invalid(unknown));
+        }
         let meta = &search.metadata;
         let name = meta
             .name

@@ -167,6 +167,40 @@ fn invalid_yaml_spec_names_the_field() {
 }
 
 #[test]
+fn unknown_fields_are_errors_naming_them_as_a_cluster_refuses_them() {
+    // A misspelt or unsupported override used to be dropped: the run trained with the preset.
+    let bad = MINIMAL.replace(
+        "space: {name: nb201}",
+        "space: {name: nb201, depth: 3}\n  evaluate: {preset: nb201, overrides: {epochs: 2, \
+         shuffleBuffer: 50000}}\n  sampling: {candidats: 4}",
+    );
+    let err = ResolvedSpec::from_yaml(&bad).unwrap_err();
+    let ResolveError::Invalid(errs) = &err else {
+        panic!("{err}")
+    };
+    let mut p: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    p.sort();
+    assert_eq!(
+        p,
+        [
+            "spec.evaluate.overrides.shuffleBuffer",
+            "spec.sampling.candidats",
+            "spec.space.depth"
+        ],
+        "{err}"
+    );
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    // Empty and null values carry no setting and stay accepted.
+    let empty = MINIMAL
+        .replace(
+            "space: {name: nb201}",
+            "space: {name: nb201}\n  ttlSecondsAfterFinished: null",
+        )
+        .replace("namespace: team}", "namespace: team, annotations: {}}");
+    ResolvedSpec::from_yaml(&empty).unwrap();
+}
+
+#[test]
 fn spec_hash_ignores_suspend_but_not_budgets() {
     let a = minimal();
     let mut b = a.clone();
