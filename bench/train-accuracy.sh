@@ -14,7 +14,9 @@
 # target/release/nas-runner, built when missing), ONLY (ours, reference or reference_staged:
 # those runs only, no report), DIAGNOSE (set: also train the reference on the pixels the
 # runner staged, which tells decoding from training), NOTE (a sentence on the conditions, for
-# the report). Resumable: a finished run is not run again.
+# the report). Resumable: a finished run is not run again while what made it is unchanged; a run
+# made by another runner binary or another version of the reference scripts is run again (each
+# run's <run>.stamp holds the hash of its makers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -39,6 +41,26 @@ if [ ! -x "$NAS_RUNNER" ]; then
 fi
 export LD_LIBRARY_PATH=$ROOT/.libtorch/current/torch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$OUT"
+
+# What made a run: the runner binary, the reference scripts, or both for the reference on the
+# runner's pixels. A result kept from another version must not be compared as if it were this one.
+maker_ours() { sha256sum "$NAS_RUNNER" | cut -c1-16; }
+maker_reference() {
+  cat bench/reference/{train_cifar,nb201,cifar}.py | sha256sum | cut -c1-16; }
+maker_reference_staged() { echo "$(maker_reference)+$(maker_ours)"; }
+# done_by_current RUN SIDE RESULT...: true when every RESULT exists and RUN's stamp names today's makers;
+# otherwise removes what RUN left, so that it runs again from the start.
+done_by_current() {
+  local run=$1 side=$2 stamp
+  shift 2
+  stamp=$(cat "$OUT/$run.stamp" 2>/dev/null || true)
+  if [ "$stamp" = "$("maker_$side")" ] && ls "$@" >/dev/null 2>&1; then return 0; fi
+  if [ -e "$OUT/$run.stamp" ] || ls "$@" >/dev/null 2>&1; then
+    echo "train-accuracy: $run was made by another version (${stamp:-no stamp}): running it again" >&2
+  fi
+  rm -rf "$OUT/$run" "$OUT/$run.json" "$OUT/$run.stamp"
+  return 1
+}
 
 spec() { # seed -> the NASSearch of the runner's side
   cat <<EOF
@@ -79,32 +101,35 @@ EOF
 
 ours() { # seed
   local dir=$OUT/ours-seed$1
-  [ -f "$dir/eval/report.json" ] && return 0
+  done_by_current "ours-seed$1" ours "$dir/eval/report.json" && return 0
   spec "$1" >"$OUT/ours-seed$1.yaml"
   mkdir -p "$dir"
   printf '{"schema":1,"index":0,"arch":"%s"}\n' "$ARCH" >"$dir/candidates.jsonl"
   /usr/bin/time -v -o "$OUT/ours-seed$1.time" env OMP_NUM_THREADS=1 RAYON_NUM_THREADS=1 \
     "$NAS_RUNNER" local "$OUT/ours-seed$1.yaml" --device cpu --quiet --out "$dir" \
     >"$OUT/ours-seed$1.log" 2>&1
+  maker_ours >"$OUT/ours-seed$1.stamp"
 }
 
 reference() { # seed
   local out=$OUT/ref-seed$1.json
-  [ -f "$out" ] && return 0
+  done_by_current "ref-seed$1" reference "$out" && return 0
   /usr/bin/time -v -o "$OUT/ref-seed$1.time" "$PY" bench/reference/train_cifar.py \
     --data "$DATA" --arch "$ARCH" --channels "$CHANNELS" --cells "$CELLS" --epochs "$EPOCHS" \
     --seed "$1" --threads 1 --out "$out.part" >"$OUT/ref-seed$1.log" 2>&1
   mv "$out.part" "$out"
+  maker_reference >"$OUT/ref-seed$1.stamp"
 }
 
 reference_staged() { # seed: the reference trainer on the pixels the runner decoded and staged
   local out=$OUT/refstaged-seed$1.json
-  [ -f "$out" ] && return 0
+  done_by_current "refstaged-seed$1" reference_staged "$out" && return 0
   /usr/bin/time -v -o "$OUT/refstaged-seed$1.time" "$PY" bench/reference/train_cifar.py \
     --data "$DATA" --staged "$OUT/ours-seed$1/data" --arch "$ARCH" --channels "$CHANNELS" \
     --cells "$CELLS" --epochs "$EPOCHS" --seed "$1" --threads 1 --out "$out.part" \
     >"$OUT/refstaged-seed$1.log" 2>&1
   mv "$out.part" "$out"
+  maker_reference_staged >"$OUT/refstaged-seed$1.stamp"
 }
 
 echo "train-accuracy: seeds $SEEDS, $EPOCHS epochs; the runner's runs beside the reference's" >&2
