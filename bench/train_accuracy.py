@@ -170,15 +170,16 @@ def main() -> None:
         mean_r_same = statistics.mean(r["top1"] for seed, _, r in runs if diag[seed])
         mean_o_same = statistics.mean(o["top1"] for seed, o, _ in runs if diag[seed])
         lines += [
-            "**Decoding.** The reference trainer run once more on the pixels the runner "
-            "staged (`DIAGNOSE=1`: `train_cifar.py --staged`), seeds "
-            f"{', '.join(str(s) for s, _ in done)}: {pct(mean_s)} against {pct(mean_r_same)} "
-            f"on Pillow's pixels and the runner's {pct(mean_o_same)} on the same seeds. So "
-            f"{100 * (mean_r_same - mean_s):.2f} of the {100 * (mean_r_same - mean_o_same):.2f}"
-            " points between the sides come with the decoder, the rest with the training: on "
-            f"the same pixels the runner is {100 * (mean_o_same - mean_s):+.2f} points from "
-            f"the reference (goal: within {GOAL_POINTS:.0f} point: "
-            f"{'met' if abs(mean_o_same - mean_s) * 100 <= GOAL_POINTS else 'NOT met'}).",
+            "**The same pixels.** The reference trainer run once more on the pixels the "
+            "runner staged (`DIAGNOSE=1`: `train_cifar.py --staged`, the staged split's order), "
+            f"seeds {', '.join(str(s) for s, _ in done)}: {pct(mean_s)} against "
+            f"{pct(mean_r_same)} on Pillow's pixels in the tarball's order and the runner's "
+            f"{pct(mean_o_same)} on the same seeds. On the same pixels the runner is "
+            f"{100 * (mean_o_same - mean_s):+.2f} points from the reference (goal: within "
+            f"{GOAL_POINTS:.0f} point: "
+            f"{'met' if abs(mean_o_same - mean_s) * 100 <= GOAL_POINTS else 'NOT met'}); the "
+            f"reference itself moves {100 * (mean_s - mean_r_same):+.2f} points between the two "
+            "inputs, whose pixels differ as the next paragraph says.",
             "",
         ]
         if a.data:
