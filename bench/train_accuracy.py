@@ -152,7 +152,7 @@ def main() -> None:
         "initialisation rule (tch's Kaiming-uniform); the weights, batches and random draws "
         "differ (each side its own generator), so the seeds give each side's spread. Why "
         "this size: one cell per stage at width 16 trains at a few hundred images per second "
-        "on one core, so the four runs fit the two hours the issue allows, and 10 epochs of "
+        "on one core, so the issue's four runs (two seeds a side) fit the two hours it allows, and 10 epochs of "
         "cosine decay take this cell to about 75%, far enough from chance for a one-point "
         "goal to mean something.",
         "",
