@@ -158,12 +158,8 @@ pub fn decode_jpeg(bytes: &[u8], channels: u8, key: &str) -> Result<Image, DataE
             ))
         }
     };
-    Image::new(channels, info.height as u32, info.width as u32, data).map_err(|e| {
-        DataError::Decode {
-            key: key.to_string(),
-            detail: e.to_string(),
-        }
-    })
+    Image::new(channels, info.height as u32, info.width as u32, data)
+        .map_err(|e| corrupt(e.to_string()))
 }
 
 /// The header and the decoded samples (jpeg-decoder: libjpeg's fancy chroma upsampling and
